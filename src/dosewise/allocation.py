@@ -1,0 +1,76 @@
+"""The result of a policy: doses of each lot to each participant, plus what was held back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from dosewise.world import World
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """``doses[i, l]``: whole doses of lot ``l`` for participant ``i``.
+
+    Per lot: ``doses.sum(0) + buffer + remainder == lots.doses`` (checked on construction).
+    ``remainder`` is what rounding to shipping units, caps or ceilings left unallocated.
+    """
+
+    policy: str
+    participants: pd.Index
+    lots: pd.DataFrame
+    doses: npt.NDArray[np.int64]
+    buffer: npt.NDArray[np.int64]
+    remainder: npt.NDArray[np.int64]
+    params: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        supply = self.lots["doses"].to_numpy(dtype=np.int64)
+        if self.doses.shape != (len(self.participants), len(self.lots)):
+            raise ValueError(f"allocation shape {self.doses.shape} does not match participants × lots")
+        if (self.doses < 0).any() or (self.buffer < 0).any() or (self.remainder < 0).any():
+            raise ValueError("negative doses in an allocation")
+        total = self.doses.sum(axis=0) + self.buffer + self.remainder
+        if not np.array_equal(total, supply):
+            raise ValueError(f"allocation does not account for every dose: {total} != {supply}")
+
+    def by_participant_product(self, world: World) -> pd.DataFrame:
+        """Long frame: participant, product, doses, doses per 100 people, share of population covered."""
+        products = self.lots["product"].to_numpy()
+        uniq = list(dict.fromkeys(products))
+        per = np.stack([self.doses[:, products == p].sum(axis=1) for p in uniq], axis=1)
+        pop = world.participants.loc[self.participants, "population"].to_numpy(dtype=np.float64)
+        course = world.products.loc[uniq, "doses_per_course"].to_numpy(dtype=np.float64)
+        frame = pd.DataFrame(
+            {
+                "participant": np.repeat(self.participants.to_numpy(), len(uniq)),
+                "name": np.repeat(world.participants.loc[self.participants, "name"].to_numpy(), len(uniq)),
+                "product": np.tile(np.asarray(uniq, dtype=object), len(self.participants)),
+                "population": np.repeat(pop, len(uniq)),
+                "doses": per.ravel(),
+            }
+        )
+        frame["doses_per_100"] = 100.0 * frame["doses"] / frame["population"]
+        frame["coverage"] = frame["doses"] / np.tile(course, len(self.participants)) / frame["population"]
+        return frame
+
+    def per_lot(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "product": self.lots["product"],
+                "supply": self.lots["doses"].to_numpy(dtype=np.int64),
+                "allocated": self.doses.sum(axis=0),
+                "buffer": self.buffer,
+                "remainder": self.remainder,
+                "recipients": (self.doses > 0).sum(axis=0),
+            },
+            index=self.lots.index,
+        )
+
+    def totals(self) -> npt.NDArray[np.int64]:
+        return np.asarray(self.doses.sum(axis=1), dtype=np.int64)

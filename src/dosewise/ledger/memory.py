@@ -1,0 +1,125 @@
+"""In-memory store: the same semantics as the SQL store, for fast tests.
+
+Rows are kept in their stored form (payload as canonical JSON text), so tests can
+tamper with ``_rows`` the way an attacker edits a table, and :meth:`verify` sees it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from dosewise.errors import LedgerError
+from dosewise.ledger.events import Event, NewEvent, VerifyReport, verify_rows
+from dosewise.ledger.export import export_events
+from dosewise.ledger.store import (
+    ExportFormat,
+    all_replays,
+    Precondition,
+    head_of,
+    now_text,
+    plan_append,
+    resolve,
+)
+
+__all__ = ["MemoryStore"]
+
+
+class _MemoryView:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def head(self) -> Event | None:
+        return self._store.head()
+
+    def read(self, after_seq: int = 0, *, round_id: str | None = None, offer_id: str | None = None,
+             types: Sequence[str] | None = None) -> Iterator[Event]:
+        return self._store.read(after_seq, round_id=round_id, offer_id=offer_id, types=types)
+
+    def find_slot(self, unique_slot: str) -> Event | None:
+        return self._store.find_slot(unique_slot)
+
+
+class MemoryStore:
+    """A store held in a Python list; thread-safe, not shared across processes."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[Any, ...]] = []
+        self._lock = threading.RLock()
+        self._closed = False
+
+    def _check(self) -> None:
+        if self._closed:
+            raise LedgerError("the ledger store is closed")
+
+    def append(self, events: Sequence[NewEvent], *, precondition: Precondition | None = None) -> list[Event]:
+        self._check()
+        with self._lock:
+            keys = {e.idempotency_key for e in events if e.idempotency_key}
+            slots = {e.unique_slot for e in events if e.unique_slot}
+            by_key: dict[str, Event] = {}
+            by_slot: dict[str, Event] = {}
+            if keys or slots:
+                for row in self._rows:
+                    if row[10] in keys or row[11] in slots:
+                        ev = Event.from_row(row)
+                        if ev.idempotency_key in keys:
+                            by_key[ev.idempotency_key] = ev  # type: ignore[index]
+                        if ev.unique_slot in slots:
+                            by_slot[ev.unique_slot] = ev  # type: ignore[index]
+            if precondition is not None:
+                # replays need no precondition; anything new does
+                if not all_replays(events, by_key):
+                    precondition(_MemoryView(self))
+            results, rows = plan_append(events, *head_of(self.head()), by_key, by_slot, now_text())
+            self._rows.extend(rows)
+            return resolve(results, rows)
+
+    def append_one(self, event: NewEvent, *, precondition: Precondition | None = None) -> Event:
+        return self.append([event], precondition=precondition)[0]
+
+    def head(self) -> Event | None:
+        self._check()
+        with self._lock:
+            return Event.from_row(self._rows[-1]) if self._rows else None
+
+    def read(self, after_seq: int = 0, *, round_id: str | None = None, offer_id: str | None = None,
+             types: Sequence[str] | None = None) -> Iterator[Event]:
+        self._check()
+        wanted = set(types) if types is not None else None
+        rows = self._rows
+        i = 0
+        while i < len(rows):
+            row = rows[i]
+            i += 1
+            if (row[0] > after_seq and (round_id is None or row[3] == round_id)
+                    and (offer_id is None or row[4] == offer_id) and (wanted is None or row[2] in wanted)):
+                yield Event.from_row(row)
+
+    def find_slot(self, unique_slot: str) -> Event | None:
+        self._check()
+        for row in self._rows:
+            if row[11] == unique_slot:
+                return Event.from_row(row)
+        return None
+
+    def verify(self, *, expected_head: tuple[int, str] | None = None) -> VerifyReport:
+        self._check()
+        with self._lock:
+            rows = list(self._rows)
+        return verify_rows(rows, expected_head=expected_head)
+
+    def export(self, path: str | Path, format: ExportFormat = "jsonl") -> int:
+        return export_events(self.read(), path, format)
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

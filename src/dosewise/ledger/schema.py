@@ -1,0 +1,34 @@
+"""The events table as SQLAlchemy Core sees it (created by the Alembic migrations)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = ["EVENTS", "HEAD_REVISION", "METADATA", "VERSION_TABLE"]
+
+HEAD_REVISION = "0001"
+"""The latest migration; a database at this revision is not migrated again on open."""
+
+VERSION_TABLE = "dosewise_ledger_version"
+"""Alembic's version table for the ledger (its own name, so other schemas can share the database)."""
+
+METADATA = sa.MetaData()
+
+EVENTS = sa.Table(
+    "ledger_events",
+    METADATA,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("event_id", sa.Text, nullable=False, unique=True),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("round_id", sa.Text),
+    sa.Column("offer_id", sa.Text),
+    sa.Column("lot_id", sa.Text),
+    sa.Column("participant", sa.Text),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.Text, nullable=False),
+    sa.Column("idempotency_key", sa.Text, unique=True),
+    sa.Column("unique_slot", sa.Text, unique=True),
+    sa.Column("prev_hash", sa.Text, nullable=False),
+    sa.Column("hash", sa.Text, nullable=False),
+)

@@ -1,0 +1,248 @@
+"""SQL store on SQLAlchemy 2 Core: SQLite (default, a file) and PostgreSQL (psycopg 3).
+
+* Schema by Alembic (``ledger/migrations``), applied on open; a database already at
+  the head revision is not migrated again.
+* Append-only enforced by the database: triggers refuse UPDATE and DELETE (and
+  TRUNCATE on PostgreSQL).
+* Appends are serialised so the chain never forks: SQLite takes the write lock at
+  ``BEGIN IMMEDIATE``; PostgreSQL takes ``LOCK TABLE ledger_events IN SHARE ROW
+  EXCLUSIVE MODE`` (conflicts with itself and with inserts, not with reads). The
+  head is read inside the lock, then the batch is inserted; commit releases it.
+* SQLite runs in WAL mode with ``synchronous=FULL`` (a commit survives power loss)
+  and ``busy_timeout`` so concurrent writers wait instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy import exc as sa_exc
+
+from dosewise.errors import ConflictError, InputError, LedgerError
+from dosewise.ledger.events import Event, NewEvent, VerifyReport, verify_rows
+from dosewise.ledger.export import export_events
+from dosewise.ledger.schema import EVENTS, HEAD_REVISION, VERSION_TABLE
+from dosewise.ledger.store import (
+    ExportFormat,
+    Precondition,
+    all_replays,
+    head_of,
+    now_text,
+    plan_append,
+    resolve,
+)
+
+__all__ = ["SQLStore", "normalise_url"]
+
+_PAGE = 10_000
+_IN_CHUNK = 500
+_BUSY_TIMEOUT_MS = 30_000
+_MIGRATION_LOCK = 0x646F7365  # advisory lock key for migrations on PostgreSQL ("dose")
+_COLS = [EVENTS.c[name] for name in EVENTS.c.keys()]
+
+
+def normalise_url(url: str) -> sa.URL:
+    """A plain path → ``sqlite:///<abs path>``; ``postgresql://`` → the psycopg 3 driver."""
+    if "://" not in url:
+        if url in ("", ":memory:"):
+            raise InputError("use 'memory' for an in-memory ledger, or a file path", field="db", value=url)
+        return sa.URL.create("sqlite", database=str(Path(url).expanduser().resolve()))
+    try:
+        parsed = sa.make_url(url)
+    except sa_exc.ArgumentError as exc:
+        raise InputError(f"not a database URL: {exc}", field="db", value=url) from exc
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise InputError("use 'memory' for an in-memory ledger, or a file path", field="db", value=url)
+        return parsed
+    raise InputError("the ledger supports SQLite and PostgreSQL URLs", field="db", value=url)
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    engine = sa.create_engine(url, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
+
+    @sa_event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.close()
+
+    @sa_event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        immediate = conn.get_execution_options().get("dosewise_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class _SQLView:
+    """Reads through one connection (the locked one, during an append)."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def head(self) -> Event | None:
+        row = self._conn.execute(sa.select(*_COLS).order_by(EVENTS.c.seq.desc()).limit(1)).first()
+        return Event.from_row(row) if row is not None else None
+
+    def read(self, after_seq: int = 0, *, round_id: str | None = None, offer_id: str | None = None,
+             types: Sequence[str] | None = None) -> Iterator[Event]:
+        for row in _pages(lambda q: self._conn.execute(q).all(), after_seq, round_id, offer_id, types):
+            yield Event.from_row(row)
+
+    def find_slot(self, unique_slot: str) -> Event | None:
+        row = self._conn.execute(sa.select(*_COLS).where(EVENTS.c.unique_slot == unique_slot)).first()
+        return Event.from_row(row) if row is not None else None
+
+    def lookup(self, column: sa.Column[Any], values: set[str]) -> dict[str, Event]:
+        found: dict[str, Event] = {}
+        ordered = sorted(values)
+        for i in range(0, len(ordered), _IN_CHUNK):
+            q = sa.select(*_COLS).where(column.in_(ordered[i:i + _IN_CHUNK]))
+            for row in self._conn.execute(q):
+                ev = Event.from_row(row)
+                found[getattr(ev, column.key)] = ev
+        return found
+
+
+def _pages(fetch: Any, after_seq: int, round_id: str | None, offer_id: str | None,
+           types: Sequence[str] | None, page: int = _PAGE) -> Iterator[Sequence[Any]]:
+    """Keyset pagination by seq: streams without holding a cursor or transaction open."""
+    last = after_seq
+    while True:
+        q = sa.select(*_COLS).where(EVENTS.c.seq > last)
+        if round_id is not None:
+            q = q.where(EVENTS.c.round_id == round_id)
+        if offer_id is not None:
+            q = q.where(EVENTS.c.offer_id == offer_id)
+        if types is not None:
+            q = q.where(EVENTS.c.type.in_(list(types)))
+        rows = fetch(q.order_by(EVENTS.c.seq).limit(page))
+        yield from rows
+        if len(rows) < page:
+            return
+        last = int(rows[-1][0])
+
+
+class SQLStore:
+    """The ledger in SQLite or PostgreSQL; see the module docstring."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.dialect = self.url.get_backend_name()
+        try:
+            if self.dialect == "sqlite":
+                Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
+                self.engine = _sqlite_engine(self.url)
+            else:
+                self.engine = sa.create_engine(self.url, pool_pre_ping=True)
+            self._migrate()
+        except sa_exc.OperationalError as exc:
+            raise LedgerError(f"cannot open the ledger at {self.url.render_as_string()}: {exc.orig}") from exc
+
+    # -- schema ---------------------------------------------------------------------------------
+    def _current_revision(self, conn: sa.Connection) -> str | None:
+        if not sa.inspect(conn).has_table(VERSION_TABLE):
+            return None
+        return conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalar()  # type: ignore[no-any-return]
+
+    def _migrate(self) -> None:
+        with self.engine.connect() as conn:
+            current = self._current_revision(conn)
+            conn.rollback()
+        if current == HEAD_REVISION:
+            return
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.connect().execution_options(dosewise_write=True) as conn, conn.begin():
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    # -- writing --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[sa.Connection]:
+        with self.engine.connect().execution_options(dosewise_write=True) as conn, conn.begin():
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql("LOCK TABLE ledger_events IN SHARE ROW EXCLUSIVE MODE")
+            yield conn
+
+    def append(self, events: Sequence[NewEvent], *, precondition: Precondition | None = None) -> list[Event]:
+        events = list(events)
+        if not events:
+            return []
+        keys = {e.idempotency_key for e in events if e.idempotency_key}
+        slots = {e.unique_slot for e in events if e.unique_slot}
+        try:
+            with self._locked() as conn:
+                view = _SQLView(conn)
+                by_key = view.lookup(EVENTS.c.idempotency_key, keys) if keys else {}
+                if all_replays(events, by_key):
+                    return [by_key[e.idempotency_key] for e in events]  # type: ignore[index]
+                if precondition is not None:
+                    precondition(view)
+                by_slot = view.lookup(EVENTS.c.unique_slot, slots) if slots else {}
+                results, rows = plan_append(events, *head_of(view.head()), by_key, by_slot, now_text())
+                if rows:
+                    conn.execute(EVENTS.insert(), [dict(zip(EVENTS.c.keys(), r, strict=True)) for r in rows])
+        except sa_exc.IntegrityError as exc:
+            # Only reachable by a writer that bypassed the lock (the checks above run inside it).
+            raise ConflictError(f"the ledger refused the batch (a unique slot or key is taken): {exc.orig}") from exc
+        except sa_exc.OperationalError as exc:
+            raise LedgerError(f"cannot write to the ledger: {exc.orig}") from exc
+        return resolve(results, rows)
+
+    def append_one(self, event: NewEvent, *, precondition: Precondition | None = None) -> Event:
+        return self.append([event], precondition=precondition)[0]
+
+    # -- reading --------------------------------------------------------------------------------
+    def _fetch(self, q: sa.Select[Any]) -> Sequence[Any]:
+        with self.engine.connect() as conn:
+            return conn.execute(q).all()
+
+    def head(self) -> Event | None:
+        with self.engine.connect() as conn:
+            return _SQLView(conn).head()
+
+    def read(self, after_seq: int = 0, *, round_id: str | None = None, offer_id: str | None = None,
+             types: Sequence[str] | None = None) -> Iterator[Event]:
+        for row in _pages(self._fetch, after_seq, round_id, offer_id, types):
+            yield Event.from_row(row)
+
+    def rows(self, after_seq: int = 0) -> Iterator[Sequence[Any]]:
+        """Stored rows as they are (payload as canonical JSON text), in seq order."""
+        return _pages(self._fetch, after_seq, None, None, None, page=50_000)
+
+    def find_slot(self, unique_slot: str) -> Event | None:
+        with self.engine.connect() as conn:
+            return _SQLView(conn).find_slot(unique_slot)
+
+    def verify(self, *, expected_head: tuple[int, str] | None = None) -> VerifyReport:
+        return verify_rows(self.rows(), expected_head=expected_head)
+
+    def export(self, path: str | Path, format: ExportFormat = "jsonl") -> int:
+        return export_events(self.read(), path, format)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> SQLStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

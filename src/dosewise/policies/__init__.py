@@ -1,0 +1,31 @@
+"""Allocation policies: pure functions ``(world, params) -> Allocation``.
+
+Each policy is registered by name in :data:`POLICIES` so scenarios, the CLI and sweeps can
+name it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dosewise.allocation import Allocation
+from dosewise.errors import InputError
+from dosewise.policies.pro_rata import allocate_pro_rata, round_to_units, water_fill_level
+from dosewise.scenario import PolicyParams
+from dosewise.world import World
+
+Policy = Callable[[World, PolicyParams], Allocation]
+
+POLICIES: dict[str, Policy] = {
+    "covax-pro-rata": allocate_pro_rata,
+}
+
+
+def get_policy(name: str) -> Policy:
+    try:
+        return POLICIES[name]
+    except KeyError:
+        raise InputError(f"unknown policy; known: {', '.join(sorted(POLICIES))}", field="policy", value=name) from None
+
+
+__all__ = ["POLICIES", "Policy", "allocate_pro_rata", "get_policy", "round_to_units", "water_fill_level"]
