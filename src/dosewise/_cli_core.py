@@ -137,12 +137,17 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def demo(
-        db: Annotated[str | None, typer.Option(help="Ledger database URL or path for the demo's rounds.")] = None,
+        db: Annotated[str | None, typer.Option(help="Write the demo's ledger here (URL or SQLite path); "
+                                                    "default: in memory.")] = None,
+        who: Annotated[Path | None, typer.Option(help="WHO weekly cases/deaths CSV: rank reallocation by need.")]
+        = None,
         out: Annotated[Path | None, typer.Option(help="Write the first round's allocation to a file.")] = None,
     ) -> None:
-        """Run the built-in demo: the first COVAX AstraZeneca round among the AMC92 participants."""
+        """Run the built-in demo: the AMC92 AstraZeneca round, then DPRK's declined CoronaVac, reallocated."""
+        from dosewise.demo import run_demo_story
+
         sc = load_demo()
-        console.rule(f"[bold]{sc.name}")
+        console.rule(f"[bold]1. {sc.name}")
         console.print(sc.description.strip())
         world, alloc = run_allocation(sc)
         neighbours = ("PRK", "MNG", "LAO", "VNM", "KHM", "MMR")
@@ -157,4 +162,4 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             write_frame(allocation_frame(world, alloc), out)
             console.print(f"wrote {out}")
-        _ = db
+        run_demo_story(db=db, who=who, console=console)

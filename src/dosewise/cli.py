@@ -28,6 +28,9 @@ err_console = Console(stderr=True)
 # Modules that define ``register(app: typer.Typer) -> None``; one line per area.
 _AREAS: tuple[str, ...] = (
     "dosewise._cli_core",
+    "dosewise.rounds_cli",
+    "dosewise.ledger.cli",
+    "dosewise.surveillance.cli",
 )
 
 

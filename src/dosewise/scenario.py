@@ -156,7 +156,6 @@ class Scenario(_Model):
     lots: tuple[Lot, ...] = Field(min_length=1)
     policy: PolicyParams = PolicyParams()
     round: RoundRules = RoundRules()
-    rounds: tuple[Scenario, ...] = ()
     sources: dict[str, str] = Field(default_factory=dict)
 
 
@@ -248,8 +247,6 @@ def _semantic_problems(sc: Scenario) -> list[tuple[str, str, Any]]:
             problems.append((f"round.responses[{i}].participant", "not a participant of the scenario", r.participant))
         if r.action == "decline" and r.reason is None:
             problems.append((f"round.responses[{i}].reason", "a decline needs a reason", None))
-    for i, sub in enumerate(sc.rounds):
-        problems += [(f"rounds[{i}].{f}", m, v) for f, m, v in _semantic_problems(sub)]
     return problems
 
 

@@ -188,7 +188,9 @@ class NewEvent:
         return (self.type, self.round_id, self.offer_id, self.lot_id, self.participant, payload_text,
                 self.actor, self.unique_slot)
 
-    def to_row(self, seq: int, recorded_at: str, prev_hash: str, payload_text: str | None = None) -> tuple[Any, ...]:
+    def to_row(
+        self, seq: int, recorded_at: str, prev_hash: str, payload_text: str | None = None
+    ) -> tuple[Any, ...]:
         """The stored row for this event at position ``seq`` after ``prev_hash``."""
         text = canonical_payload(self.payload) if payload_text is None else payload_text
         head = (seq, self.event_id or str(uuid.uuid4()), self.type, self.round_id, self.offer_id, self.lot_id,
@@ -232,8 +234,8 @@ class Event:
 
     def to_row(self) -> tuple[Any, ...]:
         """The stored form (payload as canonical JSON text, time as ISO string)."""
-        return (self.seq, self.event_id, self.type, self.round_id, self.offer_id, self.lot_id, self.participant,
-                canonical_payload(self.payload), self.actor, format_time(self.recorded_at),
+        return (self.seq, self.event_id, self.type, self.round_id, self.offer_id, self.lot_id,
+                self.participant, canonical_payload(self.payload), self.actor, format_time(self.recorded_at),
                 self.idempotency_key, self.unique_slot, self.prev_hash, self.hash)
 
     def to_dict(self) -> dict[str, Any]:
@@ -296,7 +298,8 @@ def verify_rows(rows: Iterable[Row], *, expected_head: tuple[int, str] | None = 
         if seq != expected_seq:
             if seq > expected_seq:
                 gap = f"seq {expected_seq}" if seq == expected_seq + 1 else f"seq {expected_seq}..{seq - 1}"
-                return bad(expected_seq, f"missing event ({gap} absent: deleted row?); next stored is seq {seq}")
+                return bad(expected_seq,
+                           f"missing event ({gap} absent: deleted row?); next stored is seq {seq}")
             return bad(seq, f"seq {seq} out of order or duplicated (expected seq {expected_seq})")
         if row[12] != prev_hash:
             return bad(seq, f"broken link: prev_hash {str(row[12])[:12]}… does not match the hash of "

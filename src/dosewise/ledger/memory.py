@@ -16,8 +16,8 @@ from dosewise.ledger.events import Event, NewEvent, VerifyReport, verify_rows
 from dosewise.ledger.export import export_events
 from dosewise.ledger.store import (
     ExportFormat,
-    all_replays,
     Precondition,
+    all_replays,
     head_of,
     now_text,
     plan_append,
@@ -69,10 +69,9 @@ class MemoryStore:
                             by_key[ev.idempotency_key] = ev  # type: ignore[index]
                         if ev.unique_slot in slots:
                             by_slot[ev.unique_slot] = ev  # type: ignore[index]
-            if precondition is not None:
-                # replays need no precondition; anything new does
-                if not all_replays(events, by_key):
-                    precondition(_MemoryView(self))
+            # replays need no precondition; anything new does
+            if precondition is not None and not all_replays(events, by_key):
+                precondition(_MemoryView(self))
             results, rows = plan_append(events, *head_of(self.head()), by_key, by_slot, now_text())
             self._rows.extend(rows)
             return resolve(results, rows)

@@ -43,7 +43,7 @@ _PAGE = 10_000
 _IN_CHUNK = 500
 _BUSY_TIMEOUT_MS = 30_000
 _MIGRATION_LOCK = 0x646F7365  # advisory lock key for migrations on PostgreSQL ("dose")
-_COLS = [EVENTS.c[name] for name in EVENTS.c.keys()]
+_COLS = list(EVENTS.c)
 
 
 def normalise_url(url: str) -> sa.URL:
@@ -202,7 +202,9 @@ class SQLStore:
                     conn.execute(EVENTS.insert(), [dict(zip(EVENTS.c.keys(), r, strict=True)) for r in rows])
         except sa_exc.IntegrityError as exc:
             # Only reachable by a writer that bypassed the lock (the checks above run inside it).
-            raise ConflictError(f"the ledger refused the batch (a unique slot or key is taken): {exc.orig}") from exc
+            raise ConflictError(
+                f"the ledger refused the batch (a unique slot or key is taken): {exc.orig}"
+            ) from exc
         except sa_exc.OperationalError as exc:
             raise LedgerError(f"cannot write to the ledger: {exc.orig}") from exc
         return resolve(results, rows)

@@ -145,7 +145,8 @@ def plan_append(
             if key in batch_keys:
                 earlier, index = batch_keys[key]
                 if earlier != content:
-                    raise ConflictError(f"idempotency key {key!r} used twice in one batch with different content")
+                    raise ConflictError(
+                        f"idempotency key {key!r} used twice in one batch with different content")
                 results.append(index)
                 continue
         slot = ev.unique_slot
@@ -171,8 +172,12 @@ def plan_append(
 
 
 def all_replays(events: Sequence[NewEvent], by_key: Mapping[str, Event]) -> bool:
-    """True when every event of the batch is already recorded under its idempotency key."""
-    return all(e.idempotency_key is not None and e.idempotency_key in by_key for e in events)
+    """True when every event of the batch is already recorded, same content, under its idempotency key."""
+    for e in events:
+        stored = by_key.get(e.idempotency_key) if e.idempotency_key is not None else None
+        if stored is None or e.content(canonical_payload(e.payload)) != _stored_content(stored):
+            return False
+    return True
 
 
 def _stored_content(ev: Event) -> tuple[Any, ...]:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from dosewise.allocation import Allocation
 from dosewise.errors import InputError
+from dosewise.policies.fixed import allocate_fixed
 from dosewise.policies.pro_rata import allocate_pro_rata, round_to_units, water_fill_level
 from dosewise.scenario import PolicyParams
 from dosewise.world import World
@@ -18,6 +19,7 @@ Policy = Callable[[World, PolicyParams], Allocation]
 
 POLICIES: dict[str, Policy] = {
     "covax-pro-rata": allocate_pro_rata,
+    "fixed": allocate_fixed,
 }
 
 
@@ -28,4 +30,4 @@ def get_policy(name: str) -> Policy:
         raise InputError(f"unknown policy; known: {', '.join(sorted(POLICIES))}", field="policy", value=name) from None
 
 
-__all__ = ["POLICIES", "Policy", "allocate_pro_rata", "get_policy", "round_to_units", "water_fill_level"]
+__all__ = ["POLICIES", "Policy", "allocate_fixed", "allocate_pro_rata", "get_policy", "round_to_units", "water_fill_level"]

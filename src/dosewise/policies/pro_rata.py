@@ -87,24 +87,33 @@ def round_to_units(
 ) -> IntArray:
     """Round ``amounts`` to multiples of ``unit`` by largest remainder without exceeding ``budget``.
 
-    Every result is ``floor(a/unit)*unit`` or one unit more; one more only while the budget
-    allows, never above ``upper`` (when given), and participants in ``priority`` first.
+    Every result is ``floor(a/unit)*unit`` or one unit more, never above ``upper`` (when given).
+    Participants in ``priority`` (floors) are rounded up first, paid for by the others with the
+    smallest remainders; the remaining whole units go by largest remainder.
     """
     units = amounts / unit
     base = np.floor(units + 1e-9).astype(np.int64)
-    base = np.minimum(base, budget // unit)  # guards float noise
-    while base.sum() * unit > budget:  # pragma: no cover - only under float noise on huge inputs
-        base[np.argmax(base)] -= 1
-    spare = budget // unit - int(base.sum())
     frac = units - base
-    eligible = frac > 1e-9
+    can_up = frac > 1e-9
     if upper is not None:
-        eligible &= (base + 1) * unit <= upper + 1e-6
-    if spare > 0 and eligible.any():
-        score = np.where(eligible, frac + (2.0 if priority is None else np.where(priority, 4.0, 2.0)), -1.0)
-        k = min(spare, int(eligible.sum()))
-        top = np.argpartition(-score, k - 1)[:k] if k < len(score) else np.arange(len(score))
-        top = top[score[top] > 0]
+        can_up &= (base + 1) * unit <= upper + 1e-6
+    total_units = budget // unit
+    if priority is not None:
+        up = priority & can_up
+        base[up] += 1
+        can_up &= ~up
+        over = int(base.sum()) - total_units
+        if over > 0:
+            # take units back, first from non-priority participants with the smallest remainders
+            key = np.where(base > 0, frac + np.where(priority, 2.0, 0.0), np.inf)
+            base[np.argsort(key, kind="stable")[:over]] -= 1
+    while base.sum() > total_units:  # guards float noise on huge inputs
+        base[np.argmax(base)] -= 1
+    spare = total_units - int(base.sum())
+    if spare > 0 and can_up.any():
+        k = min(spare, int(can_up.sum()))
+        score = np.where(can_up, frac, -1.0)
+        top = np.argpartition(-score, k - 1)[:k]
         base[top] += 1
     return np.asarray(base * unit, dtype=np.int64)
 
@@ -143,6 +152,9 @@ def allocate_pro_rata(world: World, params: PolicyParams) -> Allocation:
         )
         capc = np.minimum(cap_share[elig], ceiling)
         upper = _doses_at(ceiling, pop[elig], course, covered[elig], np.minimum(floor, capc), capc)
+        # a floor is a minimum: it may round up to the next whole shipping unit
+        floor_doses = np.maximum(np.minimum(floor, capc) - covered[elig], 0.0) * pop[elig] * course
+        upper = np.maximum(upper, np.ceil(floor_doses / unit - 1e-9) * unit)
         given = round_to_units(raw, unit, budget, upper=upper, priority=floor > 0)
         doses[elig, lot] = given
         remainder[lot] = budget - int(given.sum())

@@ -141,7 +141,9 @@ def _numbers(df: pd.DataFrame, column: str, file: str, *, nonneg: bool = False) 
 
 def _parse_numbers(df: pd.DataFrame, column: str, file: str) -> np.ndarray[Any, Any]:
     text = df[column].astype(object).where(df[column].notna(), "").astype(str).str.strip()
-    values = pd.to_numeric(text.where(text != ""), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    values = pd.to_numeric(text.where(text != ""), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
     bad = np.isnan(values) & (text != "").to_numpy()
     if bad.any():
         row, value = _first_bad(bad, df, column)
@@ -182,8 +184,12 @@ def read_who_weekly(path: Path | str) -> pd.DataFrame:
     # Fast path: text columns as text (keeping "NA"), count columns parsed by the C reader
     # with only "" as missing; a count column holding text comes back as text and is
     # checked cell by cell by _numbers, which names the first bad row.
-    raw = _read_csv(path, dtype={c: str for c in ("Date_reported", "Country_code", "Country", "WHO_region")},
-                    keep_default_na=False, na_values={c: [""] for c in counts})
+    raw = _read_csv(
+        path,
+        dtype=dict.fromkeys(("Date_reported", "Country_code", "Country", "WHO_region"), str),
+        keep_default_na=False,
+        na_values={c: [""] for c in counts},
+    )
     _require(raw, WHO_WEEKLY_COLUMNS, file)
     for c in ("Date_reported", "Country_code", "WHO_region"):
         raw[c] = raw[c].fillna("")
@@ -196,8 +202,9 @@ def read_who_weekly(path: Path | str) -> pd.DataFrame:
     if unknown.any():
         pos = int(np.flatnonzero(unknown)[0])
         row = int(np.flatnonzero(~conveyance)[pos]) + 2
-        raise InputError("unknown ISO 3166-1 alpha-2 code", file=file, row=row, field="Country_code",
-                         value=code.iloc[pos])
+        raise InputError(
+            "unknown ISO 3166-1 alpha-2 code", file=file, row=row, field="Country_code", value=code.iloc[pos]
+        )
     lines = np.flatnonzero(~conveyance) + 2
     try:
         out = pd.DataFrame(
@@ -219,8 +226,13 @@ def read_who_weekly(path: Path | str) -> pd.DataFrame:
     dup = out.duplicated(["iso3", "week"]).to_numpy()
     if dup.any():
         pos = int(np.flatnonzero(dup)[0])
-        raise InputError("duplicate row for this country and week", file=file, row=int(lines[pos]),
-                         field="Country_code", value=code.iloc[pos])
+        raise InputError(
+            "duplicate row for this country and week",
+            file=file,
+            row=int(lines[pos]),
+            field="Country_code",
+            value=code.iloc[pos],
+        )
     out.attrs["dropped_conveyance_rows"] = int(conveyance.sum())
     out.attrs["source"] = file
     return out
@@ -259,15 +271,25 @@ def read_who_vaccination(path: Path | str) -> pd.DataFrame:
     """
     file = _name(path)
     raw = _read_text_csv(path)
-    _require(raw, ["ISO3", "DATE_UPDATED", "TOTAL_VACCINATIONS", "PERSONS_VACCINATED_1PLUS_DOSE",
-                   "PERSONS_LAST_DOSE"], file)
-    out = pd.DataFrame({"iso3": _iso3_column(raw, "ISO3", file),
-                        "date": _dates(raw, "DATE_UPDATED", file, allow_blank=True).to_numpy()})
+    _require(
+        raw,
+        ["ISO3", "DATE_UPDATED", "TOTAL_VACCINATIONS", "PERSONS_VACCINATED_1PLUS_DOSE", "PERSONS_LAST_DOSE"],
+        file,
+    )
+    out = pd.DataFrame(
+        {
+            "iso3": _iso3_column(raw, "ISO3", file),
+            "date": _dates(raw, "DATE_UPDATED", file, allow_blank=True).to_numpy(),
+        }
+    )
     for src, dst in _WHO_VAX_NUMERIC.items():
         if src in raw.columns:
             out[dst] = _numbers(raw, src, file, nonneg=True)
-    for src, dst in (("WHO_REGION", "who_region"), ("DATA_SOURCE", "data_source"),
-                     ("VACCINES_USED", "vaccines_used")):
+    for src, dst in (
+        ("WHO_REGION", "who_region"),
+        ("DATA_SOURCE", "data_source"),
+        ("VACCINES_USED", "vaccines_used"),
+    ):
         if src in raw.columns:
             out[dst] = raw[src].replace("", None).to_numpy()
     if "FIRST_VACCINE_DATE" in raw.columns:
@@ -315,7 +337,9 @@ def read_owid(path: Path | str, *, columns: Sequence[str] | None = None) -> pd.D
     lines = np.flatnonzero(keep) + 2
     sub = raw.loc[keep].reset_index(drop=True)
     try:
-        out = pd.DataFrame({"iso3": _iso3_column(sub, code_col, file), "date": _dates(sub, "date", file).to_numpy()})
+        out = pd.DataFrame(
+            {"iso3": _iso3_column(sub, code_col, file), "date": _dates(sub, "date", file).to_numpy()}
+        )
         for col in wanted:
             out[col] = _numbers(sub, col, file)
     except InputError as exc:
@@ -360,8 +384,15 @@ class SitrepRecord(BaseModel):
         return self
 
 
-SITREP_COLUMNS = ("participant", "period_start", "period_end", "people_tested", "samples_tested", "cases",
-                  "deaths")
+SITREP_COLUMNS = (
+    "participant",
+    "period_start",
+    "period_end",
+    "people_tested",
+    "samples_tested",
+    "cases",
+    "deaths",
+)
 
 
 def read_sitreps(source: Path | str | Iterable[Mapping[str, Any]]) -> pd.DataFrame:

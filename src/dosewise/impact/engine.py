@@ -1,0 +1,420 @@
+"""Deterministic age-structured SEIR model with vaccination, for all participants at once.
+
+State
+-----
+One array ``x`` of shape ``(C, n·16)``: compartment × (participant, age band). With ``m``
+products the compartments are
+
+========  ====================================================================================
+``S``     unvaccinated, susceptible (eligible for vaccination)
+``Sw``    vaccinated, protection waned: susceptible, full IFR, not eligible again
+``Eu/Iu`` latent / infectious, infected while unvaccinated
+``Ev/Iv`` latent / infectious, infected after vaccination
+``Ru``    recovered, unvaccinated (eligible: nobody knows who was infected)
+``Rv``    recovered, vaccinated
+``P``     vaccinated and protected against infection (all-or-nothing share ``e_inf``)
+``V_k``   vaccinated with product k, not yet protected (susceptible, full IFR)
+``Sv_k``  vaccinated with product k, not protected against infection (share ``1 − e_inf``)
+          but leaky protection ``e_bt`` against death if infected, with
+          ``(1 − e_inf)(1 − e_bt) = 1 − e_sev`` so that overall protection against death is
+          ``e_sev`` (nimue's split of efficacy against infection and against disease)
+========  ====================================================================================
+
+followed by counters that are not people: ``QE``/``QI`` (expected deaths, IFR-free, among the
+latent/infectious), ``Dw`` (deaths divided by the band's IFR) and ``Cinf`` (cumulative
+infections). Deaths are ``ifr × Dw``, dated at the end of the infectious period; the dead stay
+in ``R`` (they no longer transmit either way, and ``N`` in the force of infection is the
+population at the start, a standard frequency-dependent simplification), so the living
+compartments always sum to the population.
+
+Equations
+---------
+``λ = β(t) · M (I/N)`` per participant with ``M[i, j]`` the Prem contacts of band ``i`` with
+band ``j``; infection moves ``S, Sw, V_k, Sv_k`` to ``Eu`` (from ``S``) or ``Ev`` at rate
+``λ``; ``E → I`` at ``1/latent``; ``I → R`` at ``1/infectious``; ``V_k → P`` at
+``e_inf,k/delay_k`` and ``V_k → Sv_k`` at ``(1 − e_inf,k)/delay_k``; ``P, Sv_k → Sw`` at
+``1/waning`` (off by default). All of it is ``dx/dt = L x + λ ⊙ (G x)`` with two constant
+``C × C`` matrices, which is why a step is a handful of NumPy calls whatever ``n``.
+
+Vaccination is a pulse at the start of each day (see :mod:`.vaccination`); between pulses the
+ODE is integrated with classical RK4 at ``steps_per_day`` steps. ``β`` is calibrated per
+participant from ``R0`` as ``R0 / (infectious_days · ρ(M))``: the next-generation matrix at the
+disease-free state, ``β · infectious_days · diag(N) M diag(N)⁻¹``, is similar to
+``β · infectious_days · M``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from dosewise.errors import InputError, ReferenceDataError
+from dosewise.impact.parameters import (
+    N_BANDS,
+    ImpactParams,
+    fold_to_16,
+    ifr_by_band,
+    per_participant,
+    priority_groups,
+)
+from dosewise.world import World
+
+FloatArray = npt.NDArray[np.float64]
+
+S, SW, EU, IU, EV, IV, RU, RV, P = range(9)
+N_FIXED = 9
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Compartment indices for ``m`` products."""
+
+    m: int
+
+    @property
+    def v(self) -> slice:
+        return slice(N_FIXED, N_FIXED + self.m)
+
+    @property
+    def sv(self) -> slice:
+        return slice(N_FIXED + self.m, N_FIXED + 2 * self.m)
+
+    @property
+    def living(self) -> int:
+        return N_FIXED + 2 * self.m
+
+    @property
+    def qe(self) -> int:
+        return self.living
+
+    @property
+    def qi(self) -> int:
+        return self.living + 1
+
+    @property
+    def dw(self) -> int:
+        return self.living + 2
+
+    @property
+    def cinf(self) -> int:
+        return self.living + 3
+
+    @property
+    def size(self) -> int:
+        return self.living + 4
+
+
+@dataclass(frozen=True)
+class Vaccines:
+    """Doses per day per participant × product, and the products' properties.
+
+    ``doses[p, k, d]``: doses of product ``k`` ready to be administered in participant ``p`` on
+    day ``d`` (what :func:`dosewise.impact.vaccination.doses_from_allocation` makes).
+    ``e_inf``/``e_sev``: efficacy against infection (symptomatic-disease efficacy as the proxy)
+    and against death (severe-disease efficacy as the proxy); ``delay_days``: mean delay from
+    the first dose of a course to protection.
+    """
+
+    products: tuple[str, ...]
+    doses: FloatArray
+    doses_per_course: FloatArray
+    e_inf: FloatArray
+    e_sev: FloatArray
+    delay_days: FloatArray
+
+    @property
+    def m(self) -> int:
+        return len(self.products)
+
+    @property
+    def e_breakthrough(self) -> FloatArray:
+        """Leaky protection against death among the vaccinated who are infected anyway."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bt = np.where(self.e_inf < 1.0, 1.0 - (1.0 - self.e_sev) / (1.0 - self.e_inf), 1.0)
+        return np.asarray(np.clip(bt, 0.0, 1.0), dtype=np.float64)
+
+    def scaled(self, factor: float | FloatArray) -> Vaccines:
+        return Vaccines(self.products, self.doses * factor, self.doses_per_course, self.e_inf, self.e_sev,
+                        self.delay_days)
+
+    def with_efficacy(self, e_inf: FloatArray, e_sev: FloatArray) -> Vaccines:
+        return Vaccines(self.products, self.doses, self.doses_per_course, np.asarray(e_inf, dtype=np.float64),
+                        np.asarray(e_sev, dtype=np.float64), self.delay_days)
+
+
+def product_vaccines(
+    world: World, products: list[str], doses: FloatArray, params: ImpactParams
+) -> Vaccines:
+    """:class:`Vaccines` for ``products`` with efficacy from the world's catalogue (or ``params.efficacy``)."""
+    cat = world.products
+    unknown = [p for p in products if p not in cat.index]
+    if unknown:
+        raise InputError("product not in the catalogue", field="products", value=unknown[0])
+    e_inf = np.empty(len(products))
+    e_sev = np.empty(len(products))
+    for k, pid in enumerate(products):
+        if pid in params.efficacy:
+            e_inf[k], e_sev[k] = params.efficacy[pid]
+            continue
+        sym, sev = cat.at[pid, "efficacy_symptomatic"], cat.at[pid, "efficacy_severe"]
+        for name, val in (("efficacy_symptomatic", sym), ("efficacy_severe", sev)):
+            if val is None or not np.isfinite(float(val)):
+                raise InputError(
+                    f"product {pid} has no {name} in the catalogue; the impact model needs it: add it to the "
+                    f"product in the scenario or pass ImpactParams(efficacy={{'{pid}': (e_inf, e_sev)}})",
+                    field=f"products.{pid}.{name}",
+                    value=val,
+                )
+        e_inf[k], e_sev[k] = float(sym), float(sev)
+    course = cat.loc[products, "doses_per_course"].to_numpy(dtype=np.float64)
+    interval = cat.loc[products, "interval_days"].to_numpy(dtype=np.float64)
+    delay = params.delay_to_protection_days + (interval * (course - 1) if params.include_interval_in_delay else 0.0)
+    return Vaccines(tuple(products), np.asarray(doses, dtype=np.float64), course, e_inf, e_sev, delay)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything about the population and the disease, per participant (no vaccines)."""
+
+    codes: tuple[str, ...]
+    pop: FloatArray  # (n, 16)
+    contacts: FloatArray  # (n, 16, 16)
+    contact_source: tuple[str, ...]
+    ifr: FloatArray  # (n, 16)
+    beta: FloatArray  # (days, n)
+    prior_immunity: FloatArray  # (n,)
+    params: ImpactParams
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.codes)
+
+    @property
+    def days(self) -> int:
+        return int(self.beta.shape[0])
+
+    def subset(self, idx: npt.NDArray[np.intp] | list[int]) -> Setup:
+        ix = np.asarray(idx, dtype=np.intp)
+        return Setup(
+            tuple(self.codes[i] for i in ix), self.pop[ix], self.contacts[ix],
+            tuple(self.contact_source[i] for i in ix), self.ifr[ix], self.beta[:, ix], self.prior_immunity[ix],
+            self.params, self.notes,
+        )
+
+
+def spectral_radius(mats: FloatArray) -> FloatArray:
+    """Dominant eigenvalue modulus of each matrix in a stack (n, k, k)."""
+    return np.asarray(np.abs(np.linalg.eigvals(mats)).max(axis=-1), dtype=np.float64)
+
+
+def contact_like(world: World, like: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """Who stands in for whom for contact matrices: explicit ``like``, an ``age_structure_like`` column, a unit's parent."""
+    parts = world.participants
+    out: dict[str, str | None] = {}
+    for col in ("parent", "age_structure_like"):
+        if col in parts.columns:
+            for code, v in parts[col].items():
+                if isinstance(v, str) and v:
+                    out[str(code)] = v
+    out.update(dict(like or {}))
+    return out
+
+
+def prepare(world: World, params: ImpactParams, *, like: Mapping[str, str] | None = None) -> Setup:
+    """Population (WPP 2024 folded to 75+), Prem contact matrices, IFR and β per participant."""
+    from dosewise.reference.contacts import contact_matrices
+
+    codes = [str(c) for c in world.codes]
+    pop21 = np.asarray(world.pop_by_age, dtype=np.float64)
+    bad = [codes[i] for i in np.flatnonzero(~np.isfinite(pop21).all(axis=1))]
+    if bad:
+        raise ReferenceDataError(
+            f"no population by age for {', '.join(bad)}: the impact model needs it; set `age_structure_like:` "
+            "for them in the scenario"
+        )
+    pop = fold_to_16(pop21)
+    if (pop.sum(axis=1) <= 0).any():
+        raise ReferenceDataError("a participant has zero population")
+    cm = contact_matrices(
+        codes,
+        like=contact_like(world, like),
+        income_levels=[None if not isinstance(v, str) else v for v in world.participants["income_level"]],
+        setting=params.contact_setting,
+    )
+    ifr = ifr_by_band(pop21, params.ifr_source)
+    r0 = per_participant(params.r0, codes, "r0")
+    rho = spectral_radius(cm.matrices)
+    beta0 = r0 / (params.infectious_days * rho)
+    beta = np.repeat(beta0[None, :], params.days, axis=0)
+    if params.rt:
+        for day in sorted(params.rt):
+            if 0 <= day < params.days:
+                beta[day:] = params.rt[day] / (params.infectious_days * rho)
+    prior = per_participant(params.prior_immunity, codes, "prior_immunity")
+    if ((prior < 0) | (prior + params.seed_fraction >= 1)).any():
+        raise InputError("prior_immunity + seed_fraction must be in [0, 1)", field="prior_immunity")
+    notes = {c: s for c, s in zip(codes, cm.source, strict=True) if s.startswith(("proxy:", "income-mean:"))}
+    return Setup(tuple(codes), pop, cm.matrices, cm.source, ifr, beta, prior, params, notes)
+
+
+def rate_matrices(lay: Layout, vac: Vaccines | None, params: ImpactParams) -> tuple[FloatArray, FloatArray]:
+    """The constant ``L`` (linear transitions) and ``G`` (infection, multiplied by λ) matrices, ``C × C``."""
+    c = lay.size
+    lin = np.zeros((c, c))
+    gin = np.zeros((c, c))
+
+    def flow(mat: FloatArray, src: int, dst: int, rate: float) -> None:
+        mat[src, src] -= rate
+        mat[dst, src] += rate
+
+    sigma, gamma = 1.0 / params.latent_days, 1.0 / params.infectious_days
+    flow(lin, EU, IU, sigma)
+    flow(lin, IU, RU, gamma)
+    flow(lin, EV, IV, sigma)
+    flow(lin, IV, RV, gamma)
+    flow(lin, lay.qe, lay.qi, sigma)
+    flow(lin, lay.qi, lay.dw, gamma)
+    omega = 0.0 if params.waning_days is None else 1.0 / params.waning_days
+    if omega > 0:
+        flow(lin, P, SW, omega)
+
+    def infect(src: int, dst: int, death_weight: float) -> None:
+        flow(gin, src, dst, 1.0)
+        gin[lay.qe, src] += death_weight
+        gin[lay.cinf, src] += 1.0
+
+    infect(S, EU, 1.0)
+    infect(SW, EV, 1.0)
+    if vac is not None:
+        bt = vac.e_breakthrough
+        for k in range(lay.m):
+            vk, svk = N_FIXED + k, N_FIXED + lay.m + k
+            nu = 1.0 / float(vac.delay_days[k])
+            flow(lin, vk, P, nu * float(vac.e_inf[k]))
+            flow(lin, vk, svk, nu * (1.0 - float(vac.e_inf[k])))
+            if omega > 0:
+                flow(lin, svk, SW, omega)
+            infect(vk, EV, 1.0)
+            infect(svk, EV, 1.0 - float(bt[k]))
+    return lin, gin
+
+
+def initial_state(setup: Setup, lay: Layout) -> FloatArray:
+    """Seed ``seed_fraction`` of every band in ``Eu``, ``prior_immunity`` in ``Ru``, the rest in ``S``."""
+    seed = setup.params.seed_fraction
+    pop = setup.pop
+    x = np.zeros((lay.size, setup.n, N_BANDS))
+    x[EU] = seed * pop
+    x[RU] = setup.prior_immunity[:, None] * pop
+    x[S] = pop - x[EU] - x[RU]
+    x[lay.qe] = x[EU]
+    x[lay.cinf] = x[EU]
+    return x.reshape(lay.size, -1)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Daily cumulative outputs of one run; index 0 is the start of day 0.
+
+    ``infections``/``deaths``: (days + 1, n, 16) cumulative (seed included);
+    ``vaccinated``: (days, n, 16) people who started a course each day;
+    ``doses_used``/``doses_unused``: (n, m) doses administered / not administrable (no eligible
+    people left in the priority groups); ``states``: (days + 1, C, n, 16) when kept.
+    """
+
+    infections: FloatArray
+    deaths: FloatArray
+    vaccinated: FloatArray
+    doses_used: FloatArray
+    doses_unused: FloatArray
+    layout: Layout
+    states: FloatArray | None = None
+
+
+class NegativeCompartmentError(AssertionError):
+    """A compartment went negative: a bug in the engine, never a user error."""
+
+
+def simulate(
+    setup: Setup,
+    vaccines: Vaccines | None = None,
+    *,
+    keep_states: bool = False,
+) -> Trajectory:
+    """Run the model for ``setup.days`` days; ``vaccines=None`` is the no-vaccine run."""
+    from dosewise.impact.vaccination import administer
+
+    params = setup.params
+    n, days = setup.n, setup.days
+    m = 0 if vaccines is None else vaccines.m
+    lay = Layout(m)
+    if vaccines is not None and vaccines.doses.shape[:2] != (n, m):
+        raise InputError(f"doses shape {vaccines.doses.shape} does not match (participants, products) = {(n, m)}")
+    lin, gin = rate_matrices(lay, vaccines, params)
+    lg = np.ascontiguousarray(np.concatenate([lin, gin], axis=0))
+    c = lay.size
+    x = initial_state(setup, lay)
+    inv_n = 1.0 / np.where(setup.pop > 0, setup.pop, 1.0).reshape(-1)
+    mats = setup.contacts
+    rank = priority_groups(params.priority)
+    h = 1.0 / params.steps_per_day
+    tol = -1e-9 * float(setup.pop.max())
+
+    infections = np.empty((days + 1, n, N_BANDS))
+    deaths_w = np.empty((days + 1, n, N_BANDS))
+    vaccinated = np.zeros((days, n, N_BANDS))
+    used = np.zeros((n, m))
+    unused = np.zeros((n, m))
+    states = np.empty((days + 1, c, n, N_BANDS)) if keep_states else None
+    infections[0] = x[lay.cinf].reshape(n, N_BANDS)
+    deaths_w[0] = x[lay.dw].reshape(n, N_BANDS)
+    if states is not None:
+        states[0] = x.reshape(c, n, N_BANDS)
+    dose_days = np.zeros(days, dtype=np.bool_)
+    if vaccines is not None:
+        t_avail = min(days, vaccines.doses.shape[2])
+        dose_days[:t_avail] = vaccines.doses[:, :, :t_avail].any(axis=(0, 1))
+
+    def rhs(y: FloatArray, beta_flat: FloatArray) -> FloatArray:
+        inf = (y[IU] + y[IV]) * inv_n
+        lam = np.matmul(mats, inf.reshape(n, N_BANDS, 1)).reshape(-1) * beta_flat
+        out = lg @ y
+        out[c:] *= lam
+        return out[:c] + out[c:]
+
+    for d in range(days):
+        if dose_days[d] and vaccines is not None:
+            for k in range(m):
+                people = vaccines.doses[:, k, d] / vaccines.doses_per_course[k]
+                if not people.any():
+                    continue
+                given, left = administer(x, lay, k, people, rank, n)
+                vaccinated[d] += given
+                used[:, k] += (people - left) * vaccines.doses_per_course[k]
+                unused[:, k] += left * vaccines.doses_per_course[k]
+        beta_flat = np.repeat(setup.beta[d], N_BANDS)
+        for _ in range(params.steps_per_day):
+            k1 = rhs(x, beta_flat)
+            k2 = rhs(x + (0.5 * h) * k1, beta_flat)
+            k3 = rhs(x + (0.5 * h) * k2, beta_flat)
+            k4 = rhs(x + h * k3, beta_flat)
+            x = x + (h / 6.0) * (k1 + 2.0 * (k2 + k3) + k4)
+        if x[: lay.living].min() < tol:
+            raise NegativeCompartmentError(f"negative compartment on day {d}: {x[: lay.living].min()}")
+        infections[d + 1] = x[lay.cinf].reshape(n, N_BANDS)
+        deaths_w[d + 1] = x[lay.dw].reshape(n, N_BANDS)
+        if states is not None:
+            states[d + 1] = x.reshape(c, n, N_BANDS)
+    return Trajectory(
+        infections=infections,
+        deaths=deaths_w * setup.ifr[None],
+        vaccinated=vaccinated,
+        doses_used=used,
+        doses_unused=unused,
+        layout=lay,
+        states=states,
+    )

@@ -1,0 +1,218 @@
+"""The ``optimal`` policy: most deaths averted under the real constraints, with an equity floor.
+
+Options (``policy.options`` in a scenario):
+
+=================  ========  ===================================================================
+option             default   meaning
+=================  ========  ===================================================================
+``equity_floor``   0         each participant gets at least this share of its pro-rata
+                             (``covax-pro-rata``) entitlement; 0 is pure efficiency
+``max_share``      none      no participant gets more than this share of the supply
+``weeks``          52        planning horizon in weeks
+``tiers``          4         priority tiers per participant, oldest first
+``late_discount``  0.5       value lost by a dose delivered at the end of the horizon
+``mip``            false     count shipping units as integers (small instances only)
+``start``          earliest  date of week 0 (default: the earliest lot availability)
+``threads``        HiGHS     solver threads
+=================  ========  ===================================================================
+
+Tranches do not bind this policy (they are a pro-rata device); coverage caps, the buffer and
+shipping units do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from dosewise.allocation import Allocation
+from dosewise.errors import AllocationError, InputError
+from dosewise.optimize.assign import assign_solution
+from dosewise.optimize.build import LinearProgram, build_lp
+from dosewise.optimize.problem import (
+    DEFAULT_LATE_DISCOUNT,
+    DEFAULT_TIERS,
+    DEFAULT_WEEKS,
+    ProblemData,
+    problem_from_world,
+)
+from dosewise.optimize.solve import Solution, solve_lp
+from dosewise.optimize.variables import week_ranges
+from dosewise.scenario import PolicyParams
+from dosewise.world import World
+
+FloatArray = npt.NDArray[np.float64]
+
+POLICY_NAME = "optimal"
+
+
+@dataclass
+class OptimalState:
+    """Everything a re-solve needs: the world, the LP, the live solver and the current schedule.
+
+    ``x`` is the current schedule in doses per LP column; :func:`reoptimize_after_decline`
+    updates it (and ``declined``) in place.
+    """
+
+    world: World
+    params: PolicyParams
+    data: ProblemData
+    lp: LinearProgram
+    solution: Solution
+    allocation: Allocation
+    x: FloatArray
+    declined: set[tuple[int, int]] = field(default_factory=set)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def highs(self) -> Any:
+        return self.solution.highs
+
+
+def _option(params: PolicyParams, name: str, default: Any) -> Any:
+    return params.options.get(name, default)
+
+
+def _float_option(params: PolicyParams, name: str, default: float | None, lo: float, hi: float) -> float | None:
+    raw = _option(params, name, default)
+    if raw is None:
+        return None
+    try:
+        val = float(raw)
+    except (TypeError, ValueError):
+        raise InputError("must be a number", field=f"policy.options.{name}", value=raw) from None
+    if not lo <= val <= hi:
+        raise InputError(f"must be in [{lo}, {hi}]", field=f"policy.options.{name}", value=raw)
+    return val
+
+
+def default_tier_values(world: World, tiers: int) -> tuple[FloatArray, FloatArray, pd.Series | None]:
+    """Tier sizes, deaths averted per dose and product efficacy factors from the impact model."""
+    try:
+        from dosewise.impact import tier_values
+    except ImportError as exc:  # pragma: no cover - the impact package ships with dosewise
+        raise AllocationError(
+            "the optimal policy needs the impact model's tier values (dosewise.impact.tier_values)"
+        ) from exc
+    tv = tier_values(world, None, tiers=tiers)
+    factor = getattr(tv, "product_factor", None)
+    return (
+        np.asarray(tv.sizes, dtype=np.float64),
+        np.asarray(tv.deaths_averted_per_dose, dtype=np.float64),
+        factor if isinstance(factor, pd.Series) else None,
+    )
+
+
+def floor_capacity_problems(data: ProblemData) -> list[str]:
+    """Participants whose equity floor exceeds what they could receive even with no competition."""
+    lo, count = week_ranges(data)
+    per_lot = np.minimum(data.budget[None, :].astype(np.float64), data.capacity[:, None] * count)
+    per_lot = np.minimum(per_lot, data.tier_people.sum(axis=1)[:, None] * data.course[None, :])
+    per_lot = np.where(count > 0, per_lot, 0.0)
+    reach = per_lot.sum(axis=1)
+    weeks_reachable = np.zeros((data.n, data.weeks), dtype=np.bool_)
+    w = np.arange(data.weeks)
+    for lot in range(data.n_lots):  # L is small (lots), the work inside is vectorised over participants
+        weeks_reachable |= (w[None, :] >= lo[:, lot, None]) & (w[None, :] < lo[:, lot, None] + count[:, lot, None])
+    cap_total = np.where(np.isinf(data.capacity), np.inf, data.capacity * weeks_reachable.sum(axis=1))
+    reach = np.minimum.reduce([reach, cap_total, data.share_cap])
+    bad = np.flatnonzero(data.floor > reach + 1e-6)
+    names = data.participants if len(data.participants) else pd.Index(range(data.n))
+    return [f"{names[i]} (floor {data.floor[i]:,.0f} doses, at most {reach[i]:,.0f} reachable)" for i in bad]
+
+
+def solve_optimal(
+    world: World,
+    params: PolicyParams,
+    *,
+    tier_sizes: FloatArray | None = None,
+    deaths_averted_per_dose: FloatArray | None = None,
+    product_factor: pd.Series | None = None,
+    entitlement: FloatArray | None = None,
+) -> OptimalState:
+    """Build, solve and assign the optimal allocation; keep the solver for re-solves.
+
+    ``tier_sizes`` / ``deaths_averted_per_dose`` ((n, tiers), oldest first) default to the
+    impact model's tier values; ``entitlement`` (doses per participant) defaults to the
+    ``covax-pro-rata`` allocation of the same world and parameters.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    tiers = int(_option(params, "tiers", DEFAULT_TIERS))
+    if tier_sizes is None or deaths_averted_per_dose is None:
+        tier_sizes, deaths_averted_per_dose, pf = default_tier_values(world, tiers)
+        product_factor = product_factor if product_factor is not None else pf
+    timings["tier_values"] = time.perf_counter() - t0
+
+    floor_share = _float_option(params, "equity_floor", 0.0, 0.0, 10.0) or 0.0
+    floor = None
+    if floor_share > 0:
+        if entitlement is None:
+            from dosewise.policies.pro_rata import allocate_pro_rata
+
+            entitlement = allocate_pro_rata(world, params).totals().astype(np.float64)
+        floor = floor_share * np.asarray(entitlement, dtype=np.float64)
+    start_raw = _option(params, "start", None)
+    start = dt.date.fromisoformat(str(start_raw)) if start_raw is not None else None
+    t1 = time.perf_counter()
+    data = problem_from_world(
+        world,
+        tier_sizes=tier_sizes,
+        deaths_averted_per_dose=deaths_averted_per_dose,
+        product_factor_by_product=product_factor,
+        weeks=int(_option(params, "weeks", DEFAULT_WEEKS)),
+        late_discount=_float_option(params, "late_discount", DEFAULT_LATE_DISCOUNT, 0.0, 0.999) or 0.0,
+        buffer=params.buffer,
+        floor_doses=floor,
+        max_share=_float_option(params, "max_share", None, 1e-9, 1.0),
+        start=start,
+    )
+    if floor is not None:
+        problems = floor_capacity_problems(data)
+        if problems:
+            raise AllocationError(
+                f"equity floor {floor_share:.0%} of the pro-rata entitlement is infeasible for "
+                + "; ".join(problems[:10])
+                + (f" and {len(problems) - 10} more" if len(problems) > 10 else "")
+                + " (lot availability, shelf life on arrival, capacity, acceptance or share cap); "
+                "lower policy.options.equity_floor"
+            )
+    mip = bool(_option(params, "mip", False))
+    lp = build_lp(data, mip=mip)
+    timings["build"] = time.perf_counter() - t1
+    threads = _option(params, "threads", None)
+    solution = solve_lp(lp, threads=None if threads is None else int(threads))
+    timings["solve"] = solution.seconds
+    t2 = time.perf_counter()
+    allocation = assign_solution(
+        world,
+        lp,
+        solution,
+        policy=POLICY_NAME,
+        params=params.model_dump(),
+        round_units=params.round_to_shipping_unit,
+        notes={"equity_floor": floor_share, "entitlement": entitlement, "start": data.start},
+    )
+    timings["assign"] = time.perf_counter() - t2
+    allocation.notes["timings"] = timings
+    return OptimalState(
+        world=world,
+        params=params,
+        data=data,
+        lp=lp,
+        solution=solution,
+        allocation=allocation,
+        x=solution.x.copy(),
+        timings=timings,
+    )
+
+
+def allocate_optimal(world: World, params: PolicyParams) -> Allocation:
+    """The ``optimal`` policy (see the module docstring); use :func:`solve_optimal` to keep the solver."""
+    return solve_optimal(world, params).allocation

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dosewise.errors import ConflictError, InputError, RoundError
+from dosewise.ledger import Store, open_store
+from dosewise.rounds import Rounds, project
+
+from .conftest import SCENARIO
+
+D = dt.date.fromisoformat
+
+
+def test_open_records_offers_and_balances(store: Store) -> None:
+    rounds = Rounds(store)
+    rid = rounds.open(SCENARIO)
+    state = rounds.state(rid)
+    assert state.balance_ok()
+    lots = state.lots_frame()
+    assert lots.loc["CV", "buffer"] == 148_500  # 5% of 2,970,000
+    assert lots.loc["CV", "open"] + lots.loc["CV", "pool"] == 2_970_000 - 148_500
+    # MNG's cold chain cannot hold ultra-cold BNT162b2: no offer
+    assert not [o for o in state.offers.values() if o["participant"] == "MNG" and o["lot"] == "PF"]
+    assert store.verify().ok
+
+
+def test_transitions_are_checked(store: Store) -> None:
+    rounds = Rounds(store)
+    rid = rounds.open(SCENARIO)
+    state = rounds.state(rid)
+    oid = next(o for o, v in state.offers.items() if v["participant"] == "PRK" and v["lot"] == "CV")
+    rounds.respond(oid, "decline", reason="efficacy_concerns", wish="severely affected countries")
+    with pytest.raises(ConflictError, match="already declined"):
+        rounds.respond(oid, "accept")
+    with pytest.raises(RoundError, match="cannot be shipped"):
+        rounds.ship(oid, on=D("2021-09-10"))
+    with pytest.raises(InputError, match="reason"):
+        rounds.respond(next(iter(state.offers)), "decline", reason="because")
+    other = next(o for o, v in state.offers.items() if v["participant"] == "KEN" and v["lot"] == "CV")
+    with pytest.raises(RoundError, match="after the deadline"):
+        rounds.respond(other, "accept", on=D("2021-09-30"))
+    rounds.respond(other, "accept")
+    rounds.ship(other, on=D("2021-09-10"))
+    rounds.ship(other, on=D("2021-09-20"), delivered=True)
+    assert rounds.state(rid).offers[other]["status"] == "delivered"
+
+
+def test_idempotent_retry_records_once(store: Store) -> None:
+    rounds = Rounds(store)
+    rid = rounds.open(SCENARIO)
+    oid = next(iter(rounds.state(rid).offers))
+    first = rounds.respond(oid, "accept", idempotency_key="k-1")
+    again = rounds.respond(oid, "accept", idempotency_key="k-1")
+    assert first.seq == again.seq
+    assert sum(1 for e in store.read(offer_id=oid) if e.type == "offer.accepted") == 1
+    with pytest.raises(ConflictError):
+        rounds.respond(oid, "accept", idempotency_key="k-2")
+
+
+def test_decline_is_reoffered_to_those_who_can_use_it(store: Store) -> None:
+    rounds = Rounds(store)
+    rid = rounds.open(SCENARIO)
+    state = rounds.state(rid)
+    prk = next(o for o, v in state.offers.items() if v["participant"] == "PRK" and v["lot"] == "CV")
+    for oid in state.offers:
+        if oid == prk:
+            rounds.respond(oid, "decline", reason="efficacy_concerns")
+        else:
+            rounds.respond(oid, "accept")
+    events = rounds.advance(rid, D("2021-09-07"))
+    state = rounds.state(rid)
+    new = [o for o in state.offers.values() if o["pass"] == 1]
+    assert new and all(o["participant"] != "PRK" for o in new)
+    got = {o["participant"] for o in new}
+    assert "UGA" not in got  # 150-day lead time: shelf life on arrival below 10 weeks
+    npl = [o for o in new if o["participant"] == "NPL"]
+    assert not npl or npl[0]["doses"] <= 1000 * 25  # capacity 1,000 doses/week until expiry
+    summary = [e for e in events if e.type == "reallocation.pass"][0].payload["lots"]["CV"]["skipped"]
+    assert "PRK" in summary["declined or let lapse this lot"]
+    assert "UGA" in summary["shelf life on arrival below minimum"]
+    assert state.balance_ok()
+
+
+def test_lapse_and_expiry(store: Store) -> None:
+    rounds = Rounds(store)
+    rid = rounds.open(SCENARIO)
+    rounds.advance(rid, D("2021-09-08"))  # every offer lapses; the pool is re-offered to nobody new
+    state = rounds.state(rid)
+    assert all(o["status"] in ("lapsed", "offered") for o in state.offers.values())
+    rounds.advance(rid, D("2022-03-01"))  # past both expiries
+    state = rounds.state(rid)
+    lots = state.lots_frame()
+    assert (lots["pool"] == 0).all() and (lots["expired"] > 0).all()
+    assert state.balance_ok()
+    with pytest.raises(RoundError, match="cannot go back"):
+        rounds.advance(rid, D("2021-10-01"))
+
+
+def test_replay_equals_live_state(tmp_path: object) -> None:
+    path = f"{tmp_path}/l.db"
+    rounds = Rounds(open_store(path))
+    rid = rounds.open(SCENARIO)
+    state = rounds.state(rid)
+    for k, oid in enumerate(state.offers):
+        if k % 3 == 0:
+            rounds.respond(oid, "decline", reason="short_shelf_life")
+        elif k % 3 == 1:
+            rounds.respond(oid, "accept")
+    rounds.advance(rid, D("2021-09-07"))
+    live = rounds.state(rid)
+    replayed = project(open_store(path).read(), rid)
+    assert replayed.lots == live.lots and replayed.offers == live.offers
+
+
+ACTIONS = st.lists(st.tuples(st.sampled_from(["accept", "decline", "skip"]), st.integers(0, 30)), min_size=1,
+                   max_size=12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=st.lists(ACTIONS, min_size=1, max_size=4))
+def test_conservation_after_every_event(plan: list[list[tuple[str, int]]]) -> None:
+    """Random responses, deadlines and passes: the per-lot balance holds after every single event."""
+    store = open_store("memory")
+    rounds = Rounds(store)
+    rid = rounds.open(SCENARIO)
+    day = D("2021-08-30")
+    for actions in plan:
+        state = rounds.state(rid)
+        open_offers = [o for o, v in state.offers.items() if v["status"] == "offered"]
+        for action, k in actions:
+            if not open_offers:
+                break
+            oid = open_offers.pop(k % len(open_offers))
+            if action == "accept":
+                rounds.respond(oid, "accept")
+            elif action == "decline":
+                rounds.respond(oid, "decline", reason="other", note="test")
+        day += dt.timedelta(days=8)
+        rounds.advance(rid, day)
+    replay = project([], rid)
+    for ev in store.read():
+        replay.apply(ev)
+        assert replay.balance_ok(), f"unbalanced after event {ev.seq} {ev.type}"
+    assert store.verify().ok
