@@ -59,7 +59,7 @@ def run_demo_story(*, db: str | None, who: Any, console: Any) -> DemoResult:
     second = result.second
     console.rule(f"[bold]2. {second.opened['name']}")
     console.print(yaml.safe_load(_text("demo_coronavac.yaml"))["description"].strip())
-    prk = [o for o in second.offers.values() if o["participant"] == "PRK"][0]
+    prk = next(o for o in second.offers.values() if o["participant"] == "PRK")
     console.print(
         f"DPRK was offered {prk['doses']:,} CoronaVac doses and [bold]{prk['status']}[/] them "
         f"(reason: {prk['reason']}; note: {prk['note']}; wish: {prk['wish']})."

@@ -347,7 +347,7 @@ class Rounds:
             pool = int(lot["pool"])
             if pool <= 0:
                 continue
-            j = int(world.lots.index.get_loc(lot_id))
+            j = world.lot_position(lot_id)
             prod = world.products.loc[lot["product"]]
             unit = int(prod["shipping_unit"])
             expiry = _d(lot["expiry"])
@@ -355,7 +355,8 @@ class Rounds:
             shelf_days = (expiry - deadline).days - parts["lead_time_days"].to_numpy(dtype=np.int64)
             weeks_left = np.maximum(shelf_days, 0) / 7.0
             capacity = parts["capacity_per_week"].to_numpy(dtype=np.float64)
-            room_capacity = np.where(np.isinf(capacity), np.inf, np.where(np.isinf(capacity), 0.0, capacity) * weeks_left) - held
+            finite = np.where(np.isinf(capacity), 0.0, capacity)
+            room_capacity = np.where(np.isinf(capacity), np.inf, finite * weeks_left) - held
             room_ceiling = (ceiling * pop - parts["people_covered"].to_numpy()) * float(prod["doses_per_course"]) - held
             room = np.minimum(room_capacity, room_ceiling)
             reasons = np.full(len(codes), "", dtype=object)

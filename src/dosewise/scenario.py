@@ -9,6 +9,7 @@ field path (``lots[2].doses``) and the bad value, as a :class:`~dosewise.errors.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import Counter
 from importlib import resources
 from pathlib import Path
@@ -111,7 +112,7 @@ class PolicyParams(_Model):
     @field_validator("tranches")
     @classmethod
     def _increasing(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        if not v or any(not 0 < t <= 1 for t in v) or any(b <= a for a, b in zip(v, v[1:], strict=False)):
+        if not v or any(not 0 < t <= 1 for t in v) or any(b <= a for a, b in itertools.pairwise(v)):
             raise ValueError("tranches must be increasing shares of population in (0, 1]")
         return v
 

@@ -70,11 +70,14 @@ class World:
         return self.participants["population"].to_numpy(dtype=np.float64)
 
     def product_index(self, product_id: str) -> int:
-        return int(self.products.index.get_loc(product_id))
+        return int(np.flatnonzero(self.products.index == product_id)[0])
+
+    def lot_position(self, lot_id: str) -> int:
+        return int(np.flatnonzero(self.lots.index == lot_id)[0])
 
     def lot_products(self) -> npt.NDArray[np.intp]:
         """Index into ``products`` of each lot's product."""
-        return self.products.index.get_indexer(self.lots["product"]).astype(np.intp)
+        return self.products.index.get_indexer(pd.Index(self.lots["product"])).astype(np.intp)
 
     def usable(self) -> BoolArray:
         """(n, L): the participant accepts, is approved for and can store the lot's product."""
@@ -103,6 +106,10 @@ def _product_mask(names: tuple[str, ...] | None, prods: dict[str, Product], ids:
         if pid is not None:
             mask[ids.index(pid)] = True
     return mask
+
+
+def _min_shelf_life(own: int | None, rule: int) -> int:
+    return rule if own is None else int(own)
 
 
 def build_world(sc: Scenario) -> World:
@@ -181,12 +188,8 @@ def build_world(sc: Scenario) -> World:
                 "region": region,
                 "coverage_cap": np.nan if cap is None else float(cap),
                 "capacity_per_week": float(prof.get("capacity_per_week") or np.inf),
-                "min_shelf_life_days": int(
-                    prof.get("min_shelf_life_days")
-                    if prof.get("min_shelf_life_days") is not None
-                    else sc.round.min_shelf_life_days
-                ),
-                "lead_time_days": int(prof.get("lead_time_days") or 0),
+                "min_shelf_life_days": _min_shelf_life(prof.get("min_shelf_life_days"), sc.round.min_shelf_life_days),
+                "lead_time_days": int(prof.get("lead_time_days") or 0),  # no lead time unless stated
                 "people_covered": float(prof.get("people_covered") or 0.0),
             }
         )

@@ -55,7 +55,7 @@ def run(data: dict[str, Any]) -> tuple[World, Any]:
 
 
 def test_tranche_ceiling_leaves_rest_in_pool() -> None:
-    world, alloc = run(scenario({"A": 1_000_000, "B": 2_000_000}, 10_000_000))
+    _world, alloc = run(scenario({"A": 1_000_000, "B": 2_000_000}, 10_000_000))
     # 20% ceiling × 2 doses = 400,000 and 800,000 doses, rounded down to whole 2,400-dose units
     assert alloc.totals().tolist() == [398_400, 799_200]
     assert alloc.remainder[0] == 10_000_000 - alloc.doses.sum()
@@ -63,20 +63,20 @@ def test_tranche_ceiling_leaves_rest_in_pool() -> None:
 
 
 def test_first_tranche_fills_before_anyone_goes_higher() -> None:
-    world, alloc = run(scenario({"A": 1_000_000, "B": 3_000_000}, 240_000, round_to_shipping_unit=False))
+    _world, alloc = run(scenario({"A": 1_000_000, "B": 3_000_000}, 240_000, round_to_shipping_unit=False))
     cov = alloc.notes["coverage"]
     assert cov[0] == pytest.approx(cov[1]) and cov[0] == pytest.approx(0.03)
 
 
 def test_cap_redistributes_to_others() -> None:
-    world, alloc = run(scenario({"A": 1_000_000, "B": 1_000_000}, 200_000, caps={"A": 0.02},
+    _world, alloc = run(scenario({"A": 1_000_000, "B": 1_000_000}, 200_000, caps={"A": 0.02},
                                 round_to_shipping_unit=False))
     assert alloc.totals()[0] == 40_000  # 2% × 1e6 × 2 doses
     assert alloc.totals()[1] == 160_000
 
 
 def test_floor_for_small_states() -> None:
-    world, alloc = run(scenario({"A": 50_000, "B": 10_000_000}, 1_000_000,
+    _world, alloc = run(scenario({"A": 50_000, "B": 10_000_000}, 1_000_000,
                                 small_state_floor={"max_population": 100_000, "min_doses_per_100": 20}))
     assert alloc.totals()[0] >= 10_000
     assert alloc.totals()[0] / 50_000 > alloc.totals()[1] / 10_000_000

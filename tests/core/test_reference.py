@@ -30,7 +30,7 @@ def test_population_interpolates_between_decades() -> None:
 def test_missing_countries_raise_with_what_to_supply() -> None:
     missing = sorted(set(group_members("AMC92")) - wpp_coverage())
     assert missing == ["DMA", "FSM", "GRD", "MHL", "SOM", "TUV", "XKX"]
-    with pytest.raises(ReferenceDataError, match="TUV.*supply `population:`"):
+    with pytest.raises(ReferenceDataError, match=r"TUV.*supply `population:`"):
         population_by_age(["KEN", "TUV"])
 
 

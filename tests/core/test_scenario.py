@@ -69,7 +69,7 @@ def test_cli_reports_bad_scenario_without_traceback(tmp_path: Path) -> None:
 def test_missing_population_is_an_error_not_a_zero() -> None:
     data = base()
     data["participants"]["include"].append("TUV")
-    with pytest.raises(ReferenceDataError, match="TUV.*Tuvalu"):
+    with pytest.raises(ReferenceDataError, match=r"TUV.*Tuvalu"):
         build_world(parse_scenario(data))
     data["participants"]["overrides"] = {"TUV": {"population": 11792, "age_structure_like": "KIR"}}
     world = build_world(parse_scenario(data))

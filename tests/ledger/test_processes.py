@@ -53,6 +53,22 @@ def test_two_processes_answering_the_same_offers(sql_url: str, tmp_path: Path, m
     store.close()
 
 
+def test_two_processes_opening_a_fresh_ledger_at_once(sql_url: str, tmp_path: Path) -> None:
+    # no store opened beforehand: both processes race through the migration, then through appends
+    go = tmp_path / "go"
+    workers = [_spawn("answer", sql_url, who, "5", "slot", str(go)) for who in ("BTN", "MDV")]
+    go.touch()
+    won: list[str] = []
+    for w in workers:
+        out, err = w.communicate(timeout=120)
+        assert w.returncode == 0, err
+        won += json.loads(out.strip().splitlines()[-1])["won"]
+    assert sorted(won) == [f"O{i}" for i in range(5)]
+    store = open_store(sql_url)
+    assert store.verify().checked == 5
+    store.close()
+
+
 def test_sigkill_mid_batch_leaves_whole_batches(sql_url: str) -> None:
     batch = 400
     rng = random.Random(20240301)

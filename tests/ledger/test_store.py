@@ -153,3 +153,14 @@ def test_events_are_immutable(store: Store) -> None:
     ev: Event = store.append_one(NewEvent(type="t", actor="a"))
     with pytest.raises(AttributeError):
         ev.seq = 5  # type: ignore[misc]
+
+
+def test_every_backend_satisfies_the_protocol(store: Store) -> None:
+    assert isinstance(store, Store) and isinstance(store, LedgerView)
+
+
+def test_public_names_do_not_drift() -> None:
+    import dosewise.ledger as ledger
+
+    assert ledger.__all__ == sorted(ledger.__all__)
+    assert all(hasattr(ledger, name) for name in ledger.__all__)

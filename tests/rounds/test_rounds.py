@@ -79,7 +79,7 @@ def test_decline_is_reoffered_to_those_who_can_use_it(store: Store) -> None:
     assert "UGA" not in got  # 150-day lead time: shelf life on arrival below 10 weeks
     npl = [o for o in new if o["participant"] == "NPL"]
     assert not npl or npl[0]["doses"] <= 1000 * 25  # capacity 1,000 doses/week until expiry
-    summary = [e for e in events if e.type == "reallocation.pass"][0].payload["lots"]["CV"]["skipped"]
+    summary = next(e for e in events if e.type == "reallocation.pass").payload["lots"]["CV"]["skipped"]
     assert "PRK" in summary["declined or let lapse this lot"]
     assert "UGA" in summary["shelf life on arrival below minimum"]
     assert state.balance_ok()

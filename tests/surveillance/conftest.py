@@ -38,6 +38,4 @@ def population(shared_data: Path) -> pd.Series:
 
 @pytest.fixture(scope="session")
 def master(shared_data: Path) -> pd.DataFrame:
-    return pd.read_csv(shared_data / "metadata" / "countries_master.csv", keep_default_na=False).set_index(
-        "iso3"
-    )
+    return pd.read_csv(shared_data / "metadata" / "countries_master.csv", keep_default_na=False).set_index("iso3")

@@ -76,3 +76,15 @@ def test_pull_offline_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str
     code, out, _ = _run(["data", "pull", "who", "--cache-dir", str(tmp_path), "--url", dead], capsys)
     assert code == 0 and "offline: kept cached copy from" in out
     assert (tmp_path / "WHO-COVID-19-global-data.csv").read_text(encoding="utf-8") == "cached\n"
+
+
+def test_need_on_the_demo_scenario(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dosewise.scenario import demo_scenario_path
+
+    out_csv = tmp_path / "need.csv"
+    who = str(shared_data / "surveillance" / "WHO-COVID-19-global-data.csv")
+    argv = ["need", str(demo_scenario_path()), "--as-of", "2021-09-15", "--who", who, "--top", "3"]
+    code, out, err = _run([*argv, "--out", str(out_csv)], capsys)
+    assert code == 0, err
+    frame = pd.read_csv(out_csv, index_col=0)
+    assert len(frame) == 92 and frame["need"].between(0, 1).all()

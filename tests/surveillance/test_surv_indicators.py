@@ -57,9 +57,7 @@ def test_vaccination_carried_forward_without_lookahead(
     indicators: pd.DataFrame, owid_vax: pd.DataFrame, population: pd.Series
 ) -> None:
     week = pd.Timestamp("2021-09-12")
-    v = owid_vax[(owid_vax["iso3"] == "KEN") & (owid_vax["date"] <= week)].dropna(
-        subset=["total_vaccinations"]
-    )
+    v = owid_vax[(owid_vax["iso3"] == "KEN") & (owid_vax["date"] <= week)].dropna(subset=["total_vaccinations"])
     want = v.sort_values("date")["total_vaccinations"].iloc[-1] * 100 / population["KEN"]
     row = indicators[(indicators["iso3"] == "KEN") & (indicators["week"] == week)].iloc[0]
     assert row["doses_per100"] == pytest.approx(want)

@@ -53,9 +53,7 @@ def indicators(who_weekly: pd.DataFrame, population: pd.Series, owid_vax: pd.Dat
 def test_scores_on_real_data(
     indicators: pd.DataFrame, participants: pd.DataFrame, who_weekly: pd.DataFrame, population: pd.Series
 ) -> None:
-    flags = quality_flags(
-        who_weekly, population=population, expected=SAMPLE, sitreps=read_sitreps(DPRK_SITREPS)
-    )
+    flags = quality_flags(who_weekly, population=population, expected=SAMPLE, sitreps=read_sitreps(DPRK_SITREPS))
     scores = need_scores(indicators, participants, as_of=AS_OF, flags=flags)
     assert list(scores.index) == SAMPLE
     assert (scores["week"] == pd.Timestamp("2021-08-08")).all()
@@ -87,9 +85,7 @@ def test_absent_from_feed_is_flagged_not_zero(indicators: pd.DataFrame, particip
     want = sum(w[k] * ken[f"s_{k}"] for k in avail) / sum(w[k] for k in avail)
     assert ken["need"] == pytest.approx(want)
     # with zero threat instead it would rank differently: the rule is not "threat = 0"
-    zeroed = sum(w[k] * ken[f"s_{k}"] for k in avail) / sum(
-        w[k] for k in [*avail, "deaths", "incidence", "trend"]
-    )
+    zeroed = sum(w[k] * ken[f"s_{k}"] for k in avail) / sum(w[k] for k in [*avail, "deaths", "incidence", "trend"])
     assert ken["need"] > zeroed
 
 
@@ -194,10 +190,7 @@ def test_monotone_in_each_component(rows: list[tuple], data: st.DataObject) -> N
     ind2, parts2 = ind.copy(), parts.copy()
     target = ind2 if where == "ind" else parts2
     pos = who if where == "ind" else parts2.index[who]
-    if where == "ind":
-        target.loc[pos, col] = target.loc[pos, col] + step
-    else:
-        target.loc[pos, col] = target.loc[pos, col] + step
+    target.loc[pos, col] = target.loc[pos, col] + step
     after = need_scores(ind2, parts2, as_of=AS_OF)
     code = parts.index[who]
     assert after.loc[code, "need"] >= before.loc[code, "need"] - 1e-12

@@ -57,9 +57,7 @@ class _Server(http.server.ThreadingHTTPServer):
 def server(shared_data: Path) -> Iterator[_Server]:
     srv = _Server(("127.0.0.1", 0), _Handler)
     srv.files = {
-        "/WHO-COVID-19-global-data.csv": (
-            shared_data / "surveillance" / "WHO-COVID-19-global-data.csv"
-        ).read_bytes()
+        "/WHO-COVID-19-global-data.csv": (shared_data / "surveillance" / "WHO-COVID-19-global-data.csv").read_bytes()
     }
     srv.requests = []
     thread = threading.Thread(target=srv.serve_forever, daemon=True)

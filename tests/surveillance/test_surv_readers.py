@@ -193,3 +193,11 @@ def test_sitreps_bad_values(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         read_sitreps([DPRK_SITREPS[0], {**DPRK_SITREPS[1], "cases": -1}])
     assert (info.value.row, info.value.field) == (2, "cases")
+
+
+def test_public_names_do_not_drift() -> None:
+    import dosewise.surveillance as pkg
+
+    assert pkg.__all__ == sorted(pkg.__all__, key=lambda s: (not s.isupper(), s))
+    for name in pkg.__all__:
+        assert getattr(pkg, name) is not None

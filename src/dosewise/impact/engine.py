@@ -64,27 +64,60 @@ from dosewise.world import World
 
 FloatArray = npt.NDArray[np.float64]
 
-S, SW, EU, IU, EV, IV, RU, RV, P = range(9)
-N_FIXED = 9
+S, SW = 0, 1
+"""Rows of the first two compartments; the others depend on the number of products (see :class:`Layout`)."""
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Compartment indices for ``m`` products."""
+    """Compartment rows for ``m`` products: the susceptible ones first (``S, Sw, V_k, Sv_k``),
+    then ``Eu, Iu, Ev, Iv, Ru, Rv, P``, then the counters ``QE, QI, Dw, Cinf``."""
 
     m: int
 
     @property
     def v(self) -> slice:
-        return slice(N_FIXED, N_FIXED + self.m)
+        return slice(2, 2 + self.m)
 
     @property
     def sv(self) -> slice:
-        return slice(N_FIXED + self.m, N_FIXED + 2 * self.m)
+        return slice(2 + self.m, 2 + 2 * self.m)
+
+    @property
+    def n_susceptible(self) -> int:
+        return 2 + 2 * self.m
+
+    @property
+    def eu(self) -> int:
+        return self.n_susceptible
+
+    @property
+    def iu(self) -> int:
+        return self.n_susceptible + 1
+
+    @property
+    def ev(self) -> int:
+        return self.n_susceptible + 2
+
+    @property
+    def iv(self) -> int:
+        return self.n_susceptible + 3
+
+    @property
+    def ru(self) -> int:
+        return self.n_susceptible + 4
+
+    @property
+    def rv(self) -> int:
+        return self.n_susceptible + 5
+
+    @property
+    def p(self) -> int:
+        return self.n_susceptible + 6
 
     @property
     def living(self) -> int:
-        return N_FIXED + 2 * self.m
+        return self.n_susceptible + 7
 
     @property
     def qe(self) -> int:
@@ -105,6 +138,10 @@ class Layout:
     @property
     def size(self) -> int:
         return self.living + 4
+
+    def names(self) -> list[str]:
+        return (["S", "Sw"] + [f"V{k}" for k in range(self.m)] + [f"Sv{k}" for k in range(self.m)]
+                + ["Eu", "Iu", "Ev", "Iv", "Ru", "Rv", "P", "QE", "QI", "Dw", "Cinf"])
 
 
 @dataclass(frozen=True)
@@ -272,34 +309,35 @@ def rate_matrices(lay: Layout, vac: Vaccines | None, params: ImpactParams) -> tu
         mat[dst, src] += rate
 
     sigma, gamma = 1.0 / params.latent_days, 1.0 / params.infectious_days
-    flow(lin, EU, IU, sigma)
-    flow(lin, IU, RU, gamma)
-    flow(lin, EV, IV, sigma)
-    flow(lin, IV, RV, gamma)
+    eu, iu, ev, iv = lay.eu, lay.iu, lay.ev, lay.iv
+    flow(lin, eu, iu, sigma)
+    flow(lin, iu, lay.ru, gamma)
+    flow(lin, ev, iv, sigma)
+    flow(lin, iv, lay.rv, gamma)
     flow(lin, lay.qe, lay.qi, sigma)
     flow(lin, lay.qi, lay.dw, gamma)
     omega = 0.0 if params.waning_days is None else 1.0 / params.waning_days
     if omega > 0:
-        flow(lin, P, SW, omega)
+        flow(lin, lay.p, SW, omega)
 
     def infect(src: int, dst: int, death_weight: float) -> None:
         flow(gin, src, dst, 1.0)
         gin[lay.qe, src] += death_weight
         gin[lay.cinf, src] += 1.0
 
-    infect(S, EU, 1.0)
-    infect(SW, EV, 1.0)
+    infect(S, eu, 1.0)
+    infect(SW, ev, 1.0)
     if vac is not None:
         bt = vac.e_breakthrough
         for k in range(lay.m):
-            vk, svk = N_FIXED + k, N_FIXED + lay.m + k
+            vk, svk = int(lay.v.start) + k, int(lay.sv.start) + k
             nu = 1.0 / float(vac.delay_days[k])
-            flow(lin, vk, P, nu * float(vac.e_inf[k]))
+            flow(lin, vk, lay.p, nu * float(vac.e_inf[k]))
             flow(lin, vk, svk, nu * (1.0 - float(vac.e_inf[k])))
             if omega > 0:
                 flow(lin, svk, SW, omega)
-            infect(vk, EV, 1.0)
-            infect(svk, EV, 1.0 - float(bt[k]))
+            infect(vk, ev, 1.0)
+            infect(svk, ev, 1.0 - float(bt[k]))
     return lin, gin
 
 
@@ -308,11 +346,11 @@ def initial_state(setup: Setup, lay: Layout) -> FloatArray:
     seed = setup.params.seed_fraction
     pop = setup.pop
     x = np.zeros((lay.size, setup.n, N_BANDS))
-    x[EU] = seed * pop
-    x[RU] = setup.prior_immunity[:, None] * pop
-    x[S] = pop - x[EU] - x[RU]
-    x[lay.qe] = x[EU]
-    x[lay.cinf] = x[EU]
+    x[lay.eu] = seed * pop
+    x[lay.ru] = setup.prior_immunity[:, None] * pop
+    x[S] = pop - x[lay.eu] - x[lay.ru]
+    x[lay.qe] = x[lay.eu]
+    x[lay.cinf] = x[lay.eu]
     return x.reshape(lay.size, -1)
 
 

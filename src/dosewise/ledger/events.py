@@ -106,10 +106,6 @@ def canonical_json(fields: Mapping[str, Any]) -> str:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _s(value: str | None) -> str:
-    return "null" if value is None else str(encode_basestring(value))
-
-
 def row_hash(row: Row) -> str:
     """SHA-256 hex of a stored row's canonical JSON (the row's own ``hash`` is ignored).
 
@@ -118,21 +114,21 @@ def row_hash(row: Row) -> str:
     """
     (seq, event_id, type_, round_id, offer_id, lot_id, participant, payload,
      actor, recorded_at, idempotency_key, unique_slot, prev_hash) = row[:13]
+    enc = encode_basestring
     text = (
-        '{"actor":' + _s(actor)
-        + ',"event_id":' + _s(event_id)
-        + ',"idempotency_key":' + _s(idempotency_key)
-        + ',"lot_id":' + _s(lot_id)
-        + ',"offer_id":' + _s(offer_id)
-        + ',"participant":' + _s(participant)
-        + ',"payload":' + payload
-        + ',"prev_hash":' + _s(prev_hash)
-        + ',"recorded_at":' + _s(recorded_at)
-        + ',"round_id":' + _s(round_id)
-        + ',"seq":' + str(int(seq))
-        + ',"type":' + _s(type_)
-        + ',"unique_slot":' + _s(unique_slot)
-        + "}"
+        f'{{"actor":{"null" if actor is None else enc(actor)}'
+        f',"event_id":{"null" if event_id is None else enc(event_id)}'
+        f',"idempotency_key":{"null" if idempotency_key is None else enc(idempotency_key)}'
+        f',"lot_id":{"null" if lot_id is None else enc(lot_id)}'
+        f',"offer_id":{"null" if offer_id is None else enc(offer_id)}'
+        f',"participant":{"null" if participant is None else enc(participant)}'
+        f',"payload":{payload}'
+        f',"prev_hash":{"null" if prev_hash is None else enc(prev_hash)}'
+        f',"recorded_at":{"null" if recorded_at is None else enc(recorded_at)}'
+        f',"round_id":{"null" if round_id is None else enc(round_id)}'
+        f',"seq":{int(seq)}'
+        f',"type":{"null" if type_ is None else enc(type_)}'
+        f',"unique_slot":{"null" if unique_slot is None else enc(unique_slot)}}}'
     )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

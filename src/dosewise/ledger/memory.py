@@ -47,6 +47,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._rows: list[tuple[Any, ...]] = []
+        self._keys: dict[str, int] = {}  # idempotency key -> index in _rows
+        self._slots: dict[str, int] = {}  # unique slot -> index in _rows
         self._lock = threading.RLock()
         self._closed = False
 
@@ -59,20 +61,17 @@ class MemoryStore:
         with self._lock:
             keys = {e.idempotency_key for e in events if e.idempotency_key}
             slots = {e.unique_slot for e in events if e.unique_slot}
-            by_key: dict[str, Event] = {}
-            by_slot: dict[str, Event] = {}
-            if keys or slots:
-                for row in self._rows:
-                    if row[10] in keys or row[11] in slots:
-                        ev = Event.from_row(row)
-                        if ev.idempotency_key in keys:
-                            by_key[ev.idempotency_key] = ev  # type: ignore[index]
-                        if ev.unique_slot in slots:
-                            by_slot[ev.unique_slot] = ev  # type: ignore[index]
+            by_key = {k: Event.from_row(self._rows[self._keys[k]]) for k in keys if k in self._keys}
+            by_slot = {s: Event.from_row(self._rows[self._slots[s]]) for s in slots if s in self._slots}
             # replays need no precondition; anything new does
             if precondition is not None and not all_replays(events, by_key):
                 precondition(_MemoryView(self))
             results, rows = plan_append(events, *head_of(self.head()), by_key, by_slot, now_text())
+            for i, row in enumerate(rows, start=len(self._rows)):
+                if row[10] is not None:
+                    self._keys[row[10]] = i
+                if row[11] is not None:
+                    self._slots[row[11]] = i
             self._rows.extend(rows)
             return resolve(results, rows)
 
@@ -99,10 +98,8 @@ class MemoryStore:
 
     def find_slot(self, unique_slot: str) -> Event | None:
         self._check()
-        for row in self._rows:
-            if row[11] == unique_slot:
-                return Event.from_row(row)
-        return None
+        index = self._slots.get(unique_slot)
+        return None if index is None else Event.from_row(self._rows[index])
 
     def verify(self, *, expected_head: tuple[int, str] | None = None) -> VerifyReport:
         self._check()

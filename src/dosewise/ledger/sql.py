@@ -44,6 +44,9 @@ _IN_CHUNK = 500
 _BUSY_TIMEOUT_MS = 30_000
 _MIGRATION_LOCK = 0x646F7365  # advisory lock key for migrations on PostgreSQL ("dose")
 _COLS = list(EVENTS.c)
+_NAMES = ", ".join(c.name for c in _COLS)
+_INSERT = f"INSERT INTO ledger_events ({_NAMES}) VALUES ({{marks}})"
+_RAW_PAGE = f"SELECT {_NAMES} FROM ledger_events WHERE seq > {{mark}} ORDER BY seq LIMIT {{limit}}"
 
 
 def normalise_url(url: str) -> sa.URL:
@@ -199,7 +202,8 @@ class SQLStore:
                 by_slot = view.lookup(EVENTS.c.unique_slot, slots) if slots else {}
                 results, rows = plan_append(events, *head_of(view.head()), by_key, by_slot, now_text())
                 if rows:
-                    conn.execute(EVENTS.insert(), [dict(zip(EVENTS.c.keys(), r, strict=True)) for r in rows])
+                    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+                    conn.exec_driver_sql(_INSERT.format(marks=", ".join([mark] * len(_COLS))), rows)
         except sa_exc.IntegrityError as exc:
             # Only reachable by a writer that bypassed the lock (the checks above run inside it).
             raise ConflictError(
@@ -226,9 +230,27 @@ class SQLStore:
         for row in _pages(self._fetch, after_seq, round_id, offer_id, types):
             yield Event.from_row(row)
 
-    def rows(self, after_seq: int = 0) -> Iterator[Sequence[Any]]:
-        """Stored rows as they are (payload as canonical JSON text), in seq order."""
-        return _pages(self._fetch, after_seq, None, None, None, page=50_000)
+    def rows(self, after_seq: int = 0, page: int = 50_000) -> Iterator[Sequence[Any]]:
+        """Stored rows as they are (payload as canonical JSON text), in seq order.
+
+        Fetched through the driver's own cursor in keyset pages (plain tuples: the
+        fastest path, used by :meth:`verify`).
+        """
+        last = after_seq
+        while True:
+            with self.engine.connect() as conn:
+                mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    cursor.execute(_RAW_PAGE.format(mark=mark, limit=int(page)), (last,))
+                    batch = cursor.fetchall()
+                finally:
+                    cursor.close()
+                conn.rollback()
+            yield from batch
+            if len(batch) < page:
+                return
+            last = int(batch[-1][0])
 
     def find_slot(self, unique_slot: str) -> Event | None:
         with self.engine.connect() as conn:

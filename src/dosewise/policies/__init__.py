@@ -17,9 +17,17 @@ from dosewise.world import World
 
 Policy = Callable[[World, PolicyParams], Allocation]
 
+
+def _optimal(world: World, params: PolicyParams) -> Allocation:
+    from dosewise.optimize.policy import allocate_optimal  # deferred: dosewise.optimize imports this package
+
+    return allocate_optimal(world, params)
+
+
 POLICIES: dict[str, Policy] = {
     "covax-pro-rata": allocate_pro_rata,
     "fixed": allocate_fixed,
+    "optimal": _optimal,
 }
 
 
@@ -27,7 +35,16 @@ def get_policy(name: str) -> Policy:
     try:
         return POLICIES[name]
     except KeyError:
-        raise InputError(f"unknown policy; known: {', '.join(sorted(POLICIES))}", field="policy", value=name) from None
+        known = ", ".join(sorted(POLICIES))
+        raise InputError(f"unknown policy; known: {known}", field="policy", value=name) from None
 
 
-__all__ = ["POLICIES", "Policy", "allocate_fixed", "allocate_pro_rata", "get_policy", "round_to_units", "water_fill_level"]
+__all__ = [
+    "POLICIES",
+    "Policy",
+    "allocate_fixed",
+    "allocate_pro_rata",
+    "get_policy",
+    "round_to_units",
+    "water_fill_level",
+]

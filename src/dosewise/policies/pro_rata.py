@@ -113,7 +113,7 @@ def round_to_units(
     if spare > 0 and can_up.any():
         k = min(spare, int(can_up.sum()))
         score = np.where(can_up, frac, -1.0)
-        top = np.argpartition(-score, k - 1)[:k]
+        top = np.argsort(-score, kind="stable")[:k]  # ties go to the earlier participant
         base[top] += 1
     return np.asarray(base * unit, dtype=np.int64)
 

@@ -1,7 +1,8 @@
 """Reference data read at run time from the PyPI packages that ship them.
 
 - population by 5-year age band: UN World Population Prospects 2024 (``starsim-data``)
-- World Bank income level and UN M49 region: OCHA countries & territories taxonomy (``hdx-python-country``, offline copy)
+- World Bank income level and UN M49 region: OCHA countries & territories taxonomy
+  (``hdx-python-country``, offline copy)
 - ISO 3166 codes and names: ``pycountry``
 - named participant groups (COVAX AMC92): :mod:`dosewise.reference.groups`
 """

@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from dosewise.errors import ReferenceDataError
 
-CONTACT_BANDS: tuple[str, ...] = tuple(f"{a}-{a + 4}" for a in range(0, 75, 5)) + ("75+",)
+CONTACT_BANDS: tuple[str, ...] = (*tuple(f"{a}-{a + 4}" for a in range(0, 75, 5)), "75+")
 SETTINGS: tuple[str, ...] = ("all", "home", "school", "work", "community")
 PREM2021 = "Prem et al. 2021, PLoS Comput Biol 17(7):e1009098 (starsim-data prem2021.h5, GPL-3.0)"
 PREM2017 = "Prem et al. 2017, PLoS Comput Biol 13(9):e1005697 (starsim-data prem/prem2017.h5, GPL-3.0)"

@@ -35,7 +35,7 @@ def _hdx() -> dict[str, dict[str, str | None]]:
     from hdx.location.country import Country
 
     data = Country.countriesdata(use_live=False)
-    return {k: v for k, v in data["countries"].items()}
+    return dict(data["countries"].items())
 
 
 def validate_iso3(code: str, *, file: str | None = None, field: str | None = None) -> str:

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 from dosewise.errors import InputError
 
-_AMC92_LOW = (
-    "AFG BDI BEN BFA CAF COD ERI ETH GIN GMB GNB HTI LBR MDG MLI MOZ MWI NER NPL PRK RWA SLE SOM SSD SYR TCD "
-    "TGO TJK TZA UGA YEM"
-).split()
-_AMC92_LOWER_MIDDLE = (
-    "AGO BGD BOL BTN CIV CMR COG COM CPV DJI DZA EGY FSM GHA HND IDN IND KEN KGZ KHM KIR LAO LKA LSO MAR MDA "
-    "MMR MNG MRT NGA NIC PAK PHL PNG PSE SDN SEN SLB SLV STP SWZ TLS TUN UKR UZB VNM VUT ZMB ZWE"
-).split()
-_AMC92_OTHER_IDA = "DMA FJI GRD GUY LCA MDV MHL TON TUV VCT WSM XKX".split()
+_AMC92_LOW = [
+    "AFG", "BDI", "BEN", "BFA", "CAF", "COD", "ERI", "ETH", "GIN", "GMB", "GNB", "HTI", "LBR", "MDG",
+    "MLI", "MOZ", "MWI", "NER", "NPL", "PRK", "RWA", "SLE", "SOM", "SSD", "SYR", "TCD", "TGO", "TJK",
+    "TZA", "UGA", "YEM",
+]
+_AMC92_LOWER_MIDDLE = [
+    "AGO", "BGD", "BOL", "BTN", "CIV", "CMR", "COG", "COM", "CPV", "DJI", "DZA", "EGY", "FSM", "GHA",
+    "HND", "IDN", "IND", "KEN", "KGZ", "KHM", "KIR", "LAO", "LKA", "LSO", "MAR", "MDA", "MMR", "MNG",
+    "MRT", "NGA", "NIC", "PAK", "PHL", "PNG", "PSE", "SDN", "SEN", "SLB", "SLV", "STP", "SWZ", "TLS",
+    "TUN", "UKR", "UZB", "VNM", "VUT", "ZMB", "ZWE",
+]
+_AMC92_OTHER_IDA = [
+    "DMA", "FJI", "GRD", "GUY", "LCA", "MDV", "MHL", "TON", "TUV", "VCT", "WSM", "XKX",
+]
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "AMC92": tuple(sorted(_AMC92_LOW + _AMC92_LOWER_MIDDLE + _AMC92_OTHER_IDA)),

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from dosewise.errors import ReferenceDataError
 
-AGE_BANDS: tuple[str, ...] = tuple(f"{a}-{a + 4}" for a in range(0, 100, 5)) + ("100+",)
+AGE_BANDS: tuple[str, ...] = (*tuple(f"{a}-{a + 4}" for a in range(0, 100, 5)), "100+")
 """The 21 WPP bands, 0-4 … 95-99, 100+."""
 
 _SOURCE = "UN World Population Prospects 2024, Medium variant (starsim-data demographics-2024.h5)"

@@ -16,10 +16,8 @@ from rich.table import Table
 
 from dosewise.errors import InputError
 from dosewise.surveillance.demo import DPRK_SITREPS
-from dosewise.surveillance.indicators import compute_indicators, weekly_tests_from_sitreps
-from dosewise.surveillance.need import need_scores
+from dosewise.surveillance.need import need_from_feed
 from dosewise.surveillance.pull import SOURCES, default_cache_dir, pull
-from dosewise.surveillance.quality import quality_flags
 from dosewise.surveillance.readers import read_owid, read_sitreps, read_who_vaccination, read_who_weekly
 
 console = Console()
@@ -126,16 +124,9 @@ def need_command(
     weekly = read_who_weekly(who or _default_who())
     vax = _read_vaccination(vaccination) if vaccination is not None else None
     sitreps = read_sitreps(DPRK_SITREPS if sitrep == "demo" else Path(sitrep)) if sitrep else None
-    tests = weekly_tests_from_sitreps(sitreps) if sitreps is not None else None
-    pop = participants["population"]
-    indicators = compute_indicators(
-        weekly, pop, vaccination=vax, tests=tests, participants=participants.index
-    )
-    indicators = indicators[indicators["iso3"].isin(set(weekly["iso3"]))]
-    flags = quality_flags(
-        weekly, population=pop, expected=participants.index, sitreps=sitreps, no_report_weeks=no_report_weeks
-    )
-    scores = need_scores(indicators, participants, as_of=date, flags=flags).sort_values("rank", kind="stable")
+    scores = need_from_feed(
+        participants, weekly, as_of=date, vaccination=vax, sitreps=sitreps, no_report_weeks=no_report_weeks
+    ).sort_values("rank", kind="stable")
     if out is not None:
         scores.to_csv(out)
 

@@ -122,7 +122,7 @@ def to_panel(
         index = pd.Index(uniq, name="iso3")
     else:
         index = pd.Index(participants, name="iso3")
-        codes = index.get_indexer(weekly["iso3"])
+        codes = index.get_indexer(pd.Index(weekly["iso3"]))
     keep = keep_t & (codes >= 0)
     t_idx, p_idx = t_idx[keep], codes[keep]
     shape = (len(weeks), len(index))

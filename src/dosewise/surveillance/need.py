@@ -86,6 +86,7 @@ __all__ = [
     "INCOME_SCORES",
     "NeedWeights",
     "need_for",
+    "need_from_feed",
     "need_panel",
     "need_scores",
 ]
@@ -165,11 +166,11 @@ def _participant_arrays(participants: pd.DataFrame) -> dict[str, Array]:
     income = participants["income_level"].astype(object)
     unknown = income.notna() & ~income.isin(list(INCOME_SCORES))
     if unknown.any():
-        code = unknown.idxmax()
+        code = str(unknown.idxmax())
         raise InputError(
             f"income_level must be one of {', '.join(INCOME_SCORES)} or missing",
             field=f"participants.{code}.income_level",
-            value=income[code],
+            value=income.loc[code],
         )
     out = {
         "population": pd.to_numeric(participants["population"], errors="coerce").to_numpy(
@@ -350,3 +351,30 @@ def need_for(
     return np.asarray(
         need.reindex(pd.Index(participants_index).astype(str)).to_numpy(np.float64, na_value=np.nan)
     )
+
+
+def need_from_feed(
+    participants: pd.DataFrame,
+    weekly: pd.DataFrame,
+    *,
+    as_of: dt.date,
+    vaccination: pd.DataFrame | None = None,
+    sitreps: pd.DataFrame | None = None,
+    weights: NeedWeights | None = None,
+    no_report_weeks: int = 4,
+) -> pd.DataFrame:
+    """The whole chain for a participants frame (e.g. ``world.participants``): indicators
+    from the weekly feed (participants' own ``population``), quality flags, need scores."""
+    from dosewise.surveillance.indicators import compute_indicators, weekly_tests_from_sitreps
+    from dosewise.surveillance.quality import quality_flags
+
+    pop = participants["population"]
+    tests = weekly_tests_from_sitreps(sitreps) if sitreps is not None and len(sitreps) else None
+    indicators = compute_indicators(
+        weekly, pop, vaccination=vaccination, tests=tests, participants=participants.index
+    )
+    indicators = indicators[indicators["iso3"].isin(set(weekly["iso3"]))]
+    flags = quality_flags(
+        weekly, population=pop, expected=participants.index, sitreps=sitreps, no_report_weeks=no_report_weeks
+    )
+    return need_scores(indicators, participants, as_of=as_of, weights=weights, flags=flags)

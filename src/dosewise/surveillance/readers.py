@@ -96,7 +96,8 @@ def _read_text_csv(path: Path | str) -> pd.DataFrame:
 
 def _read_csv(path: Path | str, **kwargs: Any) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, **kwargs)
+        frame: pd.DataFrame = pd.read_csv(path, **kwargs)
+        return frame
     except FileNotFoundError as exc:
         raise InputError("file not found", file=_name(path)) from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -404,10 +405,13 @@ def read_sitreps(source: Path | str | Iterable[Mapping[str, Any]]) -> pd.DataFra
     ``days`` (period length, inclusive) and ``source``.
     """
     if isinstance(source, (str, Path)):
-        file: str | None = _name(source)
+        name = _name(source)
+        file: str | None = name
         raw = _read_text_csv(source)
-        _require(raw, ["participant", "period_start", "period_end"], file)
-        rows: list[Mapping[str, Any]] = raw.to_dict(orient="records")
+        _require(raw, ["participant", "period_start", "period_end"], name)
+        rows: list[Mapping[str, Any]] = [
+            {str(k): v for k, v in r.items()} for r in raw.to_dict(orient="records")
+        ]
         first_line = 2
     else:
         file = None

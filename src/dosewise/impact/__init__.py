@@ -1,0 +1,1 @@
+"""Impact model: deaths averted by an allocation, for all participants at once."""

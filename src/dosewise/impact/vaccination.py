@@ -1,0 +1,141 @@
+"""From an allocation to doses per day, and from doses to vaccinated people.
+
+Two steps, each accounting for every dose:
+
+1. :func:`doses_from_allocation` (logistics): the doses of lot ``l`` for participant ``p``
+   arrive on ``available_l + lead_time_days_p`` and are administered at the participant's
+   absorptive capacity (``capacity_per_week / 7`` doses a day, shared by all lots, earliest
+   expiry first; all on arrival when capacity is unlimited) until used or the lot expires on
+   its expiry date. Doses left when a lot expires are *wasted*; doses still in stock (or not yet
+   arrived) at the end of the horizon are *after_horizon*. ``administered + wasted +
+   after_horizon == allocated`` per participant and lot.
+2. :func:`administer` (in the engine, each day): ``doses / doses_per_course`` people start a
+   course (the effective-course simplification: a course's doses count together on the day
+   given, protection follows after the delay plus the dose interval). People are taken from
+   the *eligible* — unvaccinated people who are susceptible (``S``) or recovered (``Ru``),
+   since nobody knows who was infected; the latent and infectious are not vaccinated — by
+   priority group (oldest first by default), pro rata within a group and between ``S`` and
+   ``Ru``. A group never gives more people than it holds; doses with nobody left to take them
+   are returned as *unused* per participant and product.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from dosewise.allocation import Allocation
+from dosewise.errors import InputError
+from dosewise.impact.engine import N_BANDS, RU, RV, S, Layout
+from dosewise.world import World
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def administer(
+    x: FloatArray, lay: Layout, k: int, people: FloatArray, rank: npt.NDArray[np.intp], n: int
+) -> tuple[FloatArray, FloatArray]:
+    """Start courses of product ``k`` for ``people`` (n,) in place on state ``x``; return (given (n, 16), left (n,))."""
+    sx = x[S].reshape(n, N_BANDS)
+    rx = x[RU].reshape(n, N_BANDS)
+    elig = sx + rx
+    ng = int(rank.max()) + 1
+    onehot = (rank[:, None] == np.arange(ng)[None, :]).astype(np.float64)
+    gsum = elig @ onehot
+    before = np.cumsum(gsum, axis=1) - gsum
+    take = np.clip(people[:, None] - before, 0.0, gsum)
+    frac_g = np.divide(take, gsum, out=np.zeros_like(take), where=gsum > 0)
+    frac = np.minimum(frac_g @ onehot.T, 1.0)
+    ds = frac * sx
+    dr = frac * rx
+    sx -= ds
+    rx -= dr
+    x[int(lay.v.start) + k] += ds.reshape(-1)
+    x[RV] += dr.reshape(-1)
+    given = ds + dr
+    left = np.maximum(people - given.sum(axis=1), 0.0)
+    return given, left
+
+
+@dataclass(frozen=True)
+class DoseSchedule:
+    """Doses per day per participant × product, with the logistics' accounting per lot.
+
+    ``doses``: (n, m, days) for ``products``; ``by_lot``: (n, L) administered;
+    ``wasted``: (n, L) expired in stock; ``after_horizon``: (n, L) not used by the end.
+    """
+
+    products: tuple[str, ...]
+    doses: FloatArray
+    start: dt.date
+    allocated: FloatArray
+    by_lot: FloatArray
+    wasted: FloatArray
+    after_horizon: FloatArray
+    lots: pd.DataFrame
+
+
+def doses_from_allocation(
+    world: World, allocation: Allocation, days: int, start: dt.date | None = None
+) -> DoseSchedule:
+    """Turn an allocation into doses per day (n, m, days) under lead times, capacity and expiry."""
+    lots = allocation.lots
+    codes = world.codes
+    idx = allocation.participants.get_indexer(codes)
+    if (idx < 0).any():
+        raise InputError("allocation lacks participants of the world", field="participants",
+                         value=str(codes[np.flatnonzero(idx < 0)[0]]))
+    alloc = allocation.doses[idx].astype(np.float64)
+    n, nl = alloc.shape
+    avail = pd.to_datetime(lots["available"])
+    expiry = pd.to_datetime(lots["expiry"])
+    t0 = pd.Timestamp(start) if start is not None else avail.min()
+    a_day = ((avail - t0).dt.days).to_numpy(dtype=np.int64)
+    e_day = ((expiry - t0).dt.days).to_numpy(dtype=np.int64)
+    lead = world.participants["lead_time_days"].to_numpy(dtype=np.int64)
+    arrive = np.maximum(a_day[None, :] + lead[:, None], 0)
+    cap = world.participants["capacity_per_week"].to_numpy(dtype=np.float64) / 7.0
+    order = np.argsort(e_day, kind="stable")
+    per_lot = np.zeros((n, nl, days))
+    stock = np.zeros((n, nl))
+    wasted = np.zeros((n, nl))
+    events = np.unique(np.concatenate([arrive.ravel(), e_day]))
+    last_event = int(events.max()) if events.size else 0
+    for d in range(days):
+        hit = arrive == d
+        if hit.any():
+            stock += np.where(hit, alloc, 0.0)
+        exp_now = e_day <= d
+        if exp_now.any() and stock[:, exp_now].any():
+            wasted[:, exp_now] += stock[:, exp_now]
+            stock[:, exp_now] = 0.0
+        if not stock.any():
+            if d > last_event:
+                break
+            continue
+        s = stock[:, order]
+        before = np.cumsum(s, axis=1) - s
+        use = np.clip(cap[:, None] - before, 0.0, s)
+        stock[:, order] -= use
+        per_lot[:, order, d] = use
+    by_lot = per_lot.sum(axis=2)
+    after = alloc - by_lot - wasted
+    products = tuple(dict.fromkeys(str(p) for p in lots["product"]))
+    lot_prod = np.array([products.index(str(p)) for p in lots["product"]])
+    doses = np.zeros((n, len(products), days))
+    for j, k in enumerate(lot_prod):
+        doses[:, k, :] += per_lot[:, j, :]
+    return DoseSchedule(
+        products=products,
+        doses=doses,
+        start=t0.date(),
+        allocated=alloc,
+        by_lot=by_lot,
+        wasted=wasted,
+        after_horizon=np.maximum(after, 0.0),
+        lots=lots,
+    )
