@@ -84,7 +84,7 @@ def test_need_on_the_demo_scenario(shared_data: Path, tmp_path: Path, capsys: py
     out_csv = tmp_path / "need.csv"
     who = str(shared_data / "surveillance" / "WHO-COVID-19-global-data.csv")
     argv = ["need", str(demo_scenario_path()), "--as-of", "2021-09-15", "--who", who, "--top", "3"]
-    code, out, err = _run([*argv, "--out", str(out_csv)], capsys)
+    code, _, err = _run([*argv, "--out", str(out_csv)], capsys)
     assert code == 0, err
     frame = pd.read_csv(out_csv, index_col=0)
     assert len(frame) == 92 and frame["need"].between(0, 1).all()

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 
 from dosewise.errors import InputError, ReferenceDataError
 from dosewise.impact.parameters import (
@@ -393,7 +394,9 @@ def simulate(
     if vaccines is not None and vaccines.doses.shape[:2] != (n, m):
         raise InputError(f"doses shape {vaccines.doses.shape} does not match (participants, products) = {(n, m)}")
     lin, gin = rate_matrices(lay, vaccines, params)
-    lg = np.ascontiguousarray(np.concatenate([lin, gin], axis=0))
+    ns = lay.n_susceptible
+    lin_s = sparse.csr_array(lin)
+    gin_s = sparse.csr_array(gin[:, :ns])
     c = lay.size
     x = initial_state(setup, lay)
     inv_n = 1.0 / np.where(setup.pop > 0, setup.pop, 1.0).reshape(-1)
@@ -401,6 +404,7 @@ def simulate(
     rank = priority_groups(params.priority)
     h = 1.0 / params.steps_per_day
     tol = -1e-9 * float(setup.pop.max())
+    iu, iv = lay.iu, lay.iv
 
     infections = np.empty((days + 1, n, N_BANDS))
     deaths_w = np.empty((days + 1, n, N_BANDS))
@@ -418,12 +422,15 @@ def simulate(
         dose_days[:t_avail] = vaccines.doses[:, :, :t_avail].any(axis=(0, 1))
 
     def rhs(y: FloatArray, beta_flat: FloatArray) -> FloatArray:
-        inf = (y[IU] + y[IV]) * inv_n
-        lam = np.matmul(mats, inf.reshape(n, N_BANDS, 1)).reshape(-1) * beta_flat
-        out = lg @ y
-        out[c:] *= lam
-        return out[:c] + out[c:]
+        inf = (y[iu] + y[iv]) * inv_n
+        lam = np.matmul(mats, inf.reshape(n, N_BANDS, 1)).reshape(-1)
+        lam *= beta_flat
+        out: FloatArray = lin_s @ y
+        out += gin_s @ (y[:ns] * lam)
+        return out
 
+    tmp = np.empty_like(x)
+    acc = np.empty_like(x)
     for d in range(days):
         if dose_days[d] and vaccines is not None:
             for k in range(m):
@@ -437,10 +444,20 @@ def simulate(
         beta_flat = np.repeat(setup.beta[d], N_BANDS)
         for _ in range(params.steps_per_day):
             k1 = rhs(x, beta_flat)
-            k2 = rhs(x + (0.5 * h) * k1, beta_flat)
-            k3 = rhs(x + (0.5 * h) * k2, beta_flat)
-            k4 = rhs(x + h * k3, beta_flat)
-            x = x + (h / 6.0) * (k1 + 2.0 * (k2 + k3) + k4)
+            np.multiply(k1, 0.5 * h, out=tmp)
+            tmp += x
+            k2 = rhs(tmp, beta_flat)
+            np.multiply(k2, 2.0, out=acc)
+            acc += k1
+            np.multiply(k2, 0.5 * h, out=tmp)
+            tmp += x
+            k3 = rhs(tmp, beta_flat)
+            acc += 2.0 * k3
+            np.multiply(k3, h, out=tmp)
+            tmp += x
+            acc += rhs(tmp, beta_flat)
+            acc *= h / 6.0
+            x += acc
         if x[: lay.living].min() < tol:
             raise NegativeCompartmentError(f"negative compartment on day {d}: {x[: lay.living].min()}")
         infections[d + 1] = x[lay.cinf].reshape(n, N_BANDS)

@@ -115,7 +115,7 @@ class ImpactParams(BaseModel):
     priority: PriorityName | tuple[tuple[int, ...], ...] = "oldest-first"
     efficacy: dict[str, tuple[float, float]] = Field(default_factory=dict)
     contact_setting: str = "all"
-    steps_per_day: int = Field(default=2, ge=1, le=48)
+    steps_per_day: int = Field(default=1, ge=1, le=48)
 
     @field_validator("priority")
     @classmethod

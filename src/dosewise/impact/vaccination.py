@@ -30,7 +30,7 @@ import pandas as pd
 
 from dosewise.allocation import Allocation
 from dosewise.errors import InputError
-from dosewise.impact.engine import N_BANDS, RU, RV, S, Layout
+from dosewise.impact.engine import N_BANDS, S, Layout
 from dosewise.world import World
 
 FloatArray = npt.NDArray[np.float64]
@@ -41,7 +41,7 @@ def administer(
 ) -> tuple[FloatArray, FloatArray]:
     """Start courses of product ``k`` for ``people`` (n,) in place on state ``x``; return (given (n, 16), left (n,))."""
     sx = x[S].reshape(n, N_BANDS)
-    rx = x[RU].reshape(n, N_BANDS)
+    rx = x[lay.ru].reshape(n, N_BANDS)
     elig = sx + rx
     ng = int(rank.max()) + 1
     onehot = (rank[:, None] == np.arange(ng)[None, :]).astype(np.float64)
@@ -55,7 +55,7 @@ def administer(
     sx -= ds
     rx -= dr
     x[int(lay.v.start) + k] += ds.reshape(-1)
-    x[RV] += dr.reshape(-1)
+    x[lay.rv] += dr.reshape(-1)
     given = ds + dr
     left = np.maximum(people - given.sum(axis=1), 0.0)
     return given, left

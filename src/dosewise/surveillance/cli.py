@@ -82,9 +82,7 @@ def _fmt(x: object, spec: str) -> str:
 
 def need_command(
     scenario: Annotated[Path | None, typer.Argument(help="scenario YAML (participants)")] = None,
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="date, YYYY-MM-DD (default: the scenario's)")
-    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="date, YYYY-MM-DD (default: the scenario's)")] = None,
     group: Annotated[
         str | None, typer.Option("--group", help="a named group instead of a scenario, e.g. AMC92")
     ] = None,
@@ -131,9 +129,7 @@ def need_command(
         scores.to_csv(out)
 
     week = scores["week"].iloc[0] if len(scores) else pd.Timestamp(date)
-    table = Table(
-        title=f"Need as of {date} (WHO week {week:%Y-%m-%d}); weights: Jain et al. 2022", show_lines=False
-    )
+    table = Table(title=f"Need as of {date} (WHO week {week:%Y-%m-%d}); weights: Jain et al. 2022", show_lines=False)
     for col in (
         "rank",
         "participant",

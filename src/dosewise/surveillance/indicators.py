@@ -165,9 +165,7 @@ def _ffill(x: Array) -> Array:
 
 
 def _population(population: pd.Series, index: pd.Index) -> Array:
-    pop = pd.to_numeric(population.reindex(index), errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan
-    )
+    pop = pd.to_numeric(population.reindex(index), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return np.where(pop > 0, pop, np.nan)
 
 
@@ -201,9 +199,7 @@ def weekly_tests_from_sitreps(sitreps: pd.DataFrame) -> pd.DataFrame:
 def weekly_tests_from_owid(owid: pd.DataFrame) -> pd.DataFrame:
     """OWID daily rows (``new_tests``, ``new_cases``) → weekly sums in weeks ending Sunday."""
     if "new_tests" not in owid.columns:
-        raise InputError(
-            "no new_tests column in the OWID frame", file=owid.attrs.get("source"), field="new_tests"
-        )
+        raise InputError("no new_tests column in the OWID frame", file=owid.attrs.get("source"), field="new_tests")
     week = week_of(owid["date"])
     cases = owid["new_cases"] if "new_cases" in owid.columns else pd.Series(np.nan, index=owid.index)
     frame = pd.DataFrame({"iso3": owid["iso3"], "week": week, "tests": owid["new_tests"], "positives": cases})

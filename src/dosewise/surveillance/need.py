@@ -173,9 +173,7 @@ def _participant_arrays(participants: pd.DataFrame) -> dict[str, Array]:
             value=income.loc[code],
         )
     out = {
-        "population": pd.to_numeric(participants["population"], errors="coerce").to_numpy(
-            np.float64, na_value=np.nan
-        ),
+        "population": pd.to_numeric(participants["population"], errors="coerce").to_numpy(np.float64, na_value=np.nan),
         "share_65plus": pd.to_numeric(participants["share_65plus"], errors="coerce").to_numpy(
             np.float64, na_value=np.nan
         ),
@@ -216,9 +214,7 @@ def _composite(scores: dict[str, Array], weights: dict[str, float]) -> Array:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def _raw_from_indicators(
-    ind: dict[str, Array], static: dict[str, Array], shape: tuple[int, int]
-) -> dict[str, Array]:
+def _raw_from_indicators(ind: dict[str, Array], static: dict[str, Array], shape: tuple[int, int]) -> dict[str, Array]:
     def get(col: str) -> Array:
         return ind[col] if col in ind else np.full(shape, np.nan)
 
@@ -306,9 +302,7 @@ def need_scores(
         for code, flag in recent[["participant", "flag"]].drop_duplicates().itertuples(index=False):
             notes[code].append(flag)
     threat_missing = np.isnan(scores["deaths"][0]) & np.isnan(scores["incidence"][0])
-    for code, absent, no_threat, pop in zip(
-        index, ~in_feed, threat_missing, static["population"], strict=True
-    ):
+    for code, absent, no_threat, pop in zip(index, ~in_feed, threat_missing, static["population"], strict=True):
         if absent:
             notes[code].append("not_in_feed")
         elif no_threat:
@@ -339,18 +333,14 @@ def need_panel(
     return _composite(_scores(raw, static["income_score"]), w)
 
 
-def need_for(
-    participants_index: Sequence[str] | pd.Index, scores_frame: pd.DataFrame
-) -> npt.NDArray[np.float64]:
+def need_for(participants_index: Sequence[str] | pd.Index, scores_frame: pd.DataFrame) -> npt.NDArray[np.float64]:
     """Need aligned to ``participants_index`` (NaN where a participant has no score).
 
     The hook for policies: the reallocation order sorts by it, and ``covax-need-weighted``
     allocates in proportion to ``population × need``.
     """
     need = scores_frame["need"]
-    return np.asarray(
-        need.reindex(pd.Index(participants_index).astype(str)).to_numpy(np.float64, na_value=np.nan)
-    )
+    return np.asarray(need.reindex(pd.Index(participants_index).astype(str)).to_numpy(np.float64, na_value=np.nan))
 
 
 def need_from_feed(
@@ -370,9 +360,7 @@ def need_from_feed(
 
     pop = participants["population"]
     tests = weekly_tests_from_sitreps(sitreps) if sitreps is not None and len(sitreps) else None
-    indicators = compute_indicators(
-        weekly, pop, vaccination=vaccination, tests=tests, participants=participants.index
-    )
+    indicators = compute_indicators(weekly, pop, vaccination=vaccination, tests=tests, participants=participants.index)
     indicators = indicators[indicators["iso3"].isin(set(weekly["iso3"]))]
     flags = quality_flags(
         weekly, population=pop, expected=participants.index, sitreps=sitreps, no_report_weeks=no_report_weeks

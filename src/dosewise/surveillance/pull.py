@@ -141,9 +141,7 @@ def pull(
                 _write_atomic(_sidecar(path), json.dumps(meta, indent=2))
                 return PullResult(source, path, "not_modified", meta)
             if resp.status_code != 200:
-                raise DataSourceError(
-                    f"{address} answered HTTP {resp.status_code}; cached copy left unchanged"
-                )
+                raise DataSourceError(f"{address} answered HTTP {resp.status_code}; cached copy left unchanged")
             total = int(resp.headers.get("Content-Length") or 0) or None
             digest = hashlib.sha256()
             size = 0

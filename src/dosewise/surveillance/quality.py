@@ -110,9 +110,7 @@ def quality_flags(
 
     for name, x, floor in (("cases", cases, jump_floor_cases), ("deaths", deaths, jump_floor_deaths)):
         t, p = np.nonzero(x < 0)
-        parts.append(
-            _frame(ids[p], wk[t], "negative_correction", [f"new_{name} = {v:,.0f}" for v in x[t, p]])
-        )
+        parts.append(_frame(ids[p], wk[t], "negative_correction", [f"new_{name} = {v:,.0f}" for v in x[t, p]]))
         med, n = _trailing_median(x, jump_window)
         with np.errstate(invalid="ignore"):
             jump = (n >= 4) & (x >= floor) & (x > jump_factor * np.maximum(med, 0.0))
@@ -164,9 +162,7 @@ def quality_flags(
     scope = pd.Index(expected if expected is not None else ids)
     if expected is not None:
         absent = scope[~scope.isin(ids)]
-        parts.append(
-            _frame(absent.to_numpy(dtype=object), pd.NaT, "not_in_feed", "absent from the surveillance feed")
-        )
+        parts.append(_frame(absent.to_numpy(dtype=object), pd.NaT, "not_in_feed", "absent from the surveillance feed"))
     if population is not None:
         pop = pd.to_numeric(population.reindex(scope), errors="coerce")
         missing = scope[~(pop > 0).to_numpy()]
@@ -184,6 +180,4 @@ def quality_flags(
         out = pd.DataFrame({c: pd.Series(dtype=object) for c in FLAG_COLUMNS})
     out["week"] = pd.to_datetime(out["week"])
     out["participant"] = out["participant"].astype(object)
-    return out.sort_values(["participant", "week", "flag"], kind="stable", na_position="first").reset_index(
-        drop=True
-    )
+    return out.sort_values(["participant", "week", "flag"], kind="stable", na_position="first").reset_index(drop=True)

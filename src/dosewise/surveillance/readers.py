@@ -142,9 +142,7 @@ def _numbers(df: pd.DataFrame, column: str, file: str, *, nonneg: bool = False) 
 
 def _parse_numbers(df: pd.DataFrame, column: str, file: str) -> np.ndarray[Any, Any]:
     text = df[column].astype(object).where(df[column].notna(), "").astype(str).str.strip()
-    values = pd.to_numeric(text.where(text != ""), errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan
-    )
+    values = pd.to_numeric(text.where(text != ""), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = np.isnan(values) & (text != "").to_numpy()
     if bad.any():
         row, value = _first_bad(bad, df, column)
@@ -338,9 +336,7 @@ def read_owid(path: Path | str, *, columns: Sequence[str] | None = None) -> pd.D
     lines = np.flatnonzero(keep) + 2
     sub = raw.loc[keep].reset_index(drop=True)
     try:
-        out = pd.DataFrame(
-            {"iso3": _iso3_column(sub, code_col, file), "date": _dates(sub, "date", file).to_numpy()}
-        )
+        out = pd.DataFrame({"iso3": _iso3_column(sub, code_col, file), "date": _dates(sub, "date", file).to_numpy()})
         for col in wanted:
             out[col] = _numbers(sub, col, file)
     except InputError as exc:
@@ -409,9 +405,7 @@ def read_sitreps(source: Path | str | Iterable[Mapping[str, Any]]) -> pd.DataFra
         file: str | None = name
         raw = _read_text_csv(source)
         _require(raw, ["participant", "period_start", "period_end"], name)
-        rows: list[Mapping[str, Any]] = [
-            {str(k): v for k, v in r.items()} for r in raw.to_dict(orient="records")
-        ]
+        rows: list[Mapping[str, Any]] = [{str(k): v for k, v in r.items()} for r in raw.to_dict(orient="records")]
         first_line = 2
     else:
         file = None

@@ -1,0 +1,63 @@
+"""The round and ledger commands as a user runs them, on a SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import SCENARIO
+
+
+def dw(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dosewise.cli", *args], capture_output=True, text=True, timeout=120,
+                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+
+
+def test_round_commands_end_to_end(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO)
+    db = str(tmp_path / "l.db")
+    r = dw("round", "open", str(scenario), "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert "opened round T1" in r.stdout
+    offers = dw("round", "offers", "T1", "--db", db)
+    assert "T1:CV:PRK:0" in offers.stdout
+    r = dw("round", "respond", "T1:CV:PRK:0", "--decline", "efficacy_concerns", "--wish",
+           "severely affected countries", "--db", db)
+    assert r.returncode == 0 and "offer.declined" in r.stdout, r.stderr
+    # a second answer to the same offer: clear conflict, exit 2, nothing recorded
+    before = sqlite3.connect(db).execute("select count(*) from ledger_events").fetchone()[0]
+    r = dw("round", "respond", "T1:CV:PRK:0", "--accept", "--db", db)
+    assert r.returncode == 2 and "already declined" in r.stderr and "Traceback" not in r.stderr
+    assert sqlite3.connect(db).execute("select count(*) from ledger_events").fetchone()[0] == before
+    r = dw("round", "respond", "T1:CV:KEN:0", "--decline", "because", "--db", db)
+    assert r.returncode == 2 and "reason" in r.stderr
+    r = dw("round", "advance", "T1", "--to", "2021-09-08", "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert "new offers" in r.stdout
+    status = dw("round", "status", "T1", "--db", db)
+    assert "balanced" in status.stdout and "NO" not in status.stdout
+    assert dw("ledger", "verify", "--db", db).returncode == 0
+    out = tmp_path / "events.jsonl"
+    assert dw("ledger", "export", "--format", "jsonl", "--out", str(out), "--db", db).returncode == 0
+    assert len(out.read_text().splitlines()) == sqlite3.connect(db).execute("select count(*) from ledger_events").fetchone()[0]
+    r = dw("round", "advance", "T1", "--to", "not-a-date", "--db", db)
+    assert r.returncode == 2 and "not-a-date" in r.stderr
+
+
+def test_demo_tells_the_dprk_story_and_verifies(tmp_path: Path) -> None:
+    db = str(tmp_path / "demo.db")
+    r = dw("demo", "--db", db)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "PRK North Korea" in out
+    assert "DPRK was offered 2,970,000 CoronaVac doses and declined them" in out
+    assert "efficacy_concerns" in out and "severely affected countries" in out
+    assert "ledger verify: OK" in out
+    assert dw("ledger", "verify", "--db", db).returncode == 0
+    con = sqlite3.connect(db)
+    accepted = con.execute(
+        "select count(*) from ledger_events where type='offer.accepted' and round_id='demo-coronavac-2021-08'").fetchone()[0]
+    assert accepted >= 1
