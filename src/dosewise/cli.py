@@ -30,6 +30,7 @@ _AREAS: tuple[str, ...] = (
     "dosewise._cli_core",
     "dosewise.rounds_cli",
     "dosewise.ledger.cli",
+    "dosewise.impact.cli",
     "dosewise.surveillance.cli",
 )
 
@@ -44,7 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into a message and exit code 2."""
     _build()
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except DosewiseError as exc:
         err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
         sys.exit(exc.exit_code)

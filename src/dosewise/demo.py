@@ -54,7 +54,14 @@ def run_demo_story(*, db: str | None, who: Any, console: Any) -> DemoResult:
     from dosewise.rounds_cli import print_offers, print_status
 
     store = open_store(db or "memory")
+    if who is None:
+        from dosewise.surveillance.pull import SOURCES, default_cache_dir
+
+        cached = default_cache_dir() / SOURCES["who"].filename
+        who = cached if cached.exists() else None
     need = demo_need(who) if who is not None else None
+    if who is not None:
+        console.print(f"need scores as of {DEMO_NEED_AS_OF} from {who}")
     result = run_demo_rounds(store, need=need)
     second = result.second
     console.rule(f"[bold]2. {second.opened['name']}")
@@ -67,7 +74,8 @@ def run_demo_story(*, db: str | None, who: Any, console: Any) -> DemoResult:
     for p in second.passes:
         for lot, info in p["lots"].items():
             order = ("need score (highest first)" if p["order"] == "need"
-                     else "pro rata to population (no surveillance given: pass --who FILE to rank by need)")
+                     else "pro rata to population (no surveillance file: pass --who FILE or run "
+                     "`dosewise data pull who` to rank by need)")
             console.print(f"pass {p['pass']} on {p['on']}: {info['pool']:,} doses of {lot} re-offered by {order}; "
                           f"{len(info['offered'])} offers")
             for why, codes in info["skipped"].items():
@@ -85,4 +93,9 @@ def run_demo_story(*, db: str | None, who: Any, console: Any) -> DemoResult:
 
 def demo_need(who: Any) -> dict[str, float]:
     """Need scores of the AMC92 participants as of :data:`DEMO_NEED_AS_OF` from a WHO weekly file."""
-    raise NotImplementedError  # wired to dosewise.surveillance below
+    from dosewise.policies.need_weighted import need_from_files
+    from dosewise.scenario import parse_scenario
+    from dosewise.world import build_world
+
+    world = build_world(parse_scenario(yaml.safe_load(coronavac_round_yaml()), file="demo_coronavac.yaml"))
+    return need_from_files(world, str(who), DEMO_NEED_AS_OF)

@@ -25,6 +25,7 @@ Every step is a ledger event; the state is a projection of those events
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import uuid
@@ -171,16 +172,29 @@ class Rounds:
         self.actor = actor
         self.need = dict(need) if need is not None else None
         self._worlds: dict[str, tuple[Scenario, World]] = {}
+        self._states: dict[str, RoundState] = {}
+        self._offer_round: dict[str, str] = {}
 
     # -- reading -------------------------------------------------------------------------------
     def state(self, round_id: str) -> RoundState:
-        state = project(self.store.read(round_id=round_id), round_id)
+        """The round's projection, brought up to date with events recorded since the last call
+        (by this process or any other): only the new events are read and applied."""
+        state = self._states.get(round_id) or RoundState(round_id)
+        for ev in self.store.read(after_seq=state.last_seq, round_id=round_id):
+            state.apply(ev)
+            if ev.type == "offer.made" and ev.offer_id:
+                self._offer_round[ev.offer_id] = round_id
         if not state.opened:
             raise InputError("no such round in the ledger", field="round", value=round_id)
+        self._states[round_id] = state
         return state
 
     def rounds(self) -> list[str]:
         return [ev.round_id for ev in self.store.read(types=["round.opened"]) if ev.round_id]
+
+    def world(self, round_id: str) -> World:
+        """The world the round was opened on, rebuilt from the scenario recorded in the ledger."""
+        return self._world(self.state(round_id))[1]
 
     def _world(self, state: RoundState) -> tuple[Scenario, World]:
         rid = state.round_id
@@ -190,10 +204,13 @@ class Rounds:
         return self._worlds[rid]
 
     def _offer(self, offer_id: str) -> tuple[RoundState, dict[str, Any]]:
-        first = next(iter(self.store.read(offer_id=offer_id, types=["offer.made"])), None)
-        if first is None or first.round_id is None:
-            raise InputError("no such offer in the ledger", field="offer", value=offer_id)
-        state = self.state(first.round_id)
+        rid = self._offer_round.get(offer_id)
+        if rid is None:
+            first = next(iter(self.store.read(offer_id=offer_id, types=["offer.made"])), None)
+            if first is None or first.round_id is None:
+                raise InputError("no such offer in the ledger", field="offer", value=offer_id)
+            rid = first.round_id
+        state = self.state(rid)
         return state, state.offers[offer_id]
 
     # -- opening -------------------------------------------------------------------------------
@@ -311,7 +328,7 @@ class Rounds:
                                        payload={"offer": oid, "on": to.isoformat(), "reason": "deadline passed"},
                                        unique_slot=f"offer:{oid}:response"))
         # apply the lapses to a scratch copy so the pass sees the doses back in the pool
-        scratch = project(self.store.read(round_id=round_id), round_id)
+        scratch = copy.deepcopy(state)
         for k, ne in enumerate(events[1:]):
             scratch.apply(_as_event(ne, scratch.last_seq + k + 1))
         pass_no = len(state.passes) + 1

@@ -130,11 +130,17 @@ def advance(
     round_id: Annotated[str, typer.Argument(help="Round id.")],
     to: Annotated[str, typer.Option("--to", help="New date of the round (YYYY-MM-DD).")],
     db: DbOption = None,
+    who: Annotated[Path | None, typer.Option(help="WHO weekly CSV: re-offer by need score as of --to.")] = None,
 ) -> None:
-    """Move the round's date: overdue offers lapse, unusable doses expire, the pool is re-offered."""
-    rounds = Rounds(_store(db), actor="cli")
+    """Move the round's date: overdue offers lapse, unusable doses expire, the pool is re-offered
+    (by need score when --who is given, otherwise pro rata to population)."""
     day = _date(to, "--to")
     assert day is not None
+    rounds = Rounds(_store(db), actor="cli")
+    if who is not None:
+        from dosewise.policies.need_weighted import need_from_files
+
+        rounds.need = need_from_files(rounds.world(round_id), str(who), day)
     events = rounds.advance(round_id, day)
     made = [e for e in events if e.type == "offer.made"]
     console.print(f"advanced {round_id} to {day}: {len(events)} events, {len(made)} new offers")

@@ -7,6 +7,7 @@ columns. Nothing here holds one Python object per participant.
 attribute               shape                       meaning
 ======================  ==========================  =============================================
 ``participants``        frame, n rows               name, population, share_65plus, income_level,
+                                                    age_structure_like (proxy country for age data),
                                                     region, coverage_cap, capacity_per_week,
                                                     min_shelf_life_days, lead_time_days,
                                                     people_covered, parent
@@ -180,6 +181,7 @@ def build_world(sc: Scenario) -> World:
                 "code": code,
                 "name": info_name,
                 "parent": parent,
+                "age_structure_like": like.upper() if isinstance(like, str) else None,
                 "population": pop,
                 "population_source": prof.get("population_source")
                 or ("UN WPP 2024 (starsim-data)" if code in covered and population is None else None),

@@ -1,6 +1,6 @@
 """Synthetic but plausible tier values for tests and the benchmark, built from the world's own
 WPP age structure: until the impact model's ``tier_values`` is used, deaths averted per dose in
-a tier = IFR of the tier (O'Driscoll et al. 2021, via ``dosewise.impact.parameters``) × an
+a tier = IFR of the tier (O'Driscoll et al. 2021) × an
 assumed attack rate × efficacy against death ÷ doses per course. The attack rate and efficacy
 are round illustrative numbers, not estimates."""
 
@@ -20,10 +20,17 @@ EFFICACY = 0.9  # illustrative
 COURSE = 2.0
 
 
-def ifr21() -> FloatArray:
-    from dosewise.impact.parameters import ifr_wpp21
+# O'Driscoll M et al. Nature 590:140 (2021), doi:10.1038/s41586-020-2918-0, Table S3, IFR (%) both sexes,
+# bands 0-4 … 75-79, 80+ (80+ repeated over the five WPP bands 80-84 … 100+).
+ODRISCOLL2021_IFR_PCT = (
+    0.003, 0.001, 0.001, 0.003, 0.006, 0.013, 0.024, 0.040, 0.075, 0.121,
+    0.207, 0.323, 0.456, 1.075, 1.674, 3.203, 8.292,
+)
 
-    return ifr_wpp21("odriscoll2021")
+
+def ifr21() -> FloatArray:
+    pct = np.array(ODRISCOLL2021_IFR_PCT[:16] + (ODRISCOLL2021_IFR_PCT[16],) * 5)
+    return np.asarray(pct / 100.0, dtype=np.float64)
 
 
 def tier_values_from_ages(pop_by_age: FloatArray) -> tuple[FloatArray, FloatArray]:

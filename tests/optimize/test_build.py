@@ -137,5 +137,5 @@ def test_random_builds_match_loops(d: ProblemData) -> None:
 def test_shape_mismatch_is_named() -> None:
     from dosewise.errors import InputError
 
-    with pytest.raises(InputError, match="optimize.budget"):
+    with pytest.raises(InputError, match=r"optimize\.budget"):
         tiny_problem(budget=np.array([1000]))

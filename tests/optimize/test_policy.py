@@ -94,7 +94,9 @@ def test_bad_option(demo_world: World, demo_scenario: Scenario, demo_tiers: tupl
 
     sizes, dap = demo_tiers
     with pytest.raises(InputError, match="equity_floor"):
-        solve_optimal(demo_world, params(demo_scenario, equity_floor="lots"), tier_sizes=sizes, deaths_averted_per_dose=dap)
+        solve_optimal(
+            demo_world, params(demo_scenario, equity_floor="lots"), tier_sizes=sizes, deaths_averted_per_dose=dap
+        )
 
 
 def test_max_share(demo_world: World, demo_scenario: Scenario, demo_tiers: tuple) -> None:
@@ -105,3 +107,17 @@ def test_max_share(demo_world: World, demo_scenario: Scenario, demo_tiers: tuple
     a = st.allocation
     budget = (demo_world.lots["doses"].to_numpy() - a.buffer).sum()
     assert a.totals().max() <= 0.1 * budget + 1e-6
+
+
+def test_floor_variants_registered(demo_world: World, demo_scenario: Scenario) -> None:
+    """``optimal-floor-100`` (for ``dosewise compare``) gives everyone its pro-rata entitlement, with
+    tier values from the impact model itself; the LP's estimate stays near the simulated deaths averted."""
+    from dosewise.optimize import closed_loop
+
+    a = POLICIES["optimal-floor-100"](demo_world, demo_scenario.policy.model_copy(update={"name": "optimal"}))
+    assert a.notes["equity_floor"] == 1.0
+    ent = allocate_pro_rata(demo_world, demo_scenario.policy).totals()
+    assert (a.totals() >= ent - 2400 * len(demo_world.lots)).all()
+    loop = closed_loop(demo_world, a)
+    assert loop["simulated_deaths_averted"] > 0
+    assert abs(loop["gap_share"]) < 0.25

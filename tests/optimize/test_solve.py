@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from scipy.optimize import linprog, milp, Bounds, LinearConstraint
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from dosewise.errors import AllocationError
 from dosewise.optimize import ProblemData, build_lp, solve_lp

@@ -42,7 +42,8 @@ def test_round_commands_end_to_end(tmp_path: Path) -> None:
     assert dw("ledger", "verify", "--db", db).returncode == 0
     out = tmp_path / "events.jsonl"
     assert dw("ledger", "export", "--format", "jsonl", "--out", str(out), "--db", db).returncode == 0
-    assert len(out.read_text().splitlines()) == sqlite3.connect(db).execute("select count(*) from ledger_events").fetchone()[0]
+    count = sqlite3.connect(db).execute("select count(*) from ledger_events").fetchone()[0]
+    assert len(out.read_text().splitlines()) == count
     r = dw("round", "advance", "T1", "--to", "not-a-date", "--db", db)
     assert r.returncode == 2 and "not-a-date" in r.stderr
 
@@ -58,6 +59,14 @@ def test_demo_tells_the_dprk_story_and_verifies(tmp_path: Path) -> None:
     assert "ledger verify: OK" in out
     assert dw("ledger", "verify", "--db", db).returncode == 0
     con = sqlite3.connect(db)
-    accepted = con.execute(
-        "select count(*) from ledger_events where type='offer.accepted' and round_id='demo-coronavac-2021-08'").fetchone()[0]
+    accepted = con.execute("select count(*) from ledger_events where type='offer.accepted' "
+                           "and round_id='demo-coronavac-2021-08'").fetchone()[0]
     assert accepted >= 1
+
+
+def test_demo_reallocates_by_need_with_the_who_feed(shared_data: Path) -> None:
+    r = dw("demo", "--who", str(shared_data / "surveillance" / "WHO-COVID-19-global-data.csv"))
+    assert r.returncode == 0, r.stderr
+    assert "re-offered by need score (highest first)" in r.stdout
+    assert "rank 1 by need score" in r.stdout
+    assert "ledger verify: OK" in r.stdout

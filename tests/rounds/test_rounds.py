@@ -146,3 +146,27 @@ def test_conservation_after_every_event(plan: list[list[tuple[str, int]]]) -> No
         replay.apply(ev)
         assert replay.balance_ok(), f"unbalanced after event {ev.seq} {ev.type}"
     assert store.verify().ok
+
+
+def test_reallocation_by_need_goes_to_the_highest_need_first() -> None:
+    need = {"KEN": 0.3, "UGA": 0.5, "PRK": 0.9, "BGD": 0.7, "NPL": 0.6, "MNG": 0.95}
+    text = SCENARIO.replace("reallocation: pro-rata", "reallocation: need")
+    rounds = Rounds(open_store("memory"), need=need)
+    rid = rounds.open(text)
+    state = rounds.state(rid)
+    for oid, o in state.offers.items():
+        if o["participant"] == "PRK" and o["lot"] == "CV":
+            rounds.respond(oid, "decline", reason="efficacy_concerns", wish="severely affected countries")
+        else:
+            rounds.respond(oid, "accept")
+    events = rounds.advance(rid, D("2021-09-07"))
+    new = [o for o in rounds.state(rid).offers.values() if o["pass"] == 1]
+    # MNG (0.95) first; PRK (0.9) declined; BGD 0.7; NPL (0.6) cannot absorb more before expiry
+    # (1,000 doses a week, already holding its first offers); UGA's lead time leaves too little
+    # shelf life; so KEN (0.3) is third
+    assert [o["participant"] for o in new] == ["MNG", "BGD", "KEN"]
+    assert all("by need score" in o["why"] for o in new)
+    skipped = next(e for e in events if e.type == "reallocation.pass").payload["lots"]["CV"]["skipped"]
+    assert skipped["absorptive capacity exhausted before expiry"] == ["NPL"]
+    assert skipped["shelf life on arrival below minimum"] == ["UGA"]
+    assert rounds.state(rid).balance_ok()

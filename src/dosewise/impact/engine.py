@@ -54,7 +54,9 @@ from scipy import sparse
 
 from dosewise.errors import InputError, ReferenceDataError
 from dosewise.impact.parameters import (
-    N_BANDS,
+    N_BANDS as N_BANDS,
+)
+from dosewise.impact.parameters import (
     ImpactParams,
     fold_to_16,
     ifr_by_band,
@@ -197,9 +199,9 @@ def product_vaccines(
         if pid in params.efficacy:
             e_inf[k], e_sev[k] = params.efficacy[pid]
             continue
-        sym, sev = cat.at[pid, "efficacy_symptomatic"], cat.at[pid, "efficacy_severe"]
+        sym, sev = np.array([cat.at[pid, "efficacy_symptomatic"], cat.at[pid, "efficacy_severe"]], dtype=np.float64)
         for name, val in (("efficacy_symptomatic", sym), ("efficacy_severe", sev)):
-            if val is None or not np.isfinite(float(val)):
+            if not np.isfinite(float(val)):
                 raise InputError(
                     f"product {pid} has no {name} in the catalogue; the impact model needs it: add it to the "
                     f"product in the scenario or pass ImpactParams(efficacy={{'{pid}': (e_inf, e_sev)}})",
@@ -209,7 +211,8 @@ def product_vaccines(
         e_inf[k], e_sev[k] = float(sym), float(sev)
     course = cat.loc[products, "doses_per_course"].to_numpy(dtype=np.float64)
     interval = cat.loc[products, "interval_days"].to_numpy(dtype=np.float64)
-    delay = params.delay_to_protection_days + (interval * (course - 1) if params.include_interval_in_delay else 0.0)
+    wait = interval * (course - 1) if params.include_interval_in_delay else np.zeros_like(course)
+    delay = params.delay_to_protection_days + wait
     return Vaccines(tuple(products), np.asarray(doses, dtype=np.float64), course, e_inf, e_sev, delay)
 
 
@@ -250,7 +253,7 @@ def spectral_radius(mats: FloatArray) -> FloatArray:
 
 
 def contact_like(world: World, like: Mapping[str, str] | None = None) -> dict[str, str | None]:
-    """Who stands in for whom for contact matrices: explicit ``like``, an ``age_structure_like`` column, a unit's parent."""
+    """Stand-ins for contact matrices: explicit ``like``, else an ``age_structure_like`` column, else a parent."""
     parts = world.participants
     out: dict[str, str | None] = {}
     for col in ("parent", "age_structure_like"):

@@ -72,7 +72,7 @@ class ImpactResult:
             index=pd.Index(self.codes, name="participant"),
         )
         if self.schedule is not None:
-            frame.insert(frame.columns.get_loc("doses_delivered"), "doses_allocated",
+            frame.insert(list(frame.columns).index("doses_delivered"), "doses_allocated",
                          self.schedule.allocated.sum(axis=1))
             frame["doses_wasted"] = self.schedule.wasted.sum(axis=1)
             frame["doses_after_horizon"] = self.schedule.after_horizon.sum(axis=1)

@@ -22,7 +22,7 @@ FloatArray = npt.NDArray[np.float64]
 N_BANDS = 16
 """Model age bands: 0-4 … 70-74, 75+ (the Prem matrices' bands)."""
 
-BANDS: tuple[str, ...] = tuple(f"{a}-{a + 4}" for a in range(0, 75, 5)) + ("75+",)
+BANDS: tuple[str, ...] = (*(f"{a}-{a + 4}" for a in range(0, 75, 5)), "75+")
 
 # O'Driscoll M et al. Age-specific mortality and immunity patterns of SARS-CoV-2. Nature 590:140-145 (2021),
 # doi:10.1038/s41586-020-2918-0, Supplementary Table S3, IFR (%) both sexes, bands 0-4 … 75-79, 80+.

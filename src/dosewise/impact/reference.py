@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from dosewise.impact.engine import N_BANDS, SW, Layout, S, Setup, Vaccines, initial_state
-from dosewise.impact.parameters import priority_groups
+from dosewise.impact.engine import SW, Layout, S, Setup, Vaccines, initial_state
+from dosewise.impact.parameters import N_BANDS, priority_groups
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -26,7 +26,7 @@ def _rhs_factory(setup: Setup, p: int, vac: Vaccines | None, lay: Layout):  # ty
     pop = setup.pop[p]
     m = lay.m
     bt = vac.e_breakthrough if vac is not None else np.zeros(0)
-    EU, IU, EV, IV, RU, RV, P = lay.eu, lay.iu, lay.ev, lay.iv, lay.ru, lay.rv, lay.p  # noqa: N806
+    EU, IU, EV, IV, RU, RV, P = lay.eu, lay.iu, lay.ev, lay.iv, lay.ru, lay.rv, lay.p
 
     def rhs(_t: float, y: FloatArray, beta: float) -> FloatArray:
         z = y.reshape(lay.size, N_BANDS)

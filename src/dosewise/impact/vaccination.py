@@ -30,7 +30,7 @@ import pandas as pd
 
 from dosewise.allocation import Allocation
 from dosewise.errors import InputError
-from dosewise.impact.engine import N_BANDS, S, Layout
+from dosewise.impact.engine import N_BANDS, Layout, S
 from dosewise.world import World
 
 FloatArray = npt.NDArray[np.float64]

@@ -72,7 +72,7 @@ def verify(db: DbOption = None) -> None:
         return
     console.print(f"[bold red]TAMPERED[/] at seq {report.first_bad_seq}: {report.problem}", highlight=False,
                   soft_wrap=True)
-    raise SystemExit(1)  # not typer.Exit: click returns its code under standalone_mode=False
+    raise typer.Exit(1)
 
 
 @ledger_app.command("export")

@@ -88,7 +88,7 @@ class MemoryStore:
         self._check()
         wanted = set(types) if types is not None else None
         rows = self._rows
-        i = 0
+        i = max(after_seq, 0)  # rows[k] holds seq k + 1
         while i < len(rows):
             row = rows[i]
             i += 1

@@ -13,7 +13,8 @@ solver so :func:`reoptimize_after_decline` can re-allocate declined doses in wel
 
 from dosewise.optimize.assign import Rounded, assign_solution, round_solution, schedule_frame
 from dosewise.optimize.build import FAMILIES, LinearProgram, build_lp
-from dosewise.optimize.metrics import gini, inequality
+from dosewise.optimize.closed_loop import closed_loop
+from dosewise.optimize.metrics import gini, inequality, inequality_table
 from dosewise.optimize.policy import OptimalState, allocate_optimal, floor_capacity_problems, solve_optimal
 from dosewise.optimize.problem import ProblemData, fold_tiers, linear_discount, problem_from_world
 from dosewise.optimize.reoptimize import reoptimize_after_decline
@@ -32,11 +33,13 @@ __all__ = [
     "assign_solution",
     "build_lp",
     "build_variables",
+    "closed_loop",
     "explain_infeasible",
     "floor_capacity_problems",
     "fold_tiers",
     "gini",
     "inequality",
+    "inequality_table",
     "linear_discount",
     "problem_from_world",
     "reoptimize_after_decline",

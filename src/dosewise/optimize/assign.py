@@ -1,13 +1,14 @@
 """Solution → whole shipping units → :class:`~dosewise.allocation.Allocation`.
 
-The LP gives fractional doses per (participant, lot, week, tier). Lot by lot, each participant's doses are rounded to the product's shipping unit by largest
-remainder (:func:`~dosewise.policies.round_to_units`), never beyond the lot's budget and never
-beyond what the participant can still absorb: its weekly capacity in the weeks the lot can reach
-it, its unvaccinated people in every tier, and its share cap. A participant whose equity floor a
-round-down would break is rounded up first. Rounding down scales that participant's schedule for
-the lot; rounding up places the extra doses in the earliest weeks with spare capacity and the
-oldest tiers with people left. The schedule stays feasible throughout, and the objective lost to
-rounding is reported.
+The LP gives fractional doses per (participant, lot, week, tier). Lot by lot, each
+participant's doses are rounded to the product's shipping unit by largest remainder
+(:func:`~dosewise.policies.round_to_units`), never beyond the lot's budget and never beyond
+what the participant can still absorb: its weekly capacity in the weeks the lot can reach it,
+its unvaccinated people in every tier, and its share cap. A participant whose equity floor a
+round-down would break is rounded up first. Rounding down scales that participant's schedule
+for the lot; rounding up places the extra doses in the earliest weeks with spare capacity and
+the oldest tiers with people left. The schedule stays feasible throughout, and the objective
+lost to rounding is reported.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class Rounded:
         return self.objective_lp - self.objective_rounded
 
 
+def _bincount(x: npt.ArrayLike, weights: npt.ArrayLike, minlength: int) -> FloatArray:
+    return np.asarray(np.bincount(np.asarray(x), weights=np.asarray(weights), minlength=minlength), dtype=np.float64)
+
+
 def lot_columns(lp: LinearProgram) -> list[npt.NDArray[np.int64]]:
     """Column positions of each lot."""
     order = np.argsort(lp.variables.lot, kind="stable")
@@ -64,7 +69,7 @@ def round_solution(lp: LinearProgram, x: FloatArray, *, round_units: bool = True
         if cols.size == 0:
             continue
         part = v.part[cols].astype(np.int64)
-        a = np.bincount(part, weights=x[cols], minlength=n)
+        a = _bincount(part, weights=x[cols], minlength=n)
         unit = int(d.unit[lot]) if round_units else 1
         in_range, cap_slack, tier_slack, slack = lot_room(lp, lot, load, people, total, lo, count)
         upper = a + slack
@@ -80,11 +85,11 @@ def round_solution(lp: LinearProgram, x: FloatArray, *, round_units: bool = True
         if up.size:
             _place(lp, x, cols, up, delta[up], cap_slack[up], in_range[up], tier_slack[up], lo[up, lot], lot)
         new = x[cols]
-        load += np.bincount(part * W + v.week[cols], weights=new - old, minlength=n * W).reshape(n, W)
-        people += np.bincount(part * T + v.tier[cols], weights=(new - old) / d.course[lot], minlength=n * T).reshape(
+        load += _bincount(part * W + v.week[cols], weights=new - old, minlength=n * W).reshape(n, W)
+        people += _bincount(part * T + v.tier[cols], weights=(new - old) / d.course[lot], minlength=n * T).reshape(
             n, T
         )
-        total += np.bincount(part, weights=new - old, minlength=n)
+        total += _bincount(part, weights=new - old, minlength=n)
     return Rounded(doses=doses, x=x, objective_lp=obj_lp, objective_rounded=float(lp.value @ x))
 
 
@@ -116,9 +121,9 @@ def schedule_state(lp: LinearProgram, x: FloatArray) -> tuple[FloatArray, FloatA
     d, v = lp.data, lp.variables
     n, W, T = d.n, d.weeks, d.tiers
     part = v.part.astype(np.int64)
-    load = np.bincount(part * W + v.week, weights=x, minlength=n * W).reshape(n, W)
-    people = np.bincount(part * T + v.tier, weights=x / d.course[v.lot], minlength=n * T).reshape(n, T)
-    return load, people, np.bincount(v.part, weights=x, minlength=d.n)
+    load = _bincount(part * W + v.week, weights=x, minlength=n * W).reshape(n, W)
+    people = _bincount(part * T + v.tier, weights=x / d.course[v.lot], minlength=n * T).reshape(n, T)
+    return load, people, _bincount(v.part, weights=x, minlength=d.n)
 
 
 def _fill(need: FloatArray, room: FloatArray) -> FloatArray:

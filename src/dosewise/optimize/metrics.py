@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from dosewise.allocation import Allocation
 from dosewise.world import World
@@ -53,3 +56,19 @@ def inequality(world: World, allocation: Allocation, reference: Allocation) -> d
         "gini_participants": gini(per_capita),
         "doses_per_100": float(100.0 * got.sum() / pop.sum()),
     }
+
+
+def inequality_table(
+    world: World, allocations: Mapping[str, Allocation], reference: Allocation | None = None
+) -> pd.DataFrame:
+    """:func:`inequality` for each named allocation (reference: ``covax-pro-rata`` of the same world)."""
+    if reference is None:
+        from dosewise.policies.pro_rata import allocate_pro_rata
+
+        first = next(iter(allocations.values()), None)
+        from dosewise.scenario import PolicyParams
+
+        params = PolicyParams.model_validate(first.params) if first is not None and first.params else PolicyParams()
+        reference = allocate_pro_rata(world, params.model_copy(update={"name": "covax-pro-rata", "options": {}}))
+    rows = {name: inequality(world, alloc, reference) for name, alloc in allocations.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("policy")

@@ -92,20 +92,26 @@ def _float_option(params: PolicyParams, name: str, default: float | None, lo: fl
     return val
 
 
-def default_tier_values(world: World, tiers: int) -> tuple[FloatArray, FloatArray, pd.Series | None]:
-    """Tier sizes, deaths averted per dose and product efficacy factors from the impact model."""
-    try:
-        from dosewise.impact import tier_values
-    except ImportError as exc:  # pragma: no cover - the impact package ships with dosewise
-        raise AllocationError(
-            "the optimal policy needs the impact model's tier values (dosewise.impact.tier_values)"
-        ) from exc
+def default_tier_values(world: World, tiers: int) -> tuple[FloatArray, FloatArray, pd.Series]:
+    """Tier sizes, deaths averted per dose and product efficacy factors from the impact model.
+
+    The impact model values one reference product (the one with most doses); other products are
+    scaled by their efficacy against severe disease relative to it (catalogue figures).
+    """
+    from dosewise.impact import tier_values
+
     tv = tier_values(world, None, tiers=tiers)
-    factor = getattr(tv, "product_factor", None)
+    order = pd.Index(tv.codes).get_indexer(world.participants.index)
+    if (order < 0).any():
+        missing = world.participants.index[order < 0].tolist()[:10]
+        raise AllocationError(f"the impact model gives no tier values for {missing}")
+    eff = world.products["efficacy_severe"].astype(np.float64)
+    ref = float(eff.get(tv.product, np.nan))
+    factor = eff / ref if np.isfinite(ref) and ref > 0 else pd.Series(1.0, index=world.products.index)
     return (
-        np.asarray(tv.sizes, dtype=np.float64),
-        np.asarray(tv.deaths_averted_per_dose, dtype=np.float64),
-        factor if isinstance(factor, pd.Series) else None,
+        np.asarray(tv.sizes, dtype=np.float64)[order],
+        np.asarray(tv.deaths_averted_per_dose, dtype=np.float64)[order],
+        factor,
     )
 
 
@@ -124,7 +130,7 @@ def floor_capacity_problems(data: ProblemData) -> list[str]:
     reach = np.minimum.reduce([reach, cap_total, data.share_cap])
     bad = np.flatnonzero(data.floor > reach + 1e-6)
     names = data.participants if len(data.participants) else pd.Index(range(data.n))
-    return [f"{names[i]} (floor {data.floor[i]:,.0f} doses, at most {reach[i]:,.0f} reachable)" for i in bad]
+    return [f"{names[int(i)]} (floor {data.floor[i]:,.0f} doses, at most {reach[i]:,.0f} reachable)" for i in bad]
 
 
 def solve_optimal(

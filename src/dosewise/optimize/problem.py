@@ -190,7 +190,7 @@ def problem_from_world(
     bad = ~np.isfinite(dap).all(axis=1) | ~np.isfinite(tier_sizes).all(axis=1)
     if bad.any():
         raise AllocationError(
-            "the impact model gives no tier values for " + ", ".join(map(str, parts.index[bad][:10]))
+            "the impact model gives no tier values for " + ", ".join(map(str, parts.index[np.flatnonzero(bad)][:10]))
             + " (no age structure: set `age_structure_like:` in the scenario's overrides)"
         )
     start_ts = pd.Timestamp(start) if start is not None else pd.Timestamp(lots["available"].min())

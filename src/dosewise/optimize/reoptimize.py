@@ -27,7 +27,10 @@ from dosewise.policies.pro_rata import round_to_units
 
 def _locate(index: pd.Index, key: str, what: str) -> int:
     try:
-        return int(index.get_loc(key))
+        loc = index.get_loc(key)
+        if not isinstance(loc, int | np.integer):
+            raise InputError(f"{what} is not unique", field=what, value=key)
+        return int(loc)
     except KeyError:
         raise InputError(f"unknown {what}", field=what, value=key) from None
 
@@ -88,7 +91,7 @@ def reoptimize_after_decline(
     t2 = time.perf_counter()
     on_lot = v.lot == lot_i
     gain = np.clip(sol.x - old, 0.0, None) * on_lot
-    inc = np.bincount(v.part, weights=gain, minlength=state.data.n)
+    inc = np.asarray(np.bincount(v.part, weights=gain, minlength=state.data.n), dtype=np.float64)
     inc[i] = 0.0
     unit = int(state.data.unit[lot_i]) if state.params.round_to_shipping_unit else 1
     base = np.where(mine, 0.0, old)

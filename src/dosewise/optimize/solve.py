@@ -40,7 +40,7 @@ class Solution:
 
 
 def new_highs(*, threads: int | None = None, time_limit: float | None = None, log: bool = False) -> Any:
-    h = highspy.Highs()
+    h = highspy.Highs()  # type: ignore[no-untyped-call]
     h.setOptionValue("output_flag", log)
     if threads is not None:
         h.setOptionValue("threads", threads)

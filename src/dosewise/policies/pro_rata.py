@@ -39,9 +39,15 @@ BoolArray = npt.NDArray[np.bool_]
 
 
 def _doses_at(
-    level: float, pop: FloatArray, course: float, covered: FloatArray, floor: FloatArray, cap: FloatArray
+    level: float,
+    pop: FloatArray,
+    course: float,
+    covered: FloatArray,
+    floor: FloatArray,
+    cap: FloatArray,
+    scale: FloatArray | None = None,
 ) -> FloatArray:
-    target = np.minimum(np.maximum(level, floor), cap)
+    target = np.minimum(np.maximum(level if scale is None else level * scale, floor), cap)
     return np.asarray(np.maximum(target - covered, 0.0) * pop * course, dtype=np.float64)
 
 
@@ -54,32 +60,38 @@ def water_fill_level(
     supply: float,
     ceiling: float,
     *,
+    scale: FloatArray | None = None,
     iterations: int = 64,
 ) -> tuple[float, FloatArray]:
-    """The common coverage level ``c <= ceiling`` whose doses use up ``supply``, and those doses.
+    """The common level ``c`` whose doses use up ``supply``, and those doses.
 
-    ``covered``, ``floor`` and ``cap`` are shares of population; doses for participant i are
-    ``max(0, min(max(c, floor_i), cap_i) - covered_i) * pop_i * course``, nondecreasing in c,
-    so bisection finds the level. If even the floors at ``c = 0`` exceed supply, the floors
-    are scaled down pro rata.
+    ``covered``, ``floor`` and ``cap`` are shares of population; participant i's target
+    coverage is ``min(max(c * scale_i, floor_i), cap_i, ceiling)`` (``scale`` = 1 for plain pro
+    rata; a need weight in (0, 1] for need-weighted shares) and its doses are
+    ``max(0, target - covered_i) * pop_i * course``, nondecreasing in c, so bisection finds the
+    level. If even the floors at ``c = 0`` exceed supply, the floors are scaled down pro rata.
     """
     cap = np.minimum(cap, ceiling)
     floor = np.minimum(floor, cap)
-    top = _doses_at(ceiling, pop, course, covered, floor, cap)
+    top_level = ceiling
+    if scale is not None:
+        positive = scale[scale > 0]
+        top_level = ceiling / float(positive.min()) if positive.size else 0.0
+    top = _doses_at(top_level, pop, course, covered, floor, cap, scale)
     if top.sum() <= supply:
-        return ceiling, top
-    bottom = _doses_at(0.0, pop, course, covered, floor, cap)
+        return top_level, top
+    bottom = _doses_at(0.0, pop, course, covered, floor, cap, scale)
     base = bottom.sum()
     if base >= supply:
         return 0.0, bottom * (supply / base) if base > 0 else bottom
-    lo, hi = 0.0, ceiling
+    lo, hi = 0.0, top_level
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
-        if _doses_at(mid, pop, course, covered, floor, cap).sum() > supply:
+        if _doses_at(mid, pop, course, covered, floor, cap, scale).sum() > supply:
             hi = mid
         else:
             lo = mid
-    return lo, _doses_at(lo, pop, course, covered, floor, cap)
+    return lo, _doses_at(lo, pop, course, covered, floor, cap, scale)
 
 
 def round_to_units(
@@ -120,6 +132,14 @@ def round_to_units(
 
 def allocate_pro_rata(world: World, params: PolicyParams) -> Allocation:
     """COVAX phase-1 allocation of every lot in ``world.lots`` (see the module docstring)."""
+    return allocate_weighted(world, params, None, policy="covax-pro-rata")
+
+
+def allocate_weighted(
+    world: World, params: PolicyParams, weight: FloatArray | None, *, policy: str
+) -> Allocation:
+    """The phase-1 machinery (buffer, tranche ceiling, caps, floors, shipping units) with each
+    participant's share of every lot in proportion to population × ``weight`` (None: 1)."""
     parts = world.participants
     pop = parts["population"].to_numpy(dtype=np.float64)
     n = len(parts)
@@ -132,6 +152,7 @@ def allocate_pro_rata(world: World, params: PolicyParams) -> Allocation:
         small = pop <= params.small_state_floor.max_population
         floor_per_100[small] = params.small_state_floor.min_doses_per_100
     usable = world.usable()
+    scale = None if weight is None else np.asarray(weight, dtype=np.float64) / float(np.max(weight))
     order = np.lexsort((world.lots.index.to_numpy(), world.lots["available"].to_numpy()))
     supply = world.lots["doses"].to_numpy(dtype=np.int64)
     doses = np.zeros((n, len(supply)), dtype=np.int64)
@@ -145,10 +166,11 @@ def allocate_pro_rata(world: World, params: PolicyParams) -> Allocation:
         unit = int(prod["shipping_unit"]) if params.round_to_shipping_unit else 1
         buffer[lot] = int(np.floor(params.buffer * supply[lot] + 0.5))
         budget = int(supply[lot] - buffer[lot])
-        elig = usable[:, lot]
+        elig = usable[:, lot] if scale is None else usable[:, lot] & (scale > 0)
         floor = floor_per_100[elig] / 100.0 / course
         level, raw = water_fill_level(
-            pop[elig], course, covered[elig], floor, cap_share[elig], float(budget), ceiling
+            pop[elig], course, covered[elig], floor, cap_share[elig], float(budget), ceiling,
+            scale=None if scale is None else scale[elig],
         )
         capc = np.minimum(cap_share[elig], ceiling)
         upper = _doses_at(ceiling, pop[elig], course, covered[elig], np.minimum(floor, capc), capc)
@@ -168,7 +190,7 @@ def allocate_pro_rata(world: World, params: PolicyParams) -> Allocation:
         "floor_per_100": floor_per_100,
     }
     return Allocation(
-        policy="covax-pro-rata",
+        policy=policy,
         participants=parts.index,
         lots=world.lots,
         doses=doses,
