@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -174,6 +175,7 @@ class Rounds:
         self._worlds: dict[str, tuple[Scenario, World]] = {}
         self._states: dict[str, RoundState] = {}
         self._offer_round: dict[str, str] = {}
+        self._optimal: dict[str, Any] = {}  # round id -> OptimalState kept for warm re-solves
 
     # -- reading -------------------------------------------------------------------------------
     def state(self, round_id: str) -> RoundState:
@@ -221,7 +223,15 @@ class Rounds:
         rules = sc.round
         rid = round_id or rules.id or "R-" + hashlib.sha256(scenario_yaml.encode()).hexdigest()[:10]
         opens = rules.opens or sc.as_of or min(lot.available for lot in sc.lots)
-        alloc = get_policy(sc.policy.name)(world, sc.policy)
+        if rules.reallocation == "optimal":
+            from dosewise.optimize.policy import solve_optimal
+            from dosewise.policies import optimal_params
+
+            opt = solve_optimal(world, optimal_params(sc.policy.name, sc.policy))
+            self._optimal[rid] = opt
+            alloc = opt.allocation
+        else:
+            alloc = get_policy(sc.policy.name)(world, sc.policy)
         deadline = (opens + dt.timedelta(days=rules.response_days)).isoformat()
         events = [
             NewEvent(type="round.opened", actor=self.actor, round_id=rid, idempotency_key=f"{rid}:opened",
@@ -349,6 +359,8 @@ class Rounds:
         usable = world.usable()
         holdings = state.holdings()
         held = np.array([holdings.get(c, 0) for c in codes], dtype=np.float64)
+        if rules.reallocation == "optimal":
+            return self._reoptimize(state, sc, world, today, pass_no)
         order_mode = rules.reallocation if self.need is not None else "pro-rata"
         need = np.array([self.need.get(c, np.nan) for c in codes]) if self.need is not None else np.ones(len(codes))
         events: list[NewEvent] = []
@@ -421,6 +433,63 @@ class Rounds:
                 offered.append({"participant": code, "doses": int(d),
                                 **({"need": _need_text(float(need[i]))} if order_mode == "need" else {})})
             explain["lots"][lot_id] = {"pool": pool, "offered": offered, "skipped": _summarise(skipped)}
+        return events, explain
+
+    def _optimal_state(self, state: RoundState, sc: Scenario, world: World) -> Any:
+        """The live optimal solution of the round; after a restart, solved again and brought to
+        the ledger's state by replaying the recorded re-optimisations in order."""
+        from dosewise.optimize.policy import solve_optimal
+        from dosewise.optimize.reoptimize import reoptimize_after_decline
+        from dosewise.policies import optimal_params
+
+        opt = self._optimal.get(state.round_id)
+        if opt is None:
+            opt = solve_optimal(world, optimal_params(sc.policy.name, sc.policy))
+            for p in state.passes:
+                for participant, lot, doses in p.get("reoptimized", []):
+                    reoptimize_after_decline(opt, participant, lot, doses)
+            self._optimal[state.round_id] = opt
+        return opt
+
+    def _reoptimize(
+        self, state: RoundState, sc: Scenario, world: World, today: dt.date, pass_no: int
+    ) -> tuple[list[NewEvent], dict[str, Any]]:
+        """Optimal reallocation: each declined or lapsed offer not yet handled re-optimises the
+        returned doses only, on the live HiGHS model (warm start)."""
+        from dosewise.optimize.reoptimize import reoptimize_after_decline
+
+        opt = self._optimal_state(state, sc, world)
+        handled = {oid for p in state.passes for oid in p.get("handled", [])}
+        deadline = today + dt.timedelta(days=sc.round.response_days)
+        events: list[NewEvent] = []
+        done: list[list[Any]] = []
+        handled_now: list[str] = []
+        offered: list[dict[str, Any]] = []
+        pools = {lot_id: int(lot["pool"]) for lot_id, lot in state.lots.items()}
+        for oid, o in state.offers.items():
+            if o["status"] not in ("declined", "lapsed") or oid in handled:
+                continue
+            t0 = time.perf_counter()
+            new = reoptimize_after_decline(opt, o["participant"], o["lot"], int(o["doses"]))
+            seconds = time.perf_counter() - t0
+            done.append([o["participant"], o["lot"], int(o["doses"])])
+            handled_now.append(oid)
+            for code, d in new[new > 0].items():
+                d = min(int(d), pools[o["lot"]])
+                if d <= 0:
+                    continue
+                pools[o["lot"]] -= d
+                noid = f"{state.round_id}:{o['lot']}:{code}:{pass_no}"
+                why = f"pass {pass_no}: re-optimised after {o['participant']} {o['status']} ({seconds * 1e3:.0f} ms)"
+                events.append(NewEvent(type="offer.made", actor=self.actor, round_id=state.round_id, offer_id=noid,
+                                       lot_id=o["lot"], participant=str(code),
+                                       payload={"offer": noid, "lot": o["lot"], "participant": str(code),
+                                                "doses": d, "deadline": deadline.isoformat(), "pass": pass_no,
+                                                "why": why}))
+                offered.append({"participant": str(code), "doses": d})
+        explain = {"order": "optimal", "reoptimized": done, "handled": handled_now,
+                   "lots": {lot: {"pool": int(state.lots[lot]["pool"]), "offered": offered, "skipped": {}}
+                            for lot in {d[1] for d in done}}}
         return events, explain
 
     # -- scripted play (demo, tests) -----------------------------------------------------------

@@ -141,7 +141,7 @@ class RoundRules(_Model):
     opens: dt.date | None = None
     response_days: int = Field(default=7, ge=0)
     min_shelf_life_days: int = Field(default=70, ge=0)
-    reallocation: Literal["need", "pro-rata"] = "need"
+    reallocation: Literal["need", "pro-rata", "optimal"] = "need"
     max_passes: int = Field(default=10, ge=1)
     default_response: Literal["accept", "lapse"] = "accept"
     responses: tuple[ScriptedResponse, ...] = ()
@@ -243,6 +243,9 @@ def _semantic_problems(sc: Scenario) -> list[tuple[str, str, Any]]:
                 validate_iso3(prof.age_structure_like)
             except InputError:
                 problems.append((f"{where}.age_structure_like", "unknown ISO3 code", prof.age_structure_like))
+    if sc.round.reallocation == "optimal" and not sc.policy.name.startswith("optimal"):
+        problems.append(("round.reallocation", "optimal reallocation re-optimises an optimal allocation; "
+                         "set policy.name to optimal, optimal-floor-50 or optimal-floor-100", "optimal"))
     for i, r in enumerate(sc.round.responses):
         if r.participant.upper() not in known:
             problems.append((f"round.responses[{i}].participant", "not a participant of the scenario", r.participant))

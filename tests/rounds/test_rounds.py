@@ -170,3 +170,48 @@ def test_reallocation_by_need_goes_to_the_highest_need_first() -> None:
     assert skipped["absorptive capacity exhausted before expiry"] == ["NPL"]
     assert skipped["shelf life on arrival below minimum"] == ["UGA"]
     assert rounds.state(rid).balance_ok()
+
+
+OPTIMAL = SCENARIO.replace("policy: {name: covax-pro-rata, buffer: 0.05}",
+                           "policy: {name: optimal, buffer: 0.05, options: {weeks: 12}}").replace(
+    "reallocation: pro-rata", "reallocation: optimal")
+
+
+def test_optimal_reallocation_reoptimises_declined_doses_and_resumes(tmp_path: object) -> None:
+    path = f"{tmp_path}/opt.db"
+    rounds = Rounds(open_store(path))
+    rid = rounds.open(OPTIMAL)
+    state = rounds.state(rid)
+    cv = sorted((o for o in state.offers.values() if o["lot"] == "CV"), key=lambda o: -o["doses"])
+    assert cv, "the optimal policy offers CoronaVac"
+    first = cv[0]
+    rounds.respond(first["offer"], "decline", reason="efficacy_concerns")
+    for o in state.offers.values():
+        if o["offer"] != first["offer"]:
+            rounds.respond(o["offer"], "accept")
+    events = rounds.advance(rid, D("2021-09-07"))
+    new = [o for o in rounds.state(rid).offers.values() if o["pass"] == 1]
+    assert new and all(o["participant"] != first["participant"] for o in new)
+    assert sum(o["doses"] for o in new) <= first["doses"]
+    assert all("re-optimised after" in o["why"] for o in new)
+    record = next(e for e in events if e.type == "reallocation.pass").payload
+    assert record["reoptimized"] == [[first["participant"], "CV", first["doses"]]]
+    assert rounds.state(rid).balance_ok()
+    # a new process (no live solver) declines a re-offer: the solver is rebuilt from the ledger
+    again = Rounds(open_store(path))
+    second = new[0]
+    again.respond(second["offer"], "decline", reason="short_shelf_life")
+    for o in new[1:]:
+        again.respond(o["offer"], "accept")
+    again.advance(rid, D("2021-09-15"))
+    later = [o for o in again.state(rid).offers.values() if o["pass"] == 2]
+    assert all(o["participant"] not in (first["participant"], second["participant"]) for o in later)
+    assert sum(o["doses"] for o in later) <= second["doses"]
+    assert again.state(rid).balance_ok() and open_store(path).verify().ok
+
+
+def test_optimal_reallocation_needs_an_optimal_policy() -> None:
+    from dosewise.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="round.reallocation"):
+        Rounds(open_store("memory")).open(SCENARIO.replace("reallocation: pro-rata", "reallocation: optimal"))

@@ -19,13 +19,23 @@ from dosewise.world import World
 Policy = Callable[[World, PolicyParams], Allocation]
 
 
-def _optimal(equity_floor: float | None = None) -> Policy:
+OPTIMAL_FLOORS: dict[str, float | None] = {"optimal": None, "optimal-floor-50": 0.5, "optimal-floor-100": 1.0}
+"""The ``optimal`` variants and the equity floor (share of the pro-rata entitlement) each sets."""
+
+
+def optimal_params(name: str, params: PolicyParams) -> PolicyParams:
+    """``params`` with the equity floor that the named ``optimal`` variant sets."""
+    floor = OPTIMAL_FLOORS[name]
+    if floor is None:
+        return params
+    return params.model_copy(update={"options": {**params.options, "equity_floor": floor}})
+
+
+def _optimal(name: str) -> Policy:
     def policy(world: World, params: PolicyParams) -> Allocation:
         from dosewise.optimize.policy import allocate_optimal  # deferred: dosewise.optimize imports this package
 
-        if equity_floor is not None:
-            params = params.model_copy(update={"options": {**params.options, "equity_floor": equity_floor}})
-        return allocate_optimal(world, params)
+        return allocate_optimal(world, optimal_params(name, params))
 
     return policy
 
@@ -34,9 +44,7 @@ POLICIES: dict[str, Policy] = {
     "covax-need-weighted": allocate_need_weighted,
     "covax-pro-rata": allocate_pro_rata,
     "fixed": allocate_fixed,
-    "optimal": _optimal(),
-    "optimal-floor-50": _optimal(0.5),
-    "optimal-floor-100": _optimal(1.0),
+    **{name: _optimal(name) for name in OPTIMAL_FLOORS},
 }
 
 
@@ -49,12 +57,14 @@ def get_policy(name: str) -> Policy:
 
 
 __all__ = [
+    "OPTIMAL_FLOORS",
     "POLICIES",
     "Policy",
     "allocate_fixed",
     "allocate_need_weighted",
     "allocate_pro_rata",
     "get_policy",
+    "optimal_params",
     "round_to_units",
     "water_fill_level",
 ]
