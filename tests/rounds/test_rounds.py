@@ -213,5 +213,5 @@ def test_optimal_reallocation_reoptimises_declined_doses_and_resumes(tmp_path: o
 def test_optimal_reallocation_needs_an_optimal_policy() -> None:
     from dosewise.errors import ScenarioError
 
-    with pytest.raises(ScenarioError, match="round.reallocation"):
+    with pytest.raises(ScenarioError, match=r"round\.reallocation"):
         Rounds(open_store("memory")).open(SCENARIO.replace("reallocation: pro-rata", "reallocation: optimal"))
