@@ -95,8 +95,19 @@ def register(app: typer.Typer) -> None:
             console.print(f"wrote {out}")
 
     @app.command()
-    def products() -> None:
+    def products(
+        sources: Annotated[bool, typer.Option("--sources", help="Show the source of every figure.")] = False,
+    ) -> None:
         """List the built-in product catalogue with the source of every figure."""
+        if sources:
+            st = Table(title="product sources", show_lines=True)
+            for col in ["product", "figure", "source"]:
+                st.add_column(col, overflow="fold")
+            for p in builtin_products():
+                for figure, text in p.sources.items():
+                    st.add_row(p.id, figure, text)
+            console.print(st)
+            return
         table = Table(title="products")
         for col in ["id", "name", "course", "interval d", "storage", "shelf life d", "shipping unit",
                     "eff. symptomatic", "eff. severe"]:
@@ -107,7 +118,7 @@ def register(app: typer.Typer) -> None:
                           "—" if p.efficacy_symptomatic is None else f"{p.efficacy_symptomatic:.1%}",
                           "—" if p.efficacy_severe is None else f"{p.efficacy_severe:.1%}")
         console.print(table)
-        console.print("[dim]sources: `dosewise products --sources`, or src/dosewise/data/products.yaml[/]")
+        console.print("[dim]sources of every figure: `dosewise products --sources`[/]")
 
     @app.command()
     def participants(

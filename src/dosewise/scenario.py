@@ -47,6 +47,7 @@ class ParticipantProfile(_Model):
     declines: tuple[str, ...] = ()
     interested_in: tuple[str, ...] = ()
     approved: tuple[str, ...] | None = None
+    indemnified: tuple[str, ...] | None = None
     cold_chain: tuple[StorageClass, ...] | None = None
     capacity_per_week: float | None = Field(default=None, gt=0)
     min_shelf_life_days: int | None = Field(default=None, ge=0)
@@ -236,7 +237,7 @@ def _semantic_problems(sc: Scenario) -> list[tuple[str, str, Any]]:
     for where, prof in [("participants.defaults", p.defaults)] + [
         (f"participants.overrides.{k}", v) for k, v in p.overrides.items()
     ]:
-        for field in ("accepts", "declines", "interested_in", "approved"):
+        for field in ("accepts", "declines", "interested_in", "approved", "indemnified"):
             check_products(f"{where}.{field}", getattr(prof, field))
         if prof.age_structure_like is not None:
             try:

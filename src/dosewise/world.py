@@ -13,7 +13,8 @@ attribute               shape                       meaning
                                                     people_covered, parent
 ``pop_by_age``          (n, 21) float               WPP 2024 bands 0-4 … 100+ (NaN row: no age data)
 ``products``            frame, m rows               catalogue columns (doses_per_course, …)
-``accepts``             (n, m) bool                 standing acceptance and approval of a product
+``accepts``             (n, m) bool                 standing acceptance, regulatory approval and
+                                                    indemnity for a product
 ``interested``          (n, m) bool                 products a participant has asked for
 ``storage_ok``          (n, m) bool                 the participant's cold chain can hold the product
 ``lots``                frame, L rows               product, doses, available, expiry, source
@@ -168,8 +169,10 @@ def build_world(sc: Scenario) -> World:
         share65 = float(pop_by_age[i, 13:].sum() / pop) if base is not None else np.nan
         if prof.get("accepts") is not None:
             accepts[i] = _product_mask(prof["accepts"], prods, ids)
-        if prof.get("approved") is not None:
-            accepts[i] &= _product_mask(prof["approved"], prods, ids)
+        # regulatory approval and indemnity agreements, when listed, restrict what can be offered
+        for listed in ("approved", "indemnified"):
+            if prof.get(listed) is not None:
+                accepts[i] &= _product_mask(prof[listed], prods, ids)
         accepts[i] &= ~_product_mask(prof.get("declines"), prods, ids)
         interested[i] = _product_mask(prof.get("interested_in"), prods, ids)
         if prof.get("cold_chain") is not None:

@@ -84,11 +84,14 @@ def test_overrides_drive_acceptance_and_cold_chain() -> None:
     data["participants"]["overrides"] = {
         "PRK": {"declines": ["CoronaVac", "AZ"], "interested_in": ["Sputnik V"]},
         "UGA": {"cold_chain": ["2-8C"]},
+        "KEN": {"approved": ["AZD1222", "BNT162b2"], "indemnified": ["AZD1222"]},
     }
     world = build_world(parse_scenario(data))
+    ken = list(world.codes).index("KEN")
+    assert world.usable()[ken].tolist() == [True, False]  # approved for both, indemnity only for AZ
     usable = world.usable()
-    assert not usable[2, 0] and usable[0, 0]
-    assert not usable[1, 1] and usable[0, 1]
+    assert not usable[2, 0] and usable[1, 0]
+    assert not usable[1, 1] and usable[2, 1]
     assert world.interested[2, world.product_index("Gam-COVID-Vac")]
 
 
