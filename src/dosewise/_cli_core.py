@@ -33,7 +33,16 @@ def allocation_frame(world: World, alloc: Allocation) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def check_out(out: Path) -> None:
+    """Fail before any work if the output file cannot be written where asked."""
+    if out.suffix.lower() not in (".csv", ".json", ".parquet"):
+        raise InputError("output must end in .csv, .json or .parquet", file=str(out), field="--out", value=out.suffix)
+    if not out.parent.is_dir():
+        raise InputError("the output folder does not exist", file=str(out), field="--out", value=str(out.parent))
+
+
 def write_frame(frame: pd.DataFrame, out: Path) -> None:
+    check_out(out)
     suffix = out.suffix.lower()
     if suffix == ".csv":
         frame.to_csv(out, index=False)
@@ -61,11 +70,13 @@ def print_allocation(
     shown = set(rows.index)
     extra = per.loc[[c for c in highlight if c in per.index and c not in shown]]
     for code, r in pd.concat([rows, extra]).iterrows():
-        mark = "▶" if code in highlight else ""
+        mark = "▶" if code in highlight else ""  # legend printed below the table
         style = "bold yellow" if code in highlight else None
         table.add_row(mark, f"{code} {r['name']}", f"{r['population']:,.0f}", f"{r['doses']:,.0f}",
                       f"{r['per_100']:.2f}", style=style)
     console.print(table)
+    if highlight:
+        console.print(f"▶ highlighted: {', '.join(highlight)}")
     lots = alloc.per_lot()
     lt = Table(title="lots")
     for col in ["lot", "product", "supply", "allocated", "buffer", "remainder", "recipients"]:
@@ -87,6 +98,8 @@ def register(app: typer.Typer) -> None:
         show_all: Annotated[bool, typer.Option("--all", help="Print every participant.")] = False,
     ) -> None:
         """Allocate a scenario's lots by a policy; print a table and optionally write a file."""
+        if out is not None:
+            check_out(out)
         sc = load_scenario(scenario)
         world, alloc = run_allocation(sc, policy)
         print_allocation(world, alloc, limit=None if show_all else 30)
@@ -157,6 +170,8 @@ def register(app: typer.Typer) -> None:
         """Run the built-in demo: the AMC92 AstraZeneca round, then DPRK's declined CoronaVac, reallocated."""
         from dosewise.demo import run_demo_story
 
+        if out is not None:
+            check_out(out)
         sc = load_demo()
         console.rule(f"[bold]1. {sc.name}")
         console.print(sc.description.strip())

@@ -8,11 +8,13 @@ code 2, never as a traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
 from rich.console import Console
 from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
 
 from dosewise.errors import DosewiseError
 
@@ -41,28 +43,34 @@ def _build() -> typer.Typer:
     return app
 
 
+def _plain_width() -> None:
+    """Rich tables are 80 columns wide when output is not a terminal; give pipes and files room."""
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        os.environ["COLUMNS"] = "160"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning user errors into a message and exit code 2."""
+    """Entry point: run the CLI; a user error prints one message and exits with code 2.
+
+    Typer runs in standalone mode, so usage errors (a missing argument, an unknown option or
+    command) are reported by the command-line parser itself with exit code 2.
+    """
+    _plain_width()
     _build()
     try:
-        rc = app(args=argv, standalone_mode=False)
-        if isinstance(rc, int) and rc:
-            sys.exit(rc)
+        app(args=argv, prog_name="dosewise")
     except DosewiseError as exc:
-        err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
-        sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(1)
-    except Exception as exc:  # click usage errors come through as ClickException
-        import click
+        _fail(str(exc), exc.exit_code)
+    except OSError as exc:  # a file that cannot be read or written
+        where = f" ({exc.filename})" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}{where}", 2)
+    except SQLAlchemyError as exc:
+        _fail(f"cannot use the ledger database: {getattr(exc, 'orig', None) or exc}", 2)
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def _fail(message: str, code: int) -> None:
+    err_console.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

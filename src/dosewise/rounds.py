@@ -41,7 +41,7 @@ import yaml
 from dosewise.errors import ConflictError, InputError, RoundError
 from dosewise.ledger import Event, NewEvent, Store
 from dosewise.policies import get_policy, round_to_units, water_fill_level
-from dosewise.scenario import DeclineReason, Scenario, parse_scenario
+from dosewise.scenario import DeclineReason, Scenario, parse_scenario, parse_scenario_text
 from dosewise.world import World, build_world
 
 OfferStatus = Literal["offered", "accepted", "declined", "lapsed", "shipped", "delivered"]
@@ -217,11 +217,18 @@ class Rounds:
 
     # -- opening -------------------------------------------------------------------------------
     def open(self, scenario_yaml: str, *, file: str | None = None, round_id: str | None = None) -> str:
-        """Open a round from scenario text: allocate by its policy and record the offers."""
-        sc = parse_scenario(yaml.safe_load(scenario_yaml), file=file)
-        world = build_world(sc)
+        """Open a round from scenario text: allocate by its policy and record the offers.
+
+        Opening the same round again with the same scenario changes nothing and returns its id;
+        the same round id with another scenario is a :class:`ConflictError`. Either way nothing
+        already recorded is touched.
+        """
+        sc = parse_scenario_text(scenario_yaml, file=file)
         rules = sc.round
         rid = round_id or rules.id or "R-" + hashlib.sha256(scenario_yaml.encode()).hexdigest()[:10]
+        if self._already_open(rid, scenario_yaml):
+            return rid
+        world = build_world(sc)
         opens = rules.opens or sc.as_of or min(lot.available for lot in sc.lots)
         if rules.reallocation == "optimal":
             from dosewise.optimize.policy import solve_optimal
@@ -234,7 +241,7 @@ class Rounds:
             alloc = get_policy(sc.policy.name)(world, sc.policy)
         deadline = (opens + dt.timedelta(days=rules.response_days)).isoformat()
         events = [
-            NewEvent(type="round.opened", actor=self.actor, round_id=rid, idempotency_key=f"{rid}:opened",
+            NewEvent(type="round.opened", actor=self.actor, round_id=rid, unique_slot=f"round:{rid}:opened",
                      payload={"opens": opens.isoformat(), "policy": sc.policy.name, "name": sc.name,
                               "response_days": rules.response_days, "reallocation": rules.reallocation,
                               "min_shelf_life_days": rules.min_shelf_life_days, "scenario_yaml": scenario_yaml,
@@ -259,9 +266,22 @@ class Rounds:
                                    payload={"offer": oid, "lot": lot_id, "participant": code,
                                             "doses": int(alloc.doses[i, j]), "deadline": deadline, "pass": 0,
                                             "why": f"{sc.policy.name} allocation"}))
-        self.store.append(events)
+        try:
+            self.store.append(events)
+        except ConflictError:
+            if self._already_open(rid, scenario_yaml):  # another process opened it first
+                return rid
+            raise
         self._worlds[rid] = (sc, world)
         return rid
+
+    def _already_open(self, rid: str, scenario_yaml: str) -> bool:
+        opened = next(iter(self.store.read(round_id=rid, types=["round.opened"])), None)
+        if opened is None:
+            return False
+        if opened.payload.get("scenario_yaml") != scenario_yaml:
+            raise ConflictError(f"round {rid} is already open with another scenario; give the new round another id")
+        return True
 
     # -- responses -----------------------------------------------------------------------------
     def respond(
@@ -297,6 +317,9 @@ class Rounds:
                 raise ConflictError(f"offer {offer_id} is already {status}; cannot mark it {target}")
         elif day > _d(offer["deadline"]):
             raise RoundError(f"offer {offer_id}: response on {day} is after the deadline {offer['deadline']}")
+        elif day < _d(state.opened["opens"]):
+            raise RoundError(f"offer {offer_id}: response on {day} is before the round opened on "
+                             f"{state.opened['opens']}")
         payload: dict[str, Any] = {"offer": offer_id, "on": day.isoformat()}
         if action == "decline":
             payload.update({"reason": reason, "note": note, "wish": wish})

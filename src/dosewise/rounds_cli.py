@@ -21,8 +21,12 @@ DbOption = Annotated[str | None, typer.Option("--db", help="Ledger URL or SQLite
                                                            "or ./dosewise.db).")]
 
 
-def _store(db: str | None) -> Store:
-    return open_store(db or default_db())
+def _store(db: str | None, *, create: bool = False) -> Store:
+    """The ledger; only ``round open`` may create a new SQLite file."""
+    url = db or default_db()
+    if not create and "://" not in url and url != "memory" and not Path(url).exists():
+        raise InputError("no ledger at this path (give --db or set DOSEWISE_DB)", field="--db", value=url)
+    return open_store(url)
 
 
 def _date(value: str | None, field: str) -> dt.date | None:
@@ -87,7 +91,7 @@ def open_(
         text = scenario.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read scenario file: {exc.strerror}", file=str(scenario)) from None
-    rounds = Rounds(_store(db), actor="cli")
+    rounds = Rounds(_store(db, create=True), actor="cli")
     rid = rounds.open(text, file=str(scenario), round_id=round_id)
     state = rounds.state(rid)
     console.print(f"opened round [bold]{rid}[/] with {len(state.offers)} offers")
@@ -141,6 +145,8 @@ def advance(
         from dosewise.policies.need_weighted import need_from_files
 
         rounds.need = need_from_files(rounds.world(round_id), str(who), day)
+    elif rounds.state(round_id).opened.get("reallocation") == "need":
+        console.print("[dim]no --who FILE: the pool is re-offered pro rata to population, not by need[/]")
     events = rounds.advance(round_id, day)
     made = [e for e in events if e.type == "offer.made"]
     console.print(f"advanced {round_id} to {day}: {len(events)} events, {len(made)} new offers")

@@ -284,13 +284,21 @@ def load_scenario(path: str | Path) -> Scenario:
         raise InputError("scenario file not found", file=str(p)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read scenario file: {exc}", file=str(p)) from None
+    return parse_scenario_text(text, file=str(p))
+
+
+def parse_scenario_text(text: str, *, file: str | None = None) -> Scenario:
+    """Parse YAML text and validate it; YAML errors (and impossible dates such as 2021-02-30,
+    which the YAML loader rejects) are reported with their line."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InputError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", file=str(p)) from None
-    return parse_scenario(data, file=str(p))
+        raise InputError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", file=file) from None
+    except ValueError as exc:
+        raise InputError(f"not a valid value: {exc}", file=file) from None
+    return parse_scenario(data, file=file)
 
 
 def demo_scenario_path() -> Path:
@@ -317,4 +325,5 @@ __all__ = [
     "load_demo",
     "load_scenario",
     "parse_scenario",
+    "parse_scenario_text",
 ]

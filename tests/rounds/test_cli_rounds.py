@@ -70,3 +70,25 @@ def test_demo_reallocates_by_need_with_the_who_feed(shared_data: Path) -> None:
     assert "re-offered by need score (highest first)" in r.stdout
     assert "rank 1 by need score" in r.stdout
     assert "ledger verify: OK" in r.stdout
+
+
+def test_bad_scenario_text_and_dates_are_clean_errors(tmp_path: Path) -> None:
+    db = str(tmp_path / "l.db")
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("name: [unclosed\n")
+    r = dw("round", "open", str(bad_yaml), "--db", db)
+    assert r.returncode == 2 and "not valid YAML" in r.stderr and "Traceback" not in r.stderr
+    bad_date = tmp_path / "date.yaml"
+    bad_date.write_text(SCENARIO.replace("expiry: 2022-02-28", "expiry: 2022-02-30"))
+    r = dw("allocate", str(bad_date))
+    assert r.returncode == 2 and str(bad_date) in r.stderr and "Traceback" not in r.stderr
+    r = dw("round", "open", "--db", db)  # usage error from the parser itself
+    assert r.returncode == 2 and "Missing argument" in r.stderr
+    r = dw("allocate", str(bad_date), "--out", str(tmp_path / "no" / "x.csv"))
+    assert r.returncode == 2 and "output folder does not exist" in r.stderr
+    notdb = tmp_path / "not.db"
+    notdb.write_text("hello")
+    r = dw("ledger", "verify", "--db", str(notdb))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = dw("round", "list", "--db", str(tmp_path / "missing.db"))
+    assert r.returncode == 2 and not (tmp_path / "missing.db").exists()

@@ -215,3 +215,25 @@ def test_optimal_reallocation_needs_an_optimal_policy() -> None:
 
     with pytest.raises(ScenarioError, match=r"round\.reallocation"):
         Rounds(open_store("memory")).open(SCENARIO.replace("reallocation: pro-rata", "reallocation: optimal"))
+
+
+def test_reopening_a_round_changes_nothing(store: Store) -> None:
+    rounds = Rounds(store)
+    rid = rounds.open(SCENARIO)
+    oid = next(iter(rounds.state(rid).offers))
+    rounds.respond(oid, "accept")
+    head = store.head()
+    assert rounds.open(SCENARIO) == rid
+    assert store.head() == head
+    assert Rounds(store).state(rid).offers[oid]["status"] == "accepted"
+    with pytest.raises(ConflictError, match="another scenario"):
+        rounds.open(SCENARIO.replace("doses: 2970000", "doses: 2970001"))
+    assert store.head() == head
+
+
+def test_response_before_the_round_opened_is_refused(store: Store) -> None:
+    rounds = Rounds(store)
+    rid = rounds.open(SCENARIO)
+    oid = next(iter(rounds.state(rid).offers))
+    with pytest.raises(RoundError, match="before the round opened"):
+        rounds.respond(oid, "accept", on=D("2021-08-01"))

@@ -57,10 +57,13 @@ def test_scores_on_real_data(
     scores = need_scores(indicators, participants, as_of=AS_OF, flags=flags)
     assert list(scores.index) == SAMPLE
     assert (scores["week"] == pd.Timestamp("2021-08-08")).all()
-    assert scores["need"].between(0, 1).all()
+    ranked = scores.drop(index="SOM")
+    assert ranked["need"].between(0, 1).all()
     assert sorted(scores["rank"]) == list(range(1, len(SAMPLE) + 1))
     assert "zero_cases_with_testing" in scores.loc["PRK", "flags"]
+    # no population: not ranked on what is left, but listed last with the flag
     assert "population_missing" in scores.loc["SOM", "flags"]
+    assert np.isnan(scores.loc["SOM", "need"]) and scores.loc["SOM", "rank"] == len(SAMPLE)
     row = indicators[(indicators["iso3"] == "IND") & (indicators["week"] == "2021-08-08")].iloc[0]
     assert scores.loc["IND", "deaths_per100k_28d"] == row["deaths_per100k_28d"]
     # recompute IND's need from its component scores and the weights

@@ -261,7 +261,8 @@ def need_scores(
     ``vulnerability`` and ``coverage`` (weighted, over available components), ``need``,
     ``rank`` and ``flags`` (names joined by ``"; "``). Flag treatment: see the module
     docstring — a participant without surveillance data gets NaN threat, never zero, and is
-    ranked on its other components.
+    ranked on its other components; a participant without a population gets NaN need and is
+    not ranked (per-capita threat and coverage cannot be computed for it).
     """
     w = (weights or NeedWeights()).as_dict()
     index = pd.Index(participants.index.astype(str), name="participant")
@@ -276,7 +277,7 @@ def need_scores(
     ind = {c: row[c].to_numpy(np.float64, na_value=np.nan)[None, :] for c in row.columns if c != "week"}
     raw = _raw_from_indicators(ind, static, (1, n))
     scores = _scores(raw, static["income_score"])
-    need = _composite(scores, w)[0]
+    need = _need(scores, w, static["population"])[0]
 
     out = pd.DataFrame(index=index)
     out["week"] = week
@@ -330,7 +331,14 @@ def need_panel(
     static = _participant_arrays(participants)
     shape = next(iter(indicator_values.values())).shape
     raw = _raw_from_indicators(indicator_values, static, shape)
-    return _composite(_scores(raw, static["income_score"]), w)
+    return _need(_scores(raw, static["income_score"]), w, static["population"])
+
+
+def _need(scores: dict[str, Array], weights: dict[str, float], population: Array) -> Array:
+    """The composite; a participant without a population cannot be compared per capita, so it
+    is not ranked (need NaN, listed last, flagged population_missing) rather than ranked on
+    what is left."""
+    return np.where(population > 0, _composite(scores, weights), np.nan)
 
 
 def need_for(participants_index: Sequence[str] | pd.Index, scores_frame: pd.DataFrame) -> npt.NDArray[np.float64]:
