@@ -15,24 +15,33 @@ from dosewise.optimize.assign import Rounded, assign_solution, round_solution, s
 from dosewise.optimize.build import FAMILIES, LinearProgram, build_lp
 from dosewise.optimize.closed_loop import closed_loop
 from dosewise.optimize.metrics import gini, inequality, inequality_table
-from dosewise.optimize.policy import OptimalState, allocate_optimal, floor_capacity_problems, solve_optimal
+from dosewise.optimize.policy import (
+    OptimalState,
+    allocate_optimal,
+    floor_capacity_problems,
+    solve_optimal,
+    tier_arrays,
+)
 from dosewise.optimize.problem import ProblemData, fold_tiers, linear_discount, problem_from_world
 from dosewise.optimize.reoptimize import reoptimize_after_decline
-from dosewise.optimize.solve import Solution, explain_infeasible, solve_lp
+from dosewise.optimize.solve import AUTO_IPM_COLUMNS, SOLVERS, Solution, choose_solver, explain_infeasible, solve_lp
 from dosewise.optimize.variables import Variables, build_variables, week_ranges
 
 __all__ = [
+    "AUTO_IPM_COLUMNS",
     "FAMILIES",
     "LinearProgram",
     "OptimalState",
     "ProblemData",
     "Rounded",
+    "SOLVERS",
     "Solution",
     "Variables",
     "allocate_optimal",
     "assign_solution",
     "build_lp",
     "build_variables",
+    "choose_solver",
     "closed_loop",
     "explain_infeasible",
     "floor_capacity_problems",
@@ -47,5 +56,6 @@ __all__ = [
     "schedule_frame",
     "solve_lp",
     "solve_optimal",
+    "tier_arrays",
     "week_ranges",
 ]

@@ -14,6 +14,10 @@ option             default   meaning
 ``mip``            false     count shipping units as integers (small instances only)
 ``start``          earliest  date of week 0 (default: the earliest lot availability)
 ``threads``        HiGHS     solver threads
+``solver``         auto      HiGHS algorithm: ``simplex``, ``ipm`` (interior point, no
+                             crossover), ``pdlp``, or ``auto``: simplex up to 1,000,000 LP
+                             columns, ipm above (:data:`~dosewise.optimize.solve.AUTO_IPM_COLUMNS`)
+``time_limit``     none      seconds HiGHS may take before the policy fails
 =================  ========  ===================================================================
 
 Tranches do not bind this policy (they are a pro-rata device); coverage caps, the buffer and
@@ -93,14 +97,20 @@ def _float_option(params: PolicyParams, name: str, default: float | None, lo: fl
 
 
 def default_tier_values(world: World, tiers: int) -> tuple[FloatArray, FloatArray, pd.Series]:
-    """Tier sizes, deaths averted per dose and product efficacy factors from the impact model.
-
-    The impact model values one reference product (the one with most doses); other products are
-    scaled by their efficacy against severe disease relative to it (catalogue figures).
-    """
+    """Tier sizes, deaths averted per dose and product efficacy factors from the impact model
+    (default impact parameters; see :func:`tier_arrays`)."""
     from dosewise.impact import tier_values
 
-    tv = tier_values(world, None, tiers=tiers)
+    return tier_arrays(world, tier_values(world, None, tiers=tiers))
+
+
+def tier_arrays(world: World, tv: Any) -> tuple[FloatArray, FloatArray, pd.Series]:
+    """A :class:`~dosewise.impact.TierValues` as the arrays :func:`solve_optimal` takes, in the
+    order of ``world.participants``: tier sizes, deaths averted per dose, product factors.
+
+    The impact model values one reference product (``tv.product``); other products are scaled
+    by their efficacy against severe disease relative to it (catalogue figures).
+    """
     order = pd.Index(tv.codes).get_indexer(world.participants.index)
     if (order < 0).any():
         missing = world.participants.index[order < 0].tolist()[:10]
@@ -193,7 +203,13 @@ def solve_optimal(
     lp = build_lp(data, mip=mip)
     timings["build"] = time.perf_counter() - t1
     threads = _option(params, "threads", None)
-    solution = solve_lp(lp, threads=None if threads is None else int(threads))
+    time_limit = _float_option(params, "time_limit", None, 0.0, 1e7)
+    solution = solve_lp(
+        lp,
+        threads=None if threads is None else int(threads),
+        time_limit=time_limit,
+        solver=str(_option(params, "solver", "auto")),
+    )
     timings["solve"] = solution.seconds
     t2 = time.perf_counter()
     allocation = assign_solution(
@@ -203,7 +219,8 @@ def solve_optimal(
         policy=POLICY_NAME,
         params=params.model_dump(),
         round_units=params.round_to_shipping_unit,
-        notes={"equity_floor": floor_share, "entitlement": entitlement, "start": data.start},
+        notes={"equity_floor": floor_share, "entitlement": entitlement, "start": data.start,
+               "solver": solution.solver},
     )
     timings["assign"] = time.perf_counter() - t2
     allocation.notes["timings"] = timings

@@ -241,3 +241,33 @@ def problem_from_world(
         start=start_ts.date(),
         meta={"buffer": buf, "late_discount": late_discount},
     )
+
+
+def aggregate_weeks(data: ProblemData, k: int) -> ProblemData:
+    """The same problem in periods of ``k`` weeks: a restriction, so its optimum is feasible for
+    ``data`` and at most ``data``'s optimum.
+
+    Period ``p`` covers weeks ``[k p, k p + k)``; its doses are meant to be delivered evenly over
+    those weeks, so a lot may use period ``p`` only if every one of its weeks lies in the lot's
+    window, capacity per period is ``k`` weeks' capacity and the value of a dose is the mean
+    discount of the period's weeks. Spreading a period's doses evenly over its weeks gives a
+    schedule of the weekly model that keeps every constraint. Used to bring very large instances
+    (the 10,000-unit sub-national benchmark) within reach of the solver; say so when reporting.
+    """
+    if k < 1:
+        raise InputError("must be at least 1", field="weeks_per_period", value=k)
+    if k == 1:
+        return data
+    periods = data.weeks // k
+    if periods < 1:
+        raise InputError(f"fewer than {k} weeks in the horizon", field="weeks_per_period", value=k)
+    first = -(-np.maximum(data.first_week, 0) // k)  # ceil: the period starts on or after the first week
+    last = (np.minimum(data.last_week, data.weeks - 1) + 1) // k - 1  # the period ends by the last week
+    discount = data.discount[: periods * k].reshape(periods, k).mean(axis=1)
+    return data.with_(
+        first_week=first.astype(np.int64),
+        last_week=last.astype(np.int64),
+        discount=np.asarray(discount, dtype=np.float64),
+        capacity=data.capacity * k,
+        meta={**data.meta, "weeks_per_period": k},
+    )

@@ -9,6 +9,8 @@ naming the constraint families and rows of HiGHS's irreducible infeasible subsys
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,13 +20,32 @@ import highspy
 import numpy as np
 import numpy.typing as npt
 
-from dosewise.errors import AllocationError
+from dosewise.errors import AllocationError, InputError
 from dosewise.optimize.build import LinearProgram
 
 FloatArray = npt.NDArray[np.float64]
 
 _IIS_ELASTIC = 2
 """HiGHS ``iis_strategy``: 2 = elastic LP (fast, names the rows whose relaxation restores feasibility)."""
+
+SOLVERS = ("auto", "simplex", "ipm", "pdlp")
+"""HiGHS LP algorithms a caller may name (``policy.options.solver``)."""
+
+AUTO_IPM_COLUMNS = 1_000_000
+"""``solver="auto"`` uses the dual simplex up to this many columns and the interior point method
+(IPX, no crossover) above. Measured on 2 cores (benchmarks/optimize.py): the global instance
+(~0.1 M columns) solves in well under a second by simplex, which also leaves a basis for warm
+re-solves after a decline; the 5.2 M-column sub-national instance did not finish in 900 s by
+simplex, but does by IPX."""
+
+
+def choose_solver(lp: LinearProgram, solver: str = "auto") -> str:
+    """The HiGHS algorithm for ``lp``: ``solver`` itself, or by size when it is ``"auto"``."""
+    if solver not in SOLVERS:
+        raise InputError(f"unknown solver; known: {', '.join(SOLVERS)}", field="policy.options.solver", value=solver)
+    if solver != "auto":
+        return solver
+    return "ipm" if lp.num_col > AUTO_IPM_COLUMNS else "simplex"
 
 
 @dataclass
@@ -37,11 +58,51 @@ class Solution:
     highs: Any = field(repr=False)
     seconds: float = 0.0
     iterations: int = 0
+    solver: str = "simplex"
 
 
-def new_highs(*, threads: int | None = None, time_limit: float | None = None, log: bool = False) -> Any:
-    h = highspy.Highs()  # type: ignore[no-untyped-call]
+_BANNER_SHOWN = False
+
+
+def _construct(*, quiet: bool) -> Any:
+    """``highspy.Highs()``; HiGHS prints its banner to the C-level stdout at the first construction
+    in a process, before any option can turn output off, so ``quiet`` sends that one to /dev/null."""
+    global _BANNER_SHOWN
+    if _BANNER_SHOWN or not quiet:
+        _BANNER_SHOWN = True
+        return highspy.Highs()  # type: ignore[no-untyped-call]
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        h = highspy.Highs()  # type: ignore[no-untyped-call]
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+    _BANNER_SHOWN = True
+    return h
+
+
+def new_highs(
+    *,
+    threads: int | None = None,
+    time_limit: float | None = None,
+    log: bool = False,
+    solver: str = "simplex",
+    crossover: bool = False,
+) -> Any:
+    """A ``Highs`` object with its options set; ``solver`` as HiGHS names it (simplex, ipm, pdlp).
+
+    With ``solver="ipm"`` and no ``crossover`` the solution is an interior point, slightly
+    fractional in places and without a basis; :func:`~dosewise.optimize.assign.round_solution`
+    handles it like any other, and a later re-solve starts afresh rather than warm.
+    """
+    h = _construct(quiet=not log)
     h.setOptionValue("output_flag", log)
+    if solver != "simplex":
+        h.setOptionValue("solver", solver)
+        h.setOptionValue("run_crossover", "on" if crossover else "off")
     if threads is not None:
         h.setOptionValue("threads", threads)
     if time_limit is not None:
@@ -80,10 +141,18 @@ def solve_lp(
     time_limit: float | None = None,
     log: bool = False,
     highs: Any = None,
+    solver: str = "auto",
+    crossover: bool = False,
 ) -> Solution:
-    """Solve ``lp`` and return doses per column; raise :class:`AllocationError` unless optimal."""
-    h = highs if highs is not None else new_highs(threads=threads, time_limit=time_limit, log=log)
-    if highs is None:
+    """Solve ``lp`` and return doses per column; raise :class:`AllocationError` unless optimal.
+
+    ``solver``: one of :data:`SOLVERS` (``"auto"``: simplex up to :data:`AUTO_IPM_COLUMNS`
+    columns, interior point above). Ignored when a live ``highs`` is given.
+    """
+    h = highs
+    if h is None:
+        algo = choose_solver(lp, solver)
+        h = new_highs(threads=threads, time_limit=time_limit, log=log, solver=algo, crossover=crossover)
         pass_model(h, lp)
     t0 = time.perf_counter()
     h.run()
@@ -105,7 +174,11 @@ def read_solution(h: Any, lp: LinearProgram, seconds: float) -> Solution:
             status=text,
             highs=h,
             seconds=seconds,
-            iterations=int(info.simplex_iteration_count) + int(max(info.ipm_iteration_count, 0)),
+            solver=_option_text(h, "solver").replace("choose", "simplex"),
+            iterations=sum(
+                max(int(getattr(info, k, 0)), 0)
+                for k in ("simplex_iteration_count", "ipm_iteration_count", "pdlp_iteration_count")
+            ),
         )
     if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
         raise AllocationError(explain_infeasible(h, lp))
@@ -114,6 +187,11 @@ def read_solution(h: Any, lp: LinearProgram, seconds: float) -> Solution:
             "the allocation LP is unbounded: some column has no finite bound; this is a bug in the model builder"
         )
     raise AllocationError(f"HiGHS stopped without an optimal allocation: {text}")
+
+
+def _option_text(h: Any, name: str) -> str:
+    raw = h.getOptionValue(name)
+    return str(raw[1] if isinstance(raw, tuple) else raw)
 
 
 def explain_infeasible(h: Any, lp: LinearProgram, *, limit: int = 8) -> str:
