@@ -47,7 +47,7 @@ def comparison_rich_table(frame: pd.DataFrame, title: str) -> Table:
         labels.insert(2, "not used*")
     for label in labels:
         table.add_column(label, justify="right", min_width=9 if label == "deaths averted" else None)
-    for name, row in frame.iterrows():
+    for pos, (name, row) in enumerate(frame.iterrows()):
         gap = float(row.get("lp_gap_share", float("nan")))
         cells = [
             f"{float(row['deaths_averted']):,.0f}",
@@ -57,7 +57,7 @@ def comparison_rich_table(frame: pd.DataFrame, title: str) -> Table:
             f"{gap:+.1%}" if np.isfinite(gap) else "-",
         ]
         if show_unused:
-            cells.insert(2, f"{float(not_used[name]) / 1e6:,.2f}M")
+            cells.insert(2, f"{float(not_used.iloc[pos]) / 1e6:,.2f}M")
         table.add_row(str(name), *cells)
     return table
 
@@ -155,7 +155,8 @@ def register(app: typer.Typer) -> None:
         if proxies:
             console.print("[yellow]contact-matrix proxies:[/] " + ", ".join(f"{c} ← {s}" for c, s in proxies.items()))
         if (frame["doses_unused"] + frame["doses_wasted"] + frame["doses_after_horizon"] >= 0.5).any():
-            console.print("[dim]* not used = no eligible people left + expired in stock + still in stock at the horizon[/]")
+            console.print("[dim]* not used = no eligible people left + expired in stock + still in stock "
+                          "at the horizon[/]")
         console.print("[dim]† participants getting less than their covax-pro-rata doses (beyond one shipping unit); "
                       "‡ Gini of doses per capita across people (0 = equal)[/]")
         if runs.tier_values is not None:

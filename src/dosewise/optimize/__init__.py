@@ -30,11 +30,11 @@ from dosewise.optimize.variables import Variables, build_variables, week_ranges
 __all__ = [
     "AUTO_IPM_COLUMNS",
     "FAMILIES",
+    "SOLVERS",
     "LinearProgram",
     "OptimalState",
     "ProblemData",
     "Rounded",
-    "SOLVERS",
     "Solution",
     "Variables",
     "allocate_optimal",
