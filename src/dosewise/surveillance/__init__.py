@@ -1,8 +1,8 @@
 """Surveillance: readers for WHO and OWID files and situation reports, weekly indicators,
 data-quality flags and a documented need score.
 
-Flow: ``read_who_weekly`` (+ ``read_owid`` / ``read_who_vaccination``, ``read_sitreps``) →
-``compute_indicators`` → ``quality_flags`` → ``need_scores`` → ``need_for`` (policies).
+Flow: ``read_who_weekly`` (+ ``read_owid`` / ``read_who_vaccination``, ``read_sitreps``,
+``read_undp_deliveries``) → ``compute_indicators`` → ``quality_flags`` → ``need_scores`` → ``need_for`` (policies).
 """
 
 from dosewise.surveillance.indicators import (
@@ -20,6 +20,7 @@ from dosewise.surveillance.readers import (
     SitrepRecord,
     read_owid,
     read_sitreps,
+    read_undp_deliveries,
     read_who_vaccination,
     read_who_vaccination_metadata,
     read_who_weekly,
@@ -43,6 +44,7 @@ __all__ = [
     "quality_flags",
     "read_owid",
     "read_sitreps",
+    "read_undp_deliveries",
     "read_who_vaccination",
     "read_who_vaccination_metadata",
     "read_who_weekly",

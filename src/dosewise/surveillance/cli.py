@@ -18,7 +18,13 @@ from dosewise.errors import InputError
 from dosewise.surveillance.demo import DPRK_SITREPS
 from dosewise.surveillance.need import need_from_feed
 from dosewise.surveillance.pull import SOURCES, default_cache_dir, pull
-from dosewise.surveillance.readers import read_owid, read_sitreps, read_who_vaccination, read_who_weekly
+from dosewise.surveillance.readers import (
+    read_owid,
+    read_sitreps,
+    read_undp_deliveries,
+    read_who_vaccination,
+    read_who_weekly,
+)
 
 console = Console()
 data_app = typer.Typer(help="Fetch surveillance files into the local cache.", no_args_is_help=True)
@@ -93,6 +99,14 @@ def need_command(
     sitrep: Annotated[
         str | None, typer.Option("--sitrep", help="situation-report CSV, or 'demo' for the DPRK records")
     ] = None,
+    deliveries: Annotated[
+        Path | None,
+        typer.Option("--deliveries", help="UNDP vaccine-equity Data.csv (doses delivered; written to --out)"),
+    ] = None,
+    deliveries_date: Annotated[
+        str | None,
+        typer.Option("--deliveries-date", help="snapshot date of --deliveries, YYYY-MM-DD (the file has none)"),
+    ] = None,
     top: Annotated[int | None, typer.Option("--top", min=1, help="show the first N only")] = None,
     no_report_weeks: Annotated[int, typer.Option("--no-report-weeks", min=1)] = 4,
     out: Annotated[Path | None, typer.Option("--out", help="also write the full table (.csv)")] = None,
@@ -122,8 +136,23 @@ def need_command(
     weekly = read_who_weekly(who or _default_who())
     vax = _read_vaccination(vaccination) if vaccination is not None else None
     sitreps = read_sitreps(DPRK_SITREPS if sitrep == "demo" else Path(sitrep)) if sitrep else None
+    supply = None
+    if deliveries is not None:
+        if deliveries_date is None:
+            raise InputError(
+                "the deliveries file has no date: pass --deliveries-date YYYY-MM-DD (its publication date)",
+                file=str(deliveries),
+                field="--deliveries-date",
+            )
+        supply = read_undp_deliveries(deliveries, as_of=deliveries_date)
     scores = need_from_feed(
-        participants, weekly, as_of=date, vaccination=vax, sitreps=sitreps, no_report_weeks=no_report_weeks
+        participants,
+        weekly,
+        as_of=date,
+        vaccination=vax,
+        sitreps=sitreps,
+        deliveries=supply,
+        no_report_weeks=no_report_weeks,
     ).sort_values("rank", kind="stable")
     if out is not None:
         scores.to_csv(out)

@@ -23,6 +23,12 @@ Definitions (weekly data, so 7/14/28 days = 1/2/4 reporting weeks):
   global target of 70% coverage by mid-2022, *Strategy to achieve global COVID-19
   vaccination by mid-2022*, Oct 2021). A vaccination figure dated *d* counts from the first
   week label on or after *d* and is carried forward; there is no look-ahead.
+- ``delivered_per100``: cumulative doses delivered to the participant per 100 people
+  (UNICEF figures via the UNDP vaccine-equity dashboard,
+  :func:`~dosewise.surveillance.readers.read_undp_deliveries`), dated and carried forward
+  the same way; ``utilisation``: doses administered / doses delivered, both carried forward,
+  NaN unless both are known (it can exceed 1: donations or domestic production missing from
+  the delivery count, or a later administration figure than delivery figure).
 - ``tests_per1000``: tests in the week per 1,000 population; ``positivity``: confirmed
   cases among those tested in the week (NaN where no tests were reported).
 """
@@ -174,6 +180,22 @@ def _divide(num: Array, den: Array) -> Array:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
+def _dated_panel(
+    frame: pd.DataFrame, columns: Sequence[str], index: pd.Index, weeks: pd.DatetimeIndex
+) -> dict[str, Array]:
+    """Dated cumulative figures (``iso3``, ``date``, ``columns``) on the week grid: a figure
+    dated *d* counts from the first week label on or after *d* (the last one wins within a
+    week) and is carried forward; weeks before the first figure are NaN (no look-ahead).
+    Only the ``columns`` present in ``frame`` are returned."""
+    cols = [c for c in columns if c in frame.columns]
+    dated = frame.dropna(subset=["date"]).sort_values("date", kind="stable")
+    dated = dated.assign(week=week_of(dated["date"]).to_numpy())
+    # The last *reported* figure of each column in a week wins (a blank later row does not erase it).
+    per_week = dated.groupby(["iso3", "week"], as_index=False, sort=False)[cols].last()
+    panel = to_panel(per_week, cols, participants=index, weeks=weeks)
+    return {c: _ffill(panel.values[c]) for c in cols}
+
+
 def weekly_tests_from_sitreps(sitreps: pd.DataFrame) -> pd.DataFrame:
     """Situation-report records → weekly tests: ``iso3``, ``week``, ``tests``, ``positives``.
 
@@ -212,6 +234,7 @@ def indicator_panel(
     *,
     vaccination: pd.DataFrame | None = None,
     tests: pd.DataFrame | None = None,
+    deliveries: pd.DataFrame | None = None,
     coverage_target: float = DEFAULT_COVERAGE_TARGET,
     participants: Sequence[str] | pd.Index | None = None,
 ) -> Panel:
@@ -222,7 +245,9 @@ def indicator_panel(
     ISO3 (missing or non-positive → NaN per-capita values); ``vaccination`` has ``iso3``,
     ``date`` and any of ``total_vaccinations``, ``people_fully_vaccinated`` (WHO or OWID
     reader output); ``tests`` has ``iso3``, ``week``, ``tests``, ``positives``
-    (:func:`weekly_tests_from_sitreps`, :func:`weekly_tests_from_owid`).
+    (:func:`weekly_tests_from_sitreps`, :func:`weekly_tests_from_owid`); ``deliveries`` has
+    ``iso3``, ``date``, ``doses_delivered``
+    (:func:`~dosewise.surveillance.readers.read_undp_deliveries` output).
     """
     if not 0.0 < coverage_target <= 1.0:
         raise InputError("coverage target must be in (0, 1]", field="coverage_target", value=coverage_target)
@@ -236,18 +261,28 @@ def indicator_panel(
     two = np.maximum(_window_sums(base.values["new_cases"], 2), 0.0)
     vals["growth"] = np.log((two + 1.0) / (_shift(two, 2) + 1.0))
 
+    administered: Array | None = None
     if vaccination is not None and len(vaccination):
-        vax = vaccination.dropna(subset=["date"]).sort_values("date", kind="stable")
-        vax = vax.assign(week=week_of(vax["date"]).to_numpy())
-        cols = [c for c in ("total_vaccinations", "people_fully_vaccinated") if c in vax.columns]
-        vax = vax.drop_duplicates(["iso3", "week"], keep="last")
-        vpanel = to_panel(vax, cols, participants=index, weeks=weeks)
-        if "total_vaccinations" in cols:
-            vals["doses_per100"] = _divide(_ffill(vpanel.values["total_vaccinations"]) * 100.0, pop)
-        if "people_fully_vaccinated" in cols:
-            share = _divide(_ffill(vpanel.values["people_fully_vaccinated"]), pop)
+        vpanel = _dated_panel(vaccination, ("total_vaccinations", "people_fully_vaccinated"), index, weeks)
+        if "total_vaccinations" in vpanel:
+            administered = vpanel["total_vaccinations"]
+            vals["doses_per100"] = _divide(administered * 100.0, pop)
+        if "people_fully_vaccinated" in vpanel:
+            share = _divide(vpanel["people_fully_vaccinated"], pop)
             vals["fully_vaccinated_pct"] = share * 100.0
             vals["coverage_gap"] = np.maximum(coverage_target - share, 0.0)
+
+    if deliveries is not None and len(deliveries):
+        if "doses_delivered" not in deliveries.columns:
+            raise InputError(
+                "no doses_delivered column in the deliveries frame",
+                file=deliveries.attrs.get("source"),
+                field="doses_delivered",
+            )
+        delivered = _dated_panel(deliveries, ("doses_delivered",), index, weeks)["doses_delivered"]
+        vals["delivered_per100"] = _divide(delivered * 100.0, pop)
+        if administered is not None:
+            vals["utilisation"] = _divide(administered, delivered)
 
     if tests is not None and len(tests):
         tpanel = to_panel(tests, ["tests", "positives"], participants=index, weeks=weeks)
@@ -263,6 +298,7 @@ def compute_indicators(
     *,
     vaccination: pd.DataFrame | None = None,
     tests: pd.DataFrame | None = None,
+    deliveries: pd.DataFrame | None = None,
     coverage_target: float = DEFAULT_COVERAGE_TARGET,
     participants: Sequence[str] | pd.Index | None = None,
 ) -> pd.DataFrame:
@@ -275,6 +311,7 @@ def compute_indicators(
         population,
         vaccination=vaccination,
         tests=tests,
+        deliveries=deliveries,
         coverage_target=coverage_target,
         participants=participants,
     )

@@ -231,6 +231,11 @@ def _raw_from_indicators(ind: dict[str, Array], static: dict[str, Array], shape:
     }
 
 
+SUPPLY_COLUMNS = ("doses_per100", "delivered_per100", "utilisation")
+"""Indicators :func:`need_scores` copies into its output when present, for the reader of the
+table; they do not enter the score."""
+
+
 def _as_of_week(as_of: dt.date) -> pd.Timestamp:
     ts = pd.Timestamp(as_of).normalize()
     return ts - pd.Timedelta(days=(ts.day_of_week + 1) % 7)
@@ -287,6 +292,9 @@ def need_scores(
     out["health_system_capacity"] = raw["health_system_capacity"][0]
     out["coverage_gap"] = raw["coverage_gap"][0]
     out["high_risk_gap"] = raw["high_risk_gap"][0]
+    for col in SUPPLY_COLUMNS:  # shown, not scored
+        if col in ind:
+            out[col] = ind[col][0]
     for name in COMPONENTS:
         out[f"s_{name}"] = scores[name][0]
     for group in ("threat", "vulnerability", "coverage"):
@@ -358,17 +366,22 @@ def need_from_feed(
     as_of: dt.date,
     vaccination: pd.DataFrame | None = None,
     sitreps: pd.DataFrame | None = None,
+    deliveries: pd.DataFrame | None = None,
     weights: NeedWeights | None = None,
     no_report_weeks: int = 4,
 ) -> pd.DataFrame:
     """The whole chain for a participants frame (e.g. ``world.participants``): indicators
-    from the weekly feed (participants' own ``population``), quality flags, need scores."""
+    from the weekly feed (participants' own ``population``), quality flags, need scores.
+    ``deliveries`` (:func:`~dosewise.surveillance.readers.read_undp_deliveries`) adds the
+    ``delivered_per100`` and ``utilisation`` columns; they do not change the score."""
     from dosewise.surveillance.indicators import compute_indicators, weekly_tests_from_sitreps
     from dosewise.surveillance.quality import quality_flags
 
     pop = participants["population"]
     tests = weekly_tests_from_sitreps(sitreps) if sitreps is not None and len(sitreps) else None
-    indicators = compute_indicators(weekly, pop, vaccination=vaccination, tests=tests, participants=participants.index)
+    indicators = compute_indicators(
+        weekly, pop, vaccination=vaccination, tests=tests, deliveries=deliveries, participants=participants.index
+    )
     indicators = indicators[indicators["iso3"].isin(set(weekly["iso3"]))]
     flags = quality_flags(
         weekly, population=pop, expected=participants.index, sitreps=sitreps, no_report_weeks=no_report_weeks

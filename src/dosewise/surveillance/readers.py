@@ -15,6 +15,9 @@ Formats
   ``vaccination-metadata.csv``: :func:`read_who_vaccination`, :func:`read_who_vaccination_metadata`.
 - OWID ``vaccinations.csv`` and the ``owid-covid-data.csv`` / ``compact.csv`` column sets:
   :func:`read_owid` (one reader; the recognised columns are :data:`OWID_COLUMNS`).
+- UNDP–WHO–Oxford Global Dashboard for Vaccine Equity ``Data.csv`` (one snapshot per country:
+  ``iso3``, ``vaccinesdelivered``, ``total_donations``, ``pop_total``; no date column):
+  :func:`read_undp_deliveries`.
 - Situation-report records (participant, period, people and samples tested, cases, deaths),
   from a CSV file or a list of mappings: :func:`read_sitreps`.
 """
@@ -39,6 +42,7 @@ __all__ = [
     "iso2_to_iso3",
     "read_owid",
     "read_sitreps",
+    "read_undp_deliveries",
     "read_who_vaccination",
     "read_who_vaccination_metadata",
     "read_who_weekly",
@@ -342,6 +346,59 @@ def read_owid(path: Path | str, *, columns: Sequence[str] | None = None) -> pd.D
     except InputError as exc:
         raise _relocated(exc, lines, file) from None
     out.attrs["dropped_aggregate_rows"] = int((~keep).sum())
+    out.attrs["source"] = file
+    return out
+
+
+UNDP_NO_CODE = ("", "N/A")
+"""ISO3 cells that mean "no code" in UNDP's ``Data.csv`` (Sark is listed as ``N/A`` with every
+value blank); such rows are dropped and counted, any other malformed code is an error."""
+
+
+def read_undp_deliveries(path: Path | str, *, as_of: dt.date | str | pd.Timestamp) -> pd.DataFrame:
+    """Doses delivered and donated per country, from the UNDP–WHO–Oxford Global Dashboard for
+    Vaccine Equity ``Data.csv`` (UNDP-Data/Vaccine-Equity-Dashboard-Data).
+
+    The file is one cumulative snapshot per country and carries **no date or update column**
+    (its only date, ``first_vaccine_date``, is the start of vaccination), so the snapshot date
+    is the required argument ``as_of``: the date the file was published. For the copy in
+    ``shared/data/vaccination/undp`` that is 2023-11-15, the date of the repository commit it
+    was taken from (the dashboard was updated every Wednesday; 2023-11-15 is one).
+
+    Returns one row per country: ``iso3``, ``date`` (= ``as_of``, ``datetime64``),
+    ``doses_delivered`` (``vaccinesdelivered``: doses delivered to the country, UNICEF
+    COVID-19 Market Dashboard), ``donations`` (``total_donations``: doses received as bilateral
+    or multilateral donations, UNICEF) and ``population`` (``pop_total``), all float with NaN
+    where the file is blank, never 0. Rows without a code (``""`` or ``N/A``) are dropped and
+    counted in ``frame.attrs["dropped_no_code_rows"]``.
+    """
+    file = _name(path)
+    try:
+        when = pd.Timestamp(as_of).normalize()
+    except (ValueError, TypeError) as exc:
+        raise InputError("not a date (YYYY-MM-DD)", file=file, field="as_of", value=as_of) from exc
+    if pd.isna(when):
+        raise InputError("a snapshot date is required", file=file, field="as_of", value=as_of)
+    raw = _read_text_csv(path)
+    _require(raw, ["iso3", "vaccinesdelivered", "total_donations", "pop_total"], file)
+    keep = ~raw["iso3"].str.strip().str.upper().isin(UNDP_NO_CODE).to_numpy()
+    lines = np.flatnonzero(keep) + 2
+    sub = raw.loc[keep].reset_index(drop=True)
+    try:
+        out = pd.DataFrame({"iso3": _iso3_column(sub, "iso3", file)})
+        out["date"] = np.full(len(sub), when.to_datetime64())
+        out["doses_delivered"] = _numbers(sub, "vaccinesdelivered", file, nonneg=True)
+        out["donations"] = _numbers(sub, "total_donations", file, nonneg=True)
+        out["population"] = _numbers(sub, "pop_total", file, nonneg=True)
+    except InputError as exc:
+        raise _relocated(exc, lines, file) from None
+    dup = out["iso3"].duplicated().to_numpy()
+    if dup.any():
+        pos = int(np.flatnonzero(dup)[0])
+        raise InputError(
+            "duplicate row for this country", file=file, row=int(lines[pos]), field="iso3", value=out["iso3"].iloc[pos]
+        )
+    out.attrs["dropped_no_code_rows"] = int((~keep).sum())
     out.attrs["source"] = file
     return out
 
