@@ -266,6 +266,8 @@ def parse_scenario(data: Any, *, file: str | None = None) -> Scenario:
         for err in exc.errors():
             loc = tuple(err["loc"])
             value = _lookup(data, loc) if err["type"] != "missing" else None
+            if isinstance(value, dict | list):  # a whole mapping says nothing the message does not
+                value = None
             msg = err["msg"].removeprefix("Value error, ")
             problems.append((_loc(loc), msg, value))
         raise ScenarioError(file, problems) from None
