@@ -379,7 +379,6 @@ class Rounds:
         codes = list(world.codes)
         pop = world.population
         parts = world.participants
-        usable = world.usable()
         holdings = state.holdings()
         held = np.array([holdings.get(c, 0) for c in codes], dtype=np.float64)
         if rules.reallocation == "optimal":
@@ -399,7 +398,7 @@ class Rounds:
             pool = int(lot["pool"])
             if pool <= 0:
                 continue
-            j = world.lot_position(lot_id)
+            k = world.product_index(lot["product"])
             prod = world.products.loc[lot["product"]]
             unit = int(prod["shipping_unit"])
             expiry = _d(lot["expiry"])
@@ -415,15 +414,16 @@ class Rounds:
             reasons[room_ceiling < unit] = "at coverage ceiling"
             reasons[room_capacity < unit] = "absorptive capacity exhausted before expiry"
             reasons[shelf_days < parts["min_shelf_life_days"].to_numpy()] = "shelf life on arrival below minimum"
-            reasons[~world.storage_ok[:, world.product_index(lot["product"])]] = "cold chain"
-            reasons[~world.accepts[:, world.product_index(lot["product"])]] = "does not accept the product"
+            reasons[~world.storage_ok[:, k]] = "cold chain"
+            reasons[~world.accepts[:, k]] = "does not accept the product"
             reasons[np.isin(codes, list(declined_by.get(lot_id, ())))] = "declined or let lapse this lot"
             if order_mode == "need":
                 reasons[np.isnan(need) & (reasons == "")] = "no need score (not in surveillance)"
-            cand = np.flatnonzero((reasons == "") & usable[:, j])
+            cand = np.flatnonzero(reasons == "")
             skipped = {codes[i]: str(reasons[i]) for i in np.flatnonzero(reasons != "")}
             if cand.size == 0:
-                anyone_later = bool(((shelf_days >= parts["min_shelf_life_days"].to_numpy()) & usable[:, j]).any())
+                fresh_enough = shelf_days >= parts["min_shelf_life_days"].to_numpy()
+                anyone_later = bool((fresh_enough & world.accepts[:, k] & world.storage_ok[:, k]).any())
                 if not anyone_later or today >= expiry:
                     events.append(NewEvent(type="lot.expired", actor=self.actor, round_id=state.round_id,
                                            lot_id=lot_id, payload={"lot": lot_id, "doses": pool,
