@@ -74,9 +74,6 @@ class World:
     def product_index(self, product_id: str) -> int:
         return int(np.flatnonzero(self.products.index == product_id)[0])
 
-    def lot_position(self, lot_id: str) -> int:
-        return int(np.flatnonzero(self.lots.index == lot_id)[0])
-
     def lot_products(self) -> npt.NDArray[np.intp]:
         """Index into ``products`` of each lot's product."""
         return self.products.index.get_indexer(pd.Index(self.lots["product"])).astype(np.intp)
