@@ -4,7 +4,6 @@ CoronaVac doses for DPRK, declined and reallocated, all recorded on a verifiable
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -34,12 +33,17 @@ class DemoResult:
     second: RoundState
 
 
-def run_demo_rounds(store: Store, *, need: Mapping[str, float] | None = None) -> DemoResult:
-    """Record both demo rounds in ``store`` and play them out as scripted."""
-    rounds = Rounds(store, actor="covax-demo", need=need)
+def run_demo_rounds(store: Store, *, who: Any = None) -> DemoResult:
+    """Record both demo rounds in ``store`` and play them out as scripted; with a WHO weekly
+    file, the declined doses are re-offered by need score as of :data:`DEMO_NEED_AS_OF`."""
+    rounds = Rounds(store, actor="covax-demo")
     first = rounds.open(_text("demo_amc92.yaml"), file="demo_amc92.yaml", round_id="demo-amc92-az-2021-02")
     rounds.play(first)
     second = rounds.open(coronavac_round_yaml(), file="demo_coronavac.yaml")
+    if who is not None:
+        from dosewise.policies.need_weighted import need_from_files
+
+        rounds.need = need_from_files(rounds.world(second), str(who), DEMO_NEED_AS_OF)
     rounds.play(second)
     return DemoResult(first=rounds.state(first), second=rounds.state(second))
 
@@ -59,10 +63,9 @@ def run_demo_story(*, db: str | None, who: Any, console: Any) -> DemoResult:
 
         cached = default_cache_dir() / SOURCES["who"].filename
         who = cached if cached.exists() else None
-    need = demo_need(who) if who is not None else None
     if who is not None:
         console.print(f"need scores as of {DEMO_NEED_AS_OF} from {who}")
-    result = run_demo_rounds(store, need=need)
+    result = run_demo_rounds(store, who=who)
     second = result.second
     console.rule(f"[bold]2. {second.opened['name']}")
     console.print(yaml.safe_load(_text("demo_coronavac.yaml"))["description"].strip())
@@ -89,13 +92,3 @@ def run_demo_story(*, db: str | None, who: Any, console: Any) -> DemoResult:
                   + (f" (written to {db}; check with `dosewise ledger verify --db {db}`)" if db else ""))
     store.close()
     return result
-
-
-def demo_need(who: Any) -> dict[str, float]:
-    """Need scores of the AMC92 participants as of :data:`DEMO_NEED_AS_OF` from a WHO weekly file."""
-    from dosewise.policies.need_weighted import need_from_files
-    from dosewise.scenario import parse_scenario
-    from dosewise.world import build_world
-
-    world = build_world(parse_scenario(yaml.safe_load(coronavac_round_yaml()), file="demo_coronavac.yaml"))
-    return need_from_files(world, str(who), DEMO_NEED_AS_OF)

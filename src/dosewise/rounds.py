@@ -137,11 +137,7 @@ class RoundState:
         return frame
 
     def balance_ok(self) -> bool:
-        return all(
-            lot["open"] + lot["accepted"] + lot["pool"] + lot["expired"] + lot["buffer"] == lot["supply"]
-            and min(lot["open"], lot["accepted"], lot["pool"], lot["expired"], lot["buffer"]) >= 0
-            for lot in self.lots.values()
-        )
+        return all(_lot_balanced(lot) for lot in self.lots.values())
 
     def holdings(self) -> dict[str, int]:
         """Doses accepted or on open offer, per participant."""
@@ -556,10 +552,17 @@ def _as_event(ne: NewEvent, seq: int) -> Event:
                  dict(ne.payload), ne.actor, dt.datetime.now(dt.UTC), ne.idempotency_key, ne.unique_slot, "", "")
 
 
+_PARTS = ("open", "accepted", "pool", "expired", "buffer")
+
+
+def _lot_balanced(lot: Mapping[str, Any]) -> bool:
+    """open offers + accepted + pool + expired + buffer == supply, none negative."""
+    return bool(sum(lot[k] for k in _PARTS) == lot["supply"] and min(lot[k] for k in _PARTS) >= 0)
+
+
 def balances(state: RoundState) -> pd.DataFrame:
     """Per-lot balance with the conservation check as a column."""
     frame = state.lots_frame()
-    frame["balanced"] = (frame["open"] + frame["accepted"] + frame["pool"] + frame["expired"] + frame["buffer"]
-                         == frame["supply"])
+    frame["balanced"] = [_lot_balanced(lot) for lot in state.lots.values()]
     return frame
 

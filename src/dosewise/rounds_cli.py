@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dosewise.errors import InputError
-from dosewise.ledger import Store, default_db, open_store
+from dosewise.ledger import Store, default_db, existing_db, open_store
 from dosewise.rounds import DECLINE_REASONS, Rounds, RoundState, balances
 
 console = Console()
@@ -23,10 +23,7 @@ DbOption = Annotated[str | None, typer.Option("--db", help="Ledger URL or SQLite
 
 def _store(db: str | None, *, create: bool = False) -> Store:
     """The ledger; only ``round open`` may create a new SQLite file."""
-    url = db or default_db()
-    if not create and "://" not in url and url != "memory" and not Path(url).exists():
-        raise InputError("no ledger at this path (give --db or set DOSEWISE_DB)", field="--db", value=url)
-    return open_store(url)
+    return open_store(db or default_db() if create else existing_db(db))
 
 
 def _date(value: str | None, field: str) -> dt.date | None:

@@ -83,9 +83,6 @@ class World:
         idx = self.lot_products()
         return np.asarray(self.accepts[:, idx] & self.storage_ok[:, idx], dtype=np.bool_)
 
-    def with_lots(self, lots: pd.DataFrame) -> World:
-        return World(**{**self.__dict__, "lots": lots})
-
     def with_participants(self, participants: pd.DataFrame) -> World:
         return World(**{**self.__dict__, "participants": participants})
 

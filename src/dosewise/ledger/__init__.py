@@ -12,7 +12,7 @@ from __future__ import annotations
 from dosewise.ledger.events import GENESIS_HASH, Event, NewEvent, VerifyReport, canonical_json, verify_rows
 from dosewise.ledger.export import export_events, load_export
 from dosewise.ledger.memory import MemoryStore
-from dosewise.ledger.store import LedgerView, Precondition, Store, default_db, open_store
+from dosewise.ledger.store import LedgerView, Precondition, Store, default_db, existing_db, open_store
 
 __all__ = [
     "GENESIS_HASH",
@@ -25,6 +25,7 @@ __all__ = [
     "VerifyReport",
     "canonical_json",
     "default_db",
+    "existing_db",
     "export_events",
     "load_export",
     "open_store",

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dosewise.ledger.events import format_time
-from dosewise.ledger.store import default_db, open_store
+from dosewise.ledger.store import existing_db, open_store
 
 __all__ = ["register"]
 
@@ -41,15 +41,6 @@ class Format(StrEnum):
     parquet = "parquet"
 
 
-def _db(db: str | None) -> str:
-    url = db or default_db()
-    if "://" not in url and not Path(url).exists():
-        from dosewise.errors import LedgerError
-
-        raise LedgerError(f"no ledger at {url} (give --db or set DOSEWISE_DB)")
-    return url
-
-
 @ledger_app.command("verify")
 def verify(db: DbOption = None) -> None:
     """Walk the hash chain and report the first bad event.
@@ -60,7 +51,7 @@ def verify(db: DbOption = None) -> None:
 
     Exit code 2: the ledger could not be opened or read.
     """  # noqa: E501
-    store = open_store(_db(db))
+    store = open_store(existing_db(db))
     try:
         report = store.verify()
     finally:
@@ -82,7 +73,7 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Export every event (all fields, hashes included) to JSON Lines, CSV or Parquet."""
-    store = open_store(_db(db))
+    store = open_store(existing_db(db))
     try:
         n = store.export(out, format.value)
     finally:
@@ -97,7 +88,7 @@ def log(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show the last N events.")] = 50,
 ) -> None:
     """Show the latest events as a table."""
-    store = open_store(_db(db))
+    store = open_store(existing_db(db))
     try:
         events = deque(store.read(round_id=round_id), maxlen=limit)
     finally:

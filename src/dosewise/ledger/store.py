@@ -44,6 +44,7 @@ __all__ = [
     "Precondition",
     "Store",
     "default_db",
+    "existing_db",
     "open_store",
 ]
 
@@ -197,6 +198,17 @@ def head_of(head: Event | None) -> tuple[int, str]:
 def default_db() -> str:
     """``$DOSEWISE_DB`` or ``dosewise.db`` in the current directory."""
     return os.environ.get("DOSEWISE_DB") or "dosewise.db"
+
+
+def existing_db(db: str | None) -> str:
+    """The ledger URL for ``db`` (default :func:`default_db`), refusing a SQLite path that does not
+    exist, so that commands which only read or extend a ledger never create an empty one."""
+    url = db or default_db()
+    if "://" not in url and not Path(url).exists():
+        from dosewise.errors import LedgerError
+
+        raise LedgerError(f"no ledger at {url} (give --db or set DOSEWISE_DB)")
+    return url
 
 
 def open_store(url: str | Path | None = None) -> Store:
