@@ -35,19 +35,10 @@ from pydantic import (
 from dosewise.errors import InputError, ScenarioError
 from dosewise.products import STORAGE_CLASSES, Product, StorageClass, catalogue, resolve_product
 from dosewise.units import LISTS, UnitTable, read_units_file, units_from_records
+from dosewise.vocabulary import DECLINE_REASONS, DeclineReason
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's parser when PyYAML has it (five times faster than the pure-Python one), same safe constructor."""
-
-DeclineReason = Literal[
-    "efficacy_concerns",
-    "short_shelf_life",
-    "cold_chain",
-    "regulatory",
-    "absorptive_capacity",
-    "no_workforce",
-    "other",
-]
 
 
 class _Model(BaseModel):
@@ -403,6 +394,7 @@ def load_demo() -> Scenario:
 
 
 __all__ = [
+    "DECLINE_REASONS",
     "STORAGE_CLASSES",
     "DeclineReason",
     "Lot",
