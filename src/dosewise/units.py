@@ -169,8 +169,11 @@ def _first(mask: npt.NDArray[np.bool_], column: str, message: str, values: npt.N
 
 
 def _plain(v: Any) -> Any:
+    """A value as shown in a message: Python scalars, and None for an empty cell."""
     if isinstance(v, np.generic):
-        return v.item()
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
     return v
 
 
@@ -268,7 +271,7 @@ def validate_columns(
     cols: dict[str, npt.NDArray[Any]] = {}
     for name in REQUIRED:
         if name not in raw:
-            problems.append((0 if n else -1, name, "Field required (a column every unit needs)", None))
+            problems.append((-1, name, "Field required (a column every unit needs)", None))
     for name, col in raw.items():
         if name in TEXT:
             cols[name], more = _text(col, name, checked=text_checked)
