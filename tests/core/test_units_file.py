@@ -205,7 +205,7 @@ def test_overrides_apply_to_units_and_policy_caps_win() -> None:
 
 def test_unit_parent_without_wpp_population_is_an_error() -> None:
     data = scenario({"units": [{"id": "T1", "population": 5000, "parent": "TUV"}]})
-    with pytest.raises(ReferenceDataError, match="T1.*TUV"):
+    with pytest.raises(ReferenceDataError, match=r"T1.*TUV"):
         build_world(parse_scenario(data))
     data["participants"]["units"][0]["age_structure_like"] = "KIR"
     world = build_world(parse_scenario(data))
