@@ -28,6 +28,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -82,8 +83,25 @@ class Participants(_Model):
     units: UnitTable = Field(default_factory=UnitTable)
     units_file: str | None = None
     units_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    units_source: str | None = None
+    """Where recorded units came from (``file sha256:…``); set when a scenario is dumped, informational."""
     defaults: ParticipantProfile = ParticipantProfile()
     overrides: dict[str, ParticipantProfile] = Field(default_factory=dict)
+
+    @field_serializer("units")
+    def _units_records(self, units: UnitTable) -> list[dict[str, Any]]:
+        """Dumped, the units are records (a file's rows included), so a recorded scenario stands alone."""
+        return units.records()
+
+    @field_serializer("units_file", "units_sha256")
+    def _file_embedded(self, value: str | None) -> str | None:
+        return None if self.units.source is not None else value
+
+    @field_serializer("units_source")
+    def _source(self, value: str | None) -> str | None:
+        if self.units.source is not None:
+            return f"{self.units_file} sha256:{self.units.sha256}"
+        return value
 
     @field_validator("units", mode="before")
     @classmethod

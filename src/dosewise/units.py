@@ -101,6 +101,21 @@ class UnitTable:
     def get(self, name: str) -> npt.NDArray[Any] | None:
         return self.columns.get(name)
 
+    def records(self) -> list[dict[str, Any]]:
+        """One mapping per unit with the values it was given (the inline YAML form)."""
+        names = list(self.columns)
+        columns: list[list[Any]] = []
+        for name in names:
+            col = self.columns[name]
+            if name in NUMBER or name in INTEGER:
+                values = [None if math.isnan(v) else (int(v) if name in INTEGER else v) for v in col.tolist()]
+            elif name in LISTS:
+                values = [None if v is None else list(v) for v in col.tolist()]
+            else:
+                values = col.tolist()
+            columns.append(values)
+        return [{k: v for k, v in zip(names, row, strict=True) if v is not None} for row in zip(*columns, strict=True)]
+
     def __iter__(self) -> Iterator[Unit]:
         """One :class:`~dosewise.scenario.Unit` per row, for the few callers that want records
         (small tables only; the world is built from the columns)."""

@@ -210,3 +210,24 @@ def test_unit_parent_without_wpp_population_is_an_error() -> None:
     data["participants"]["units"][0]["age_structure_like"] = "KIR"
     world = build_world(parse_scenario(data))
     assert world.pop_by_age[0].sum() == pytest.approx(5000)
+
+
+def test_a_round_records_the_units_of_its_file(shared_data: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger keeps the units themselves: the round's world is rebuilt after the file is gone."""
+    from dosewise.ledger import open_store
+    from dosewise.rounds import Rounds
+
+    units = wpp_units(shared_data)[:40]
+    pd.DataFrame(units).to_csv(tmp_path / "units.csv", index=False)
+    path = write_yaml(tmp_path / "s.yaml", scenario({"units_file": "units.csv"}))
+    store = open_store(str(tmp_path / "ledger.db"))
+    rid = Rounds(store).open(path.read_text(encoding="utf-8"), file=str(path), round_id="U1")
+    opened_world = build_world(load_scenario(path))
+    (tmp_path / "units.csv").unlink()
+    monkeypatch.chdir(shared_data)
+    again = Rounds(open_store(str(tmp_path / "ledger.db")))
+    sc, world = again.scenario_world(rid)
+    assert sc.participants.units_source is not None and "sha256:" in sc.participants.units_source
+    pd.testing.assert_frame_equal(world.participants, opened_world.participants)
+    np.testing.assert_array_equal(world.pop_by_age, opened_world.pop_by_age)
