@@ -25,12 +25,11 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import environment, ratio, timed, write_results  # noqa: E402
-
-from dosewise.policies import allocate_pro_rata  # noqa: E402
-from dosewise.reference.population import wpp_coverage  # noqa: E402
-from dosewise.scenario import parse_scenario  # noqa: E402
-from dosewise.world import World, build_world  # noqa: E402
+from _common import environment, ratio, timed, write_results
+from dosewise.policies import allocate_pro_rata
+from dosewise.reference.population import wpp_coverage
+from dosewise.scenario import parse_scenario
+from dosewise.world import World, build_world
 
 PRODUCTS = ["AZD1222", "Covishield", "BNT162b2", "mRNA-1273", "Ad26.COV2.S", "BBIBP-CorV", "CoronaVac",
             "NVX-CoV2373"]
