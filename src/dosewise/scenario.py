@@ -16,9 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import Counter
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
@@ -26,6 +27,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_serializer,
@@ -38,20 +41,38 @@ from dosewise.products import STORAGE_CLASSES, Product, StorageClass, catalogue,
 from dosewise.units import LISTS, UnitTable, read_units_file, units_from_records
 from dosewise.vocabulary import DECLINE_REASONS, DeclineReason
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's parser when PyYAML has it (five times faster than the pure-Python one), same safe constructor."""
+MAX_SCENARIO_BYTES = 16 * 1024 * 1024
+"""A scenario file larger than this is refused (its text is recorded in the ledger when a round opens;
+participants by the hundred thousand belong in a units file)."""
+MAX_YAML_NODES = 2_000_000
+"""YAML values after expanding aliases; more is refused (an alias bomb is a few hundred bytes)."""
+MAX_YAML_DEPTH = 50
+MAX_DOSES = 10**15
+"""No lot holds more doses than this (sums of lots stay far inside 64-bit integers)."""
+MAX_PEOPLE = 1e10
+"""No participant has more people than this (about the world's population)."""
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+"""Lot, unit and round ids: letters, digits, ``.``, ``_`` and ``-``, at most 64, starting with a letter
+or digit (``:`` is kept for the ids dosewise composes, such as offer ids)."""
+
+Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Name = Annotated[str, StringConstraints(max_length=200)]
+Text = Annotated[str, StringConstraints(max_length=20_000)]
+Doses = Annotated[int, Strict(), Field(gt=0, le=MAX_DOSES)]
+People = Annotated[float, Field(gt=0, le=MAX_PEOPLE, allow_inf_nan=False)]
+Days = Annotated[int, Strict(), Field(ge=0, le=3650)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ParticipantProfile(_Model):
     """What a participant can and will take; every field optional, defaults from ``defaults``."""
 
-    population: float | None = Field(default=None, gt=0)
-    population_source: str | None = None
-    age_structure_like: str | None = None
+    population: People | None = None
+    population_source: Name | None = None
+    age_structure_like: Identifier | None = None
     coverage_cap: float | None = Field(default=None, gt=0, le=1)
     accepts: tuple[str, ...] | None = None
     declines: tuple[str, ...] = ()
@@ -59,31 +80,31 @@ class ParticipantProfile(_Model):
     approved: tuple[str, ...] | None = None
     indemnified: tuple[str, ...] | None = None
     cold_chain: tuple[StorageClass, ...] | None = None
-    capacity_per_week: float | None = Field(default=None, gt=0)
-    min_shelf_life_days: int | None = Field(default=None, ge=0)
-    lead_time_days: int | None = Field(default=None, ge=0)
-    people_covered: float = Field(default=0.0, ge=0)
+    capacity_per_week: float | None = Field(default=None, gt=0, le=MAX_PEOPLE)
+    min_shelf_life_days: Days | None = None
+    lead_time_days: Days | None = None
+    people_covered: float = Field(default=0.0, ge=0, le=MAX_PEOPLE)
 
 
 class Unit(ParticipantProfile):
     """A sub-national participant (province, district, facility) with its own population."""
 
-    id: str = Field(min_length=1)
-    name: str | None = None
-    parent: str | None = None
-    population: float = Field(gt=0)  # type: ignore[assignment]
+    id: Identifier
+    name: Name | None = None
+    parent: Identifier | None = None
+    population: People  # type: ignore[assignment]
 
 
 class Participants(_Model):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, arbitrary_types_allowed=True)
 
     group: str | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     units: UnitTable = Field(default_factory=UnitTable)
-    units_file: str | None = None
+    units_file: Name | None = None
     units_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
-    units_source: str | None = None
+    units_source: Text | None = None
     """Where recorded units came from (``file sha256:…``); set when a scenario is dumped, informational."""
     defaults: ParticipantProfile = ParticipantProfile()
     overrides: dict[str, ParticipantProfile] = Field(default_factory=dict)
@@ -139,12 +160,12 @@ class Participants(_Model):
 
 
 class Lot(_Model):
-    id: str = Field(min_length=1)
-    product: str
-    doses: int = Field(gt=0)
+    id: Identifier
+    product: Name
+    doses: Doses
     available: dt.date
     expiry: dt.date
-    source: str = ""
+    source: Name = ""
 
     @model_validator(mode="after")
     def _dates(self) -> Lot:
@@ -156,18 +177,44 @@ class Lot(_Model):
 class SmallStateFloor(_Model):
     """Participants at or below ``max_population`` get at least ``min_doses_per_100`` doses per 100 people."""
 
-    max_population: float = Field(gt=0)
+    max_population: People
     min_doses_per_100: float = Field(gt=0, le=200)
 
 
+def _flatten_options(data: Any) -> Any:
+    """``{..., options: {k: v}}`` → ``{..., k: v}`` (older files nest policy parameters there)."""
+    if isinstance(data, dict) and "options" in data:
+        options = data["options"]
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise ValueError("policy.options must be a mapping")
+        clash = sorted(set(options) & (set(data) - {"options"}))
+        if clash:
+            raise ValueError(f"given both in policy and policy.options: {', '.join(clash)}")
+        data = {**{k: v for k, v in data.items() if k != "options"}, **options}
+    return data
+
+
 class PolicyParams(_Model):
+    """What every policy shares: the COVAX phase-1 machinery.
+
+    Each policy has its own parameter model below (a discriminated union on ``name``), so an
+    unknown or misspelt key is an error naming it. Older files that put policy parameters under
+    ``options:`` are read the same way (the keys are checked just as strictly).
+    """
+
     name: str = "covax-pro-rata"
     tranches: tuple[float, ...] = (0.03, 0.20)
     buffer: float = Field(default=0.05, ge=0, lt=1)
     small_state_floor: SmallStateFloor | None = None
     caps: dict[str, float] = Field(default_factory=dict)
     round_to_shipping_unit: bool = True
-    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_options(cls, data: Any) -> Any:
+        return _flatten_options(data)
 
     @field_validator("tranches")
     @classmethod
@@ -184,6 +231,108 @@ class PolicyParams(_Model):
                 raise ValueError(f"cap for {k} must be a share of population in (0, 1], got {c}")
         return v
 
+    @property
+    def options(self) -> dict[str, Any]:
+        """The policy's own parameters (those beyond the phase-1 machinery) that are set."""
+        common = set(PolicyParams.model_fields)
+        return self.model_dump(exclude=common, exclude_none=True)
+
+
+class ProRataParams(PolicyParams):
+    """``covax-pro-rata``: phase 1, pro rata to population."""
+
+    name: Literal["covax-pro-rata"] = "covax-pro-rata"
+
+
+class NeedWeightedParams(PolicyParams):
+    """``covax-need-weighted``: population × need score; need from ``need`` or a WHO file."""
+
+    name: Literal["covax-need-weighted"] = "covax-need-weighted"
+    need: dict[str, float] | None = None
+    who: str | None = None
+    as_of: dt.date | None = None
+    vaccination: str | None = None
+    missing_need: Literal["error", "exclude"] = "error"
+
+    @field_validator("need")
+    @classmethod
+    def _finite(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        for k, x in (v or {}).items():
+            if not (x == x and 0 <= x < float("inf")):
+                raise ValueError(f"need score of {k} must be a finite number >= 0, got {x}")
+        return v
+
+
+class FixedParams(PolicyParams):
+    """``fixed``: amounts already decided, ``{participant: doses}`` or ``{lot: {participant: doses}}``."""
+
+    name: Literal["fixed"] = "fixed"
+    amounts: dict[str, Any] | None = None
+
+
+SolverName = Literal["auto", "simplex", "ipm", "pdlp"]
+
+
+class OptimalParams(PolicyParams):
+    """``optimal`` and its equity-floor variants: deaths averted maximised on HiGHS.
+
+    Modelling parameters first; ``solver``, ``threads`` and ``time_limit`` only tell HiGHS how
+    to solve (they never change the optimum's definition).
+    """
+
+    name: Literal["optimal", "optimal-floor-50", "optimal-floor-100"] = "optimal"
+    equity_floor: float = Field(default=0.0, ge=0, le=1)
+    max_share: float | None = Field(default=None, gt=0, le=1)
+    weeks: int = Field(default=52, ge=1, le=520)
+    tiers: int = Field(default=4, ge=1, le=16)
+    late_discount: float = Field(default=0.5, ge=0, lt=1)
+    mip: bool = False
+    start: dt.date | None = None
+    solver: SolverName = "auto"
+    threads: int | None = Field(default=None, ge=1, le=256)
+    time_limit: float | None = Field(default=None, gt=0, le=86_400)
+
+
+POLICY_MODELS: dict[str, type[PolicyParams]] = {
+    "covax-pro-rata": ProRataParams,
+    "covax-need-weighted": NeedWeightedParams,
+    "fixed": FixedParams,
+    "optimal": OptimalParams,
+    "optimal-floor-50": OptimalParams,
+    "optimal-floor-100": OptimalParams,
+}
+"""The parameter model of every policy a scenario may name."""
+
+AnyPolicyParams = Annotated[
+    ProRataParams | NeedWeightedParams | FixedParams | OptimalParams, Field(discriminator="name")
+]
+
+
+def policy_params(data: Mapping[str, Any] | PolicyParams | None = None, /, **update: Any) -> PolicyParams:
+    """Validated parameters of the policy ``data["name"]`` (default ``covax-pro-rata``), with
+    ``update`` applied (e.g. another ``name`` keeps the shared phase-1 parameters)."""
+    if isinstance(data, PolicyParams):
+        base = data.model_dump(exclude_none=True)
+        if "name" in update and update["name"] != data.name:  # another policy: keep the shared part only
+            base = {k: v for k, v in base.items() if k in PolicyParams.model_fields}
+        data = base
+    merged: dict[str, Any] = {**dict(data or {}), **update}
+    try:
+        merged = _flatten_options(merged)
+    except ValueError as exc:
+        raise InputError(str(exc), field="policy.options") from None
+    name = merged.setdefault("name", "covax-pro-rata")
+    model = POLICY_MODELS.get(name) if isinstance(name, str) else None
+    if model is None:
+        known = ", ".join(sorted(POLICY_MODELS))
+        raise InputError(f"unknown policy; known: {known}", field="policy.name", value=name)
+    try:
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "policy." + ".".join(str(p) for p in first["loc"])
+        raise InputError(first["msg"], field=where, value=first.get("input")) from None
+
 
 class ScriptedResponse(_Model):
     """A response the demo or a test scripts into a round."""
@@ -192,30 +341,38 @@ class ScriptedResponse(_Model):
     lot: str | None = None
     action: Literal["accept", "decline"]
     reason: DeclineReason | None = None
-    note: str | None = None
-    wish: str | None = None
+    note: Text | None = None
+    wish: Name | None = None
 
 
 class RoundRules(_Model):
-    id: str | None = None
+    id: Identifier | None = None
     opens: dt.date | None = None
-    response_days: int = Field(default=7, ge=0)
-    min_shelf_life_days: int = Field(default=70, ge=0)
+    response_days: int = Field(default=7, ge=0, le=3650)
+    min_shelf_life_days: int = Field(default=70, ge=0, le=3650)
     reallocation: Literal["need", "pro-rata", "optimal"] = "need"
-    max_passes: int = Field(default=10, ge=1)
+    max_passes: int = Field(default=10, ge=1, le=1000)
+    recipients_per_pass: int = Field(default=3, ge=1, le=100_000)
     default_response: Literal["accept", "lapse"] = "accept"
     responses: tuple[ScriptedResponse, ...] = ()
 
 
 class Scenario(_Model):
-    name: str = "scenario"
-    description: str = ""
-    year: int = Field(default=2020, ge=1950, le=2100)
+    @model_validator(mode="before")
+    @classmethod
+    def _policy_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("policy"), dict) and "name" not in data["policy"]:
+            data = {**data, "policy": {**data["policy"], "name": "covax-pro-rata"}}
+        return data
+
+    name: Name = "scenario"
+    description: Text = ""
+    year: int = Field(default=2020, ge=1950, le=2100, strict=True)
     as_of: dt.date | None = None
     participants: Participants
     products: tuple[Product, ...] = ()
     lots: tuple[Lot, ...] = Field(min_length=1)
-    policy: PolicyParams = PolicyParams()
+    policy: AnyPolicyParams = ProRataParams()
     round: RoundRules = RoundRules()
     sources: dict[str, str] = Field(default_factory=dict)
 
@@ -361,8 +518,14 @@ def parse_scenario(data: Any, *, file: str | None = None, base_dir: str | Path |
     try:
         sc = Scenario.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        for err in exc.errors():
+        errors = exc.errors()
+        for err in errors:
             loc = tuple(err["loc"])
+            if len(loc) > 1 and loc[0] == "policy" and loc[1] in POLICY_MODELS:
+                loc = (loc[0], *loc[2:])  # the union's tag says nothing the name does not
+            if err["type"] == "too_short" and any(tuple(e["loc"][:len(loc)]) == loc and len(e["loc"]) > len(loc)
+                                                  for e in errors):
+                continue  # "at least one lot" when the lot given is itself invalid
             value = _lookup(data, loc) if err["type"] != "missing" else None
             if isinstance(value, dict | list):  # a whole mapping says nothing the message does not
                 value = None
@@ -377,29 +540,132 @@ def parse_scenario(data: Any, *, file: str | None = None, base_dir: str | Path |
     return sc
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("scenario file not found", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read scenario file: {exc}", file=str(p)) from None
-    return parse_scenario_text(text, file=str(p))
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 1 MB scalars in ms
 
 
-def parse_scenario_text(text: str, *, file: str | None = None) -> Scenario:
-    """Parse YAML text and validate it; YAML errors (and impossible dates such as 2021-02-30,
-    which the YAML loader rejects) are reported with their line."""
+class _StrictLoader(_Base):  # type: ignore[misc]
+    """Safe YAML that refuses duplicate keys (a later key would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _node_limits(root: yaml.Node) -> tuple[int, int]:
+    """(values after expanding aliases, depth) of a composed YAML document, in one pass over its
+    distinct nodes (an alias is the same node object, counted as often as it is used)."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    seen: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            kids = _children(node)
+            size[key] = min(1 + sum(size.get(id(k), 1) for k in kids), MAX_YAML_NODES + 1)
+            depth[key] = 1 + max((depth.get(id(k), 1) for k in kids), default=0)
+            continue
+        if key in seen:
+            continue
+        seen.add(key)
+        if len(seen) > MAX_YAML_NODES:
+            return MAX_YAML_NODES + 1, 0
+        stack.append((node, True))
+        stack.extend((k, False) for k in _children(node) if id(k) not in seen)
+    return size.get(id(root), 1), depth.get(id(root), 1)
+
+
+def read_yaml(text: str, *, file: str | None = None) -> Any:
+    """Parse YAML strictly: safe types only, no duplicate keys, at most :data:`MAX_YAML_NODES` values
+    after expanding aliases and :data:`MAX_YAML_DEPTH` levels. Problems are one clear
+    :class:`~dosewise.errors.InputError` naming the file and line."""
+    if len(text) > MAX_SCENARIO_BYTES:
+        raise InputError(f"file larger than {MAX_SCENARIO_BYTES // (1024 * 1024)} MiB; put participants in a "
+                         "units file", file=file, value=f"{len(text):,} characters")
+    loader = _StrictLoader(text)
     try:
-        data = yaml.load(text, Loader=_YAML_LOADER)
+        node = loader.get_single_node()  # type: ignore[no-untyped-call]
+        if node is None:
+            return None
+        count, levels = _node_limits(node)
+        if count > MAX_YAML_NODES:
+            raise InputError(f"more than {MAX_YAML_NODES:,} values once aliases are expanded", file=file)
+        if levels > MAX_YAML_DEPTH:
+            raise InputError(f"nested more than {MAX_YAML_DEPTH} levels deep", file=file, value=levels)
+        return loader.construct_document(node)  # type: ignore[no-untyped-call]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise InputError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", file=file) from None
-    except ValueError as exc:
+    except RecursionError:
+        raise InputError(f"nested more than {MAX_YAML_DEPTH} levels deep", file=file) from None
+    except (ValueError, OverflowError) as exc:
         raise InputError(f"not a valid value: {exc}", file=file) from None
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_SCENARIO_BYTES:
+            raise InputError(f"file larger than {MAX_SCENARIO_BYTES // (1024 * 1024)} MiB; put participants in a "
+                             "units file", file=str(p), value=f"{p.stat().st_size:,} bytes")
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("scenario file not found", file=str(p)) from None
+    except IsADirectoryError:
+        raise InputError("a folder, not a scenario file", file=str(p)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start})",
+                         file=str(p)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read scenario file: {exc.strerror or exc}", file=str(p)) from None
+    if "\x00" in text:
+        raise InputError("not a text file (it contains NUL bytes)", file=str(p))
+    return _resolve_paths(parse_scenario_text(text, file=str(p)), p.parent)
+
+
+def _resolve_paths(sc: Scenario, folder: Path) -> Scenario:
+    """Files a scenario names (surveillance feeds) are relative to the scenario file, not the
+    folder the command runs in."""
+    updates = {}
+    for key in ("who", "vaccination"):
+        value = getattr(sc.policy, key, None)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            updates[key] = str((folder / value).resolve())
+    if not updates:
+        return sc
+    return sc.model_copy(update={"policy": policy_params(sc.policy, **updates)})
+
+
+def parse_scenario_text(text: str, *, file: str | None = None) -> Scenario:
+    """Parse YAML text strictly (:func:`read_yaml`) and validate it; YAML errors (and impossible dates
+    such as 2021-02-30, which the YAML loader rejects) are reported with their line."""
+    data = read_yaml(text, file=file)
     return parse_scenario(data, file=file)
 
 

@@ -52,12 +52,19 @@ if TYPE_CHECKING:
 STORAGE_CLASSES: tuple[str, ...] = ("ultra-cold", "frozen", "2-8C")
 
 TEXT = ("id", "name", "parent", "population_source", "age_structure_like")
+MAX_PEOPLE = 1e10
+"""No participant has more people than this (as :data:`dosewise.scenario.MAX_PEOPLE`)."""
+MAX_DAYS = 3650
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+"""As :data:`dosewise.scenario.ID_PATTERN`: letters, digits, ``.``, ``_``, ``-``; at most 64."""
+IDENTIFIERS = ("id", "parent", "age_structure_like")
+MAX_NAME = 200
 NUMBER: dict[str, tuple[str, float, float | None]] = {
     # column: (rule as shown to a user, lower bound, upper bound); "gt" bounds are exclusive
-    "population": ("gt", 0.0, None),
+    "population": ("gt", 0.0, MAX_PEOPLE),
     "coverage_cap": ("gt", 0.0, 1.0),
-    "capacity_per_week": ("gt", 0.0, None),
-    "people_covered": ("ge", 0.0, None),
+    "capacity_per_week": ("gt", 0.0, MAX_PEOPLE),
+    "people_covered": ("ge", 0.0, MAX_PEOPLE),
 }
 INTEGER = ("min_shelf_life_days", "lead_time_days")
 LISTS = ("accepts", "declines", "interested_in", "approved", "indemnified", "cold_chain")
@@ -193,11 +200,27 @@ def _plain(v: Any) -> Any:
 
 
 def _text(col: npt.NDArray[Any], name: str, *, checked: bool) -> tuple[ObjArray, list[Problem]]:
+    import pandas as pd
+
     col = np.asarray(col, dtype=object)
-    if checked:  # from a text column of a table file: str or None by construction
-        return col, []
-    ok = _is_text_or_none(col).astype(bool) if len(col) else np.ones(0, dtype=bool)
-    problems = _first(~ok, name, "Input should be a valid string", col)
+    problems: list[Problem] = []
+    text = col
+    if not checked:  # a table file's text columns hold str or None by construction; YAML's may not
+        ok = _is_text_or_none(col).astype(bool) if len(col) else np.ones(0, dtype=bool)
+        problems = _first(~ok, name, "Input should be a valid string", col)
+        if not ok.all():
+            text = col.copy()
+            text[~ok] = None
+    if not len(col):
+        return col, problems
+    series = pd.Series(text, dtype="string[pyarrow]")  # Arrow's string kernels: no Python call per row
+    if name in IDENTIFIERS:
+        bad = (~series.str.fullmatch(ID_PATTERN)).fillna(False).to_numpy(dtype=bool)
+        problems += _first(bad, name, "Input should be an id of letters, digits, '.', '_' or '-' "
+                           "(at most 64, starting with a letter or digit)", col)
+    else:
+        bad = (series.str.len() > MAX_NAME).fillna(False).to_numpy(dtype=bool)
+        problems += _first(bad, name, f"Input should have at most {MAX_NAME} characters", col)
     return col, problems
 
 
@@ -216,7 +239,7 @@ def _number(col: npt.NDArray[Any], name: str, *, integer: bool) -> tuple[FloatAr
     if integer:
         problems += _first(given & np.isfinite(vals) & (vals != np.floor(vals)), name,
                            "Input should be a valid integer, got a number with a fractional part", col)
-    rule = NUMBER.get(name, ("ge", 0.0, None))
+    rule = NUMBER.get(name, ("ge", 0.0, float(MAX_DAYS)))
     op, lo, hi = rule
     low = (vals <= lo) if op == "gt" else (vals < lo)
     with np.errstate(invalid="ignore"):
@@ -299,8 +322,9 @@ def validate_columns(
         problems += more
     if "id" in cols:
         ids = cols["id"]
-        empty = np.fromiter((v is None or (isinstance(v, str) and not v.strip()) for v in ids), dtype=bool, count=n)
-        problems += _first(empty, "id", "Field required: a non-empty id", ids)
+        import pandas as pd
+
+        problems += _first(np.asarray(pd.isna(ids), dtype=bool), "id", "Field required: a non-empty id", ids)
     if "population" in cols:
         problems += _first(np.isnan(cols["population"]) & _given(raw["population"]), "population",
                            "Input should be a number", raw["population"])

@@ -171,7 +171,7 @@ def _country_block(sc: Scenario, codes: list[str], prods: dict[str, Product], id
         if prof.get("cold_chain") is not None:
             coldest = min(STORAGE_CLASSES.index(c) for c in prof["cold_chain"])
             storage_ok[i] = storage >= coldest
-        cap = sc.policy.caps.get(code, sc.policy.caps.get(code.lower(), prof.get("coverage_cap")))
+        cap = prof.get("coverage_cap")
         rows.append(
             {
                 "name": info.name,

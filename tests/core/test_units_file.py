@@ -95,9 +95,13 @@ def units_csv(tmp_path: Path, text: str, **participants: Any) -> Path:
         ("id,population,cold_chain\nA,10,freezer\n", 2, "cold_chain", "freezer"),
         ("id,parent\nA,KEN\n", None, "population", None),
         ("id,population,colour\nA,10,red\n", 1, "colour", "colour"),
+        ("id,population\nA,10\nx:y/../z,10\n", 3, "id", "x:y/../z"),
+        ("id,population\nA,20000000000\n", 2, "population", 2e10),
+        ("id,population,lead_time_days\nA,10,4000\n", 2, "lead_time_days", 4000.0),
     ],
     ids=["negative", "not-a-number", "empty-id", "missing-population", "cap-above-1", "fractional-days",
-         "unknown-storage", "no-population-column", "unknown-column"],
+         "unknown-storage", "no-population-column", "unknown-column", "id-characters", "population-too-large",
+         "days-too-many"],
 )
 def test_bad_units_file_names_file_row_column_and_value(tmp_path: Path, text: str, row: int | None, column: str,
                                                         value: Any) -> None:
