@@ -26,11 +26,13 @@ import binascii
 import concurrent.futures
 import json
 import os
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import exc as sa_exc
 
 from dosewise.errors import InputError, LedgerError
@@ -97,10 +99,13 @@ def _rows(store: Store) -> Iterator[Sequence[Any]]:
             rows = list(store._rows)
         yield from rows
         return
-    rows_fn = getattr(store, "rows", None)
-    if rows_fn is None:
+    from dosewise.ledger.sql import SQLStore
+
+    if not isinstance(store, SQLStore):
         raise LedgerError(f"cannot walk the rows of {type(store).__name__}")
-    yield from rows_fn()
+    if store.readonly and store.revision is None:
+        return  # no ledger tables at all (a new or emptied database file): an empty ledger
+    yield from store.rows()
 
 
 def _verify_chunk(tasks: list[tuple[int, bytes, bytes, bytes]]) -> list[int]:
@@ -180,7 +185,7 @@ def verify_ledger(store: Store, held: Iterable[tuple[str, Checkpoint]] = (), *, 
             report.checkpoints.append(_check(cp, source, n, roots, store if report.chain.ok else None))
         for source, cp in stored:
             report.checkpoints.append(_check(cp, source, n, roots, None))
-    except (LedgerError, sa_exc.SQLAlchemyError) as exc:
+    except (LedgerError, sa_exc.SQLAlchemyError, sqlite3.Error, psycopg.Error) as exc:
         report.read_error = str(getattr(exc, "orig", None) or exc)
     if report.forged:
         _name_forgeries(store, report)
