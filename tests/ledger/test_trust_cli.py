@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from dosewise.app import Desk, run_demo
 from dosewise.cli import main
-from dosewise.demo import run_demo_rounds
 from dosewise.ledger import NewEvent, open_store
 from dosewise.ledger.events import GENESIS_HASH, row_hash
 from dosewise.ledger.signing import Signer
@@ -29,9 +29,8 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 @pytest.fixture(scope="module")
 def demo_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("demo") / "demo.db"
-    store = open_store(str(path))
-    run_demo_rounds(store)
-    store.close()
+    with Desk(open_store(str(path)), actor="covax-demo") as desk:
+        run_demo(desk, impact=False)
     return path
 
 

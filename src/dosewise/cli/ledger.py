@@ -1,23 +1,25 @@
-"""``dosewise ledger`` commands (verify, checkpoint, cosign, prove, verify-receipt, export, log) and
-``dosewise keys`` (gen, register)."""
+"""``dosewise ledger`` commands (verify, checkpoint, cosign, prove, verify-receipt, export-checkpoints,
+export, log) and ``dosewise keys`` (gen, register).
+
+The trust commands call the ledger library (:mod:`dosewise.ledger.audit`, ``.checkpoints``,
+``.keys``, ``.signing``) directly, imported inside each command so ``--help`` stays fast."""
 
 from __future__ import annotations
 
 import json
-from collections import deque
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from dosewise.errors import LedgerError
-from dosewise.ledger import audit, checkpoints, keys, merkle, signing, tree
-from dosewise.ledger.events import format_time
-from dosewise.ledger.keys import LEDGER_KEY_ENV, ledger_key_path, load_private
-from dosewise.ledger.store import Store, default_db, existing_db, open_store
+from dosewise.cli._common import DbOption, console, safe
+
+if TYPE_CHECKING:
+    from dosewise.ledger import Store
+
+LEDGER_KEY_ENV = "DOSEWISE_LEDGER_KEY"
 
 __all__ = ["register"]
 
@@ -26,17 +28,6 @@ ledger_app = typer.Typer(
     help="Inspect, verify and export the append-only, hash-chained event ledger.",
     no_args_is_help=True,
 )
-console = Console()
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Ledger database: a SQLite file path, sqlite:///… or postgresql://… URL "
-        "(default: $DOSEWISE_DB, else dosewise.db in the current directory).",
-        show_default=False,
-    ),
-]
 
 
 class Format(StrEnum):
@@ -54,6 +45,8 @@ CheckpointOption = Annotated[
 
 def _open_readonly(db: str | None) -> Store | None:
     """The ledger opened read-only, or None when there is no ledger file at all."""
+    from dosewise.ledger.open import default_db, open_store
+
     url = db or default_db()
     if "://" not in url and not Path(url).is_file():
         return None
@@ -74,13 +67,16 @@ def verify(
 
     Exit code 2: bad arguments (e.g. a checkpoint file that cannot be read), or a file that cannot be opened as a database at all.
     """  # noqa: E501
+    from dosewise.ledger import audit, checkpoints
+    from dosewise.ledger.open import default_db
+
     held = [(str(path), checkpoints.read_file(path)) for path in checkpoint or []]
     store = _open_readonly(db)
     if store is None:
         if allow_empty and not held:
             console.print("no ledger here (allowed by --allow-empty)")
             return
-        console.print(f"[bold red]FAILED[/]: no ledger at {db or default_db()}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]FAILED[/]: no ledger at {safe(db or default_db())}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     try:
         report = audit.verify_ledger(store, held, allow_empty=allow_empty)
@@ -91,17 +87,17 @@ def verify(
     console.print(f"tree: size {report.tree_size}, root {report.root_hash or '-'}", soft_wrap=True)
     for c in report.checkpoints:
         mark = "[green]ok[/]" if c.ok else "[bold red]FAILED[/]"
-        witnessed = f", cosigned by {', '.join(c.witnesses)}" if c.witnesses else ""
-        console.print(f"checkpoint {c.source} (size {c.tree_size}{witnessed}): {mark}", highlight=False,
+        witnessed = f", cosigned by {safe(', '.join(c.witnesses))}" if c.witnesses else ""
+        console.print(f"checkpoint {safe(c.source)} (size {c.tree_size}{witnessed}): {mark}", highlight=False,
                       soft_wrap=True)
     if report.ok:
         console.print("[bold green]OK[/]: the ledger verifies" + (" (empty)" if report.empty else ""))
         return
     if not report.chain.ok:
-        console.print(f"[bold red]TAMPERED at seq {report.chain.first_bad_seq}[/]: {report.chain.problem}",
+        console.print(f"[bold red]TAMPERED at seq {report.chain.first_bad_seq}[/]: {safe(report.chain.problem)}",
                       highlight=False, soft_wrap=True)
     for problem in (p for p in report.problems() if not p.startswith("hash chain broken")):
-        console.print(f"[bold red]TAMPERED[/]: {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]TAMPERED[/]: {safe(problem)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -117,6 +113,10 @@ def checkpoint_cmd(
     db: DbOption = None,
 ) -> None:
     """Sign and record a checkpoint (tree size, root hash, time) of the whole ledger."""
+    from dosewise.ledger import checkpoints
+    from dosewise.ledger.keys import ledger_key_path, load_private
+    from dosewise.ledger.open import existing_db, open_store
+
     private = load_private(ledger_key_path(key))
     store = open_store(existing_db(db))
     try:
@@ -150,6 +150,10 @@ def cosign(
 
     The ledger's signature must verify; the checkpoint's root must be the root of the ledger's first tree_size events; and, with --log, the consistency proof from the last checkpoint the witness cosigned to this one must verify. A witness never cosigns two views of the log that fork.
     """  # noqa: E501
+    from dosewise.errors import LedgerError
+    from dosewise.ledger import checkpoints, merkle, tree
+    from dosewise.ledger.open import default_db
+
     cp = checkpoints.read_file(checkpoint_file)
     problems = cp.problems()
     previous = checkpoints.read_jsonl(log) if log is not None else []
@@ -174,13 +178,13 @@ def cosign(
         store.close()
     if problems:
         for p in problems:
-            console.print(f"[bold red]REFUSED[/]: {p}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]REFUSED[/]: {safe(p)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     signed = cp.cosign(key, name)
     checkpoints.write_file(signed, out or checkpoint_file)
     if log is not None:
         checkpoints.append_jsonl(signed, log)
-    console.print(f"cosigned checkpoint of size {cp.tree_size} as {name}", highlight=False)
+    console.print(f"cosigned checkpoint of size {cp.tree_size} as {safe(name)}", highlight=False)
 
 
 @ledger_app.command("export-checkpoints")
@@ -189,6 +193,10 @@ def export_checkpoints(
     db: DbOption = None,
 ) -> None:
     """Append every stored checkpoint not yet in OUT (an append-only, git-friendly log)."""
+    from dosewise.errors import LedgerError
+    from dosewise.ledger import checkpoints
+    from dosewise.ledger.open import default_db
+
     store = _open_readonly(db)
     if store is None:
         raise LedgerError(f"no ledger at {db or default_db()}")
@@ -210,6 +218,10 @@ def prove(
 
     With --checkpoint, the receipt also carries consistency proofs between that checkpoint and the receipt's, so `ledger verify-receipt` can check it against the checkpoint you hold, offline.
     """  # noqa: E501
+    from dosewise.errors import LedgerError
+    from dosewise.ledger import audit, checkpoints
+    from dosewise.ledger.open import default_db
+
     held = [checkpoints.read_file(p) for p in checkpoint or []]
     store = _open_readonly(db)
     if store is None:
@@ -220,7 +232,7 @@ def prove(
         store.close()
     out.write_text(json.dumps(receipt, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
     console.print(f"receipt for event seq {receipt['event']['seq']} in the tree of size {receipt['tree_size']} "
-                  f"written to {out}", highlight=False, soft_wrap=True)
+                  f"written to {safe(out)}", highlight=False, soft_wrap=True)
 
 
 @ledger_app.command("verify-receipt")
@@ -229,15 +241,18 @@ def verify_receipt(
     checkpoint: CheckpointOption = None,
 ) -> None:
     """Check a receipt offline (no database): the event's hash and signature, its inclusion proof, the checkpoint's signatures, and consistency with every checkpoint you hold. Exit 1 if anything fails."""  # noqa: E501
+    from dosewise.ledger import audit, checkpoints
+
     held = [checkpoints.read_file(p) for p in checkpoint or []]
     data = audit.read_receipt(receipt)
     problems = audit.verify_receipt(data, held)
     if problems:
         for p in problems:
-            console.print(f"[bold red]FAILED[/]: {p}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]FAILED[/]: {safe(p)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     ev = data["event"]
-    console.print(f"[bold green]OK[/]: event seq {ev['seq']} ({ev['type']}, actor {ev['actor']}) is in the log of "
+    console.print(f"[bold green]OK[/]: event seq {ev['seq']} ({safe(ev['type'])}, actor {safe(ev['actor'])}) "
+                  "is in the log of "
                   f"size {data['tree_size']} signed by ledger key {data['checkpoint']['checkpoint']['log_id']}"
                   + (f", consistent with {len(held)} held checkpoint(s)" if held else ""),
                   highlight=False, soft_wrap=True)
@@ -250,12 +265,11 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Export every event (all fields, hashes included) to JSON Lines, CSV or Parquet."""
-    store = open_store(existing_db(db))
-    try:
-        n = store.export(out, format.value)
-    finally:
-        store.close()
-    console.print(f"wrote {n} events to {out} ({format.value})")
+    from dosewise.app import Desk
+
+    with Desk.open(db) as desk:
+        n = desk.export(out, format.value)
+    console.print(f"wrote {n} events to {safe(out)} ({format.value})")
 
 
 @ledger_app.command("log")
@@ -265,11 +279,11 @@ def log(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show the last N events.")] = 50,
 ) -> None:
     """Show the latest events as a table."""
-    store = open_store(existing_db(db))
-    try:
-        events = deque(store.read(round_id=round_id), maxlen=limit)
-    finally:
-        store.close()
+    from dosewise.app import Desk
+    from dosewise.ledger.events import format_time
+
+    with Desk.open(db) as desk:
+        events = desk.log(round_id=round_id, limit=limit)
     table = Table(title=f"ledger events ({len(events)} shown)")
     columns = ("seq", "recorded (UTC)", "type", "round", "offer", "participant", "actor", "payload", "hash")
     for name in columns:
@@ -277,9 +291,8 @@ def log(
     for ev in events:
         payload = json.dumps(ev.payload, sort_keys=True, ensure_ascii=False)
         when = format_time(ev.recorded_at)[:16].replace("T", " ")
-        table.add_row(str(ev.seq), when, ev.type, ev.round_id or "", ev.offer_id or "", ev.participant or "",
-                      ev.actor,
-                      payload if len(payload) <= 60 else payload[:57] + "...", ev.hash[:12])
+        table.add_row(str(ev.seq), when, safe(ev.type), safe(ev.round_id or ""), safe(ev.offer_id or ""),
+                      safe(ev.participant or ""), safe(ev.actor), safe(payload, limit=60), ev.hash[:12])
     console.print(table)
 
 
@@ -290,6 +303,8 @@ keys_app = typer.Typer(name="keys", help="Ed25519 keys for the parties and for t
 def keys_gen(out: Annotated[Path, typer.Option("--out", help="The private key file to create (mode 0600; OUT.pub "
                                                "gets the public key).")]) -> None:
     """Make a key pair for a party (or for the ledger); prints the public key, never the private one."""
+    from dosewise.ledger import keys
+
     pub = keys.generate(out)
     console.print(f"public key: {pub.b64}", highlight=False, soft_wrap=True)
     console.print(f"key id: {pub.key_id}", highlight=False)
@@ -301,10 +316,13 @@ def keys_register(
     key: Annotated[Path, typer.Argument(help="The party's private key file.", show_default=False)],
     identity: Annotated[str, typer.Option("--identity", help="Who the key belongs to, as the ledger names it in "
                                           "`actor` (e.g. PRK).")],
-    role: Annotated[str, typer.Option("--role", help=f"One of {', '.join(signing.ROLES)}.")],
+    role: Annotated[str, typer.Option("--role", help="participant, donor, coordinator, reviewer, observer or ledger.")],
     db: DbOption = None,
 ) -> None:
     """Record a self-signed key.registered event: from now on every event in IDENTITY's name must be signed."""
+    from dosewise.ledger import signing
+    from dosewise.ledger.open import existing_db, open_store
+
     signer = signing.Signer.from_file(key)
     event = signing.registration(signer, identity, role)
     store = open_store(existing_db(db))
@@ -312,7 +330,7 @@ def keys_register(
         recorded = store.append_one(event)
     finally:
         store.close()
-    console.print(f"key {signer.public.key_id} registered for {identity} ({role}) at seq {recorded.seq}",
+    console.print(f"key {signer.public.key_id} registered for {safe(identity)} ({safe(role)}) at seq {recorded.seq}",
                   highlight=False)
 
 

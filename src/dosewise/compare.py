@@ -25,7 +25,8 @@ from dosewise.impact.engine import prepare, simulate
 from dosewise.impact.outcomes import ImpactResult, run_impact
 from dosewise.impact.parameters import ImpactParams
 from dosewise.impact.tiers import TierValues, tier_values
-from dosewise.scenario import PolicyParams
+from dosewise.scenario import PolicyParams, Scenario
+from dosewise.scenario import policy_params as params_for
 from dosewise.world import World
 
 COLUMNS = (
@@ -64,9 +65,18 @@ class PolicyRuns:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def like_from_scenario(sc: Scenario) -> dict[str, str]:
+    """Participants' ``age_structure_like`` (and units' parents): the stand-ins for contact matrices."""
+    p = sc.participants
+    out = {u.id: str(u.age_structure_like or u.parent).upper() for u in p.units if u.age_structure_like or u.parent}
+    for code, prof in p.overrides.items():
+        if prof.age_structure_like:
+            out[code.upper()] = prof.age_structure_like.upper()
+    return out
+
+
 def _options_for(base: PolicyParams, name: str, extra: Mapping[str, Mapping[str, Any]] | None) -> PolicyParams:
-    options = {**base.options, **dict((extra or {}).get(name, {}))}
-    return base.model_copy(update={"name": name, "options": options})
+    return params_for(base, name=name, **dict((extra or {}).get(name, {})))
 
 
 def run_policies(
@@ -77,10 +87,12 @@ def run_policies(
     policy_params: PolicyParams | None = None,
     like: Mapping[str, str] | None = None,
     policy_options: Mapping[str, Mapping[str, Any]] | None = None,
+    allocations: Mapping[str, Allocation] | None = None,
 ) -> PolicyRuns:
     """Allocate by each named policy (from :data:`dosewise.policies.POLICIES`) and run the impact model.
 
-    ``policy_options`` adds options for single policies (``{"covax-need-weighted": {"need": ...}}``).
+    ``policy_options`` adds options for single policies (``{"covax-need-weighted": {"need": ...}}``);
+    ``allocations`` adds allocations made elsewhere (a round's holdings), valued under their labels.
     The ``optimal`` variants (:data:`dosewise.policies.OPTIMAL_FLOORS`) are solved on tier values
     computed once with ``params`` (R0, IFR, horizon) and the shared setup, so the LP optimises
     the same epidemic the comparison simulates; the equity floors refer to the pro-rata
@@ -88,9 +100,10 @@ def run_policies(
     """
     from dosewise.optimize.policy import solve_optimal, tier_arrays
     from dosewise.optimize.problem import DEFAULT_TIERS
-    from dosewise.policies import OPTIMAL_FLOORS, allocate_pro_rata, get_policy, optimal_params
+    from dosewise.policies import allocate_pro_rata
+    from dosewise.registry import OPTIMAL_FLOORS, get_policy, optimal_params
 
-    if not policies:
+    if not policies and not allocations:
         raise InputError("name at least one policy", field="--policies")
     for name in policies:
         get_policy(name)  # unknown names fail before any work
@@ -100,11 +113,11 @@ def run_policies(
     t0 = time.perf_counter()
     setup = prepare(world, params, like=like)
     baseline = simulate(setup)
-    reference = allocate_pro_rata(world, base.model_copy(update={"name": "covax-pro-rata"}))
+    reference = allocate_pro_rata(world, params_for(base, name="covax-pro-rata"))
     seconds["setup"] = time.perf_counter() - t0
     tiers_cache: dict[int, TierValues] = {}
     out: dict[str, ImpactResult] = {}
-    allocations: dict[str, Allocation] = {}
+    allocations_out: dict[str, Allocation] = {}
     for name in policies:
         t = time.perf_counter()
         pp = _options_for(base, name, policy_options)
@@ -127,13 +140,18 @@ def run_policies(
             alloc = state.allocation
         else:
             alloc = get_policy(name)(world, pp)
-        allocations[name] = alloc
+        allocations_out[name] = alloc
         out[name] = run_impact(world, alloc, params, setup=setup, baseline=baseline)
         seconds[name] = time.perf_counter() - t
+    for label, alloc in (allocations or {}).items():
+        t = time.perf_counter()
+        allocations_out[label] = alloc
+        out[label] = run_impact(world, alloc, params, setup=setup, baseline=baseline)
+        seconds[label] = time.perf_counter() - t
     return PolicyRuns(
         world=world,
         results=out,
-        allocations=allocations,
+        allocations=allocations_out,
         reference=reference,
         tier_values=next(iter(tiers_cache.values()), None),
         seconds=seconds,
