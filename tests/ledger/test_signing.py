@@ -9,7 +9,10 @@ import stat
 from pathlib import Path
 
 import pytest
+import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dosewise.errors import InputError
 from dosewise.ledger import NewEvent, Store
@@ -104,3 +107,59 @@ def test_signed_event_without_registered_key_is_reported(store: Store) -> None:
     store.append_one(stranger.sign(NewEvent(type="donation.pledged", actor="donor-X", payload={"doses": 100})))
     report = verify_ledger(store)
     assert not report.ok and "no registered key" in report.forged[0].reason
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json)
+def test_fast_canonical_form_equals_the_rfc8785_package(value: object) -> None:
+    try:
+        expected: bytes | None = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        expected = None
+    if expected is None:
+        with pytest.raises(InputError):
+            canonical(value)
+    else:
+        assert canonical(value) == expected
+
+
+def test_keys_outside_the_bmp_sort_as_rfc8785_says() -> None:
+    value = {"\U0001f600": 1, "\ufb33": 2, "a": 3}  # UTF-16 order differs from code point order here
+    assert canonical(value) == rfc8785.dumps(value)
+    assert canonical(value).index("\ufb33".encode()) > canonical(value).index("\U0001f600".encode())
+
+
+def test_signatures_checked_in_worker_processes_catch_a_forgery() -> None:
+    from dosewise.ledger import MemoryStore
+
+    store = MemoryStore()
+    signers = {c: Signer(Ed25519PrivateKey.generate()) for c in ("AFG", "BGD", "PRK")}
+    for code, signer in signers.items():
+        store.append_one(registration(signer, code, "participant"))
+    store.append([signers[c].sign(NewEvent(type="offer.accepted", actor=c, offer_id=f"O{i}"))
+                  for i in range(40) for c in signers])
+    assert (r := verify_ledger(store, workers=2, chunk=16)).ok and r.signatures_checked == 123
+    i = next(k for k, row in enumerate(store._rows) if row[8] == "PRK" and row[4] == "O33")
+    payload = json.loads(store._rows[i][7])
+    payload["note"] = "added later"  # content changed after signing; the chain is rebuilt to hide it
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    rows = [*store._rows[:i], (*store._rows[i][:7], text, *store._rows[i][8:]), *store._rows[i + 1:]]
+    from dosewise.ledger.events import row_hash
+
+    prev, out = store._rows[i - 1][13], list(rows[:i])
+    for row in rows[i:]:
+        head = (*row[:12], prev)
+        prev = row_hash(head)
+        out.append((*head, prev))
+    store._rows[:] = out
+    report = verify_ledger(store, workers=2, chunk=16)
+    assert [(f.seq, f.actor, f.type) for f in report.forged] == [(i + 1, "PRK", "offer.accepted")]
+    assert "does not verify" in report.forged[0].reason

@@ -48,7 +48,8 @@ from dosewise.ledger.tree import open_view
 __all__ = ["AuditReport", "CheckpointResult", "make_receipt", "verify_ledger", "verify_receipt"]
 
 RECEIPT = "dosewise/receipt/v1"
-_PARALLEL_FROM = 20_000  # signatures; below this a process pool costs more than it saves
+SIGNATURE_CHUNK = 5_000
+"""Signatures handed to a worker process at a time (a ledger with fewer is checked in-process)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,29 +113,69 @@ def _verify_chunk(tasks: list[tuple[int, bytes, bytes, bytes]]) -> list[int]:
     return [seq for seq, raw, sig, msg in tasks if not PublicKey(raw).verify(sig, msg)]
 
 
-def _check_pending(pending: list[tuple[int, bytes, bytes, bytes]], workers: int | None) -> list[int]:
-    workers = workers if workers is not None else (os.cpu_count() or 1)
-    if workers <= 1 or len(pending) < _PARALLEL_FROM:
-        return _verify_chunk(pending)
-    size = max(1000, len(pending) // (workers * 8))
-    chunks = [pending[i:i + size] for i in range(0, len(pending), size)]
-    bad: list[int] = []
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-        for part in pool.map(_verify_chunk, chunks):
-            bad.extend(part)
-    return bad
+class _SignatureChecks:
+    """Ed25519 checks of ordinary events, in a process pool while the walk goes on.
+
+    Chunks of ``chunk`` signatures are handed to ``workers`` processes as they fill, so the
+    hash-chain walk (one core) and the signature checks (the others) overlap. A ledger with
+    fewer than one chunk of signatures is checked in this process (no pool is started).
+    """
+
+    def __init__(self, workers: int | None, chunk: int) -> None:
+        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self.chunk = chunk
+        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self.futures: list[concurrent.futures.Future[list[int]]] = []
+        self.count = 0
+
+    def add(self, pending: list[tuple[int, bytes, bytes, bytes]]) -> None:
+        self.count += len(pending)
+        if self.workers <= 1:
+            self.futures.append(_done(_verify_chunk(pending)))
+            return
+        if self.pool is None:
+            self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers)
+        self.futures.append(self.pool.submit(_verify_chunk, pending))
+
+    def finish(self, rest: list[tuple[int, bytes, bytes, bytes]]) -> list[int]:
+        bad: list[int] = []
+        self.count += len(rest)
+        if self.pool is None:
+            bad.extend(_verify_chunk(rest))
+        elif rest:
+            self.futures.append(self.pool.submit(_verify_chunk, rest))
+        try:
+            for f in self.futures:
+                bad.extend(f.result())
+        finally:
+            self.close()
+        return bad
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+
+def _done(value: list[int]) -> concurrent.futures.Future[list[int]]:
+    f: concurrent.futures.Future[list[int]] = concurrent.futures.Future()
+    f.set_result(value)
+    return f
 
 
 def verify_ledger(store: Store, held: Iterable[tuple[str, Checkpoint]] = (), *, use_stored: bool = True,
-                  allow_empty: bool = False, workers: int | None = None) -> AuditReport:
+                  allow_empty: bool = False, workers: int | None = None,
+                  chunk: int = SIGNATURE_CHUNK) -> AuditReport:
     """Walk the ledger once and check chain, signatures and checkpoints (see the module docstring).
 
     ``held``: (where it came from, checkpoint) pairs a party brings. Never raises for
-    tampering or an unreadable database; everything goes into the report.
+    tampering or an unreadable database; everything goes into the report. ``workers``: processes
+    that check signatures (default: one per CPU), ``chunk`` signatures at a time.
     """
     held = list(held)
     stored: list[tuple[str, Checkpoint]] = []
     report = AuditReport(VerifyReport(True, 0, None, None), allow_empty=allow_empty)
+    sigs = _SignatureChecks(workers, chunk)
     try:
         if use_stored:
             for i, cp in stored_checkpoints(store):
@@ -168,14 +209,16 @@ def verify_ledger(store: Store, held: Iterable[tuple[str, Checkpoint]] = (), *, 
                     reason = registry.check(ev, deferred=True)
                     if reason is not None:
                         forged.append(Forgery(ev.seq, ev.actor, ev.type, reason))
+                    if len(registry.pending) >= chunk:
+                        sigs.add(registry.pending)
+                        registry.pending = []
                 yield row
 
         report.chain = verify_rows(tap(_rows(store)))
-        pending = len(registry.pending)
-        for seq in _check_pending(registry.pending, workers):
+        for seq in sigs.finish(registry.pending):
             forged.append(Forgery(seq, "", "", "signature does not verify (content changed after signing, "
                                                "or not signed by this key)"))
-        report.signatures_checked = registry.checked + pending
+        report.signatures_checked = registry.checked + sigs.count
         report.forged = sorted(forged, key=lambda f: f.seq)
         n = frontier.size
         report.tree_size = n
@@ -187,6 +230,8 @@ def verify_ledger(store: Store, held: Iterable[tuple[str, Checkpoint]] = (), *, 
             report.checkpoints.append(_check(cp, source, n, roots, None))
     except (LedgerError, sa_exc.SQLAlchemyError, sqlite3.Error, psycopg.Error) as exc:
         report.read_error = str(getattr(exc, "orig", None) or exc)
+    finally:
+        sigs.close()
     if report.forged:
         _name_forgeries(store, report)
     return report

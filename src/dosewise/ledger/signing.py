@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,9 +71,48 @@ ROLES = ("participant", "donor", "coordinator", "reviewer", "observer", "ledger"
 _EVENT_ID_NAMESPACE = uuid.UUID("8f1c3b52-5d0e-4d61-9a57-64f2c1d2a9e3")
 
 
+_JCS_INT = 2**53 - 1
+
+
+def _plain(value: Any) -> bool:
+    """True when ``json.dumps`` (sorted keys, no whitespace, no ASCII escaping) writes exactly the
+    RFC 8785 bytes: dicts whose keys are all below U+D800 (so code-point order is UTF-16 order),
+    lists, strings, booleans, null and integers within ±(2**53 − 1); no floats."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if v is None or v is True or v is False or type(v) is str:
+            continue
+        if type(v) is int:
+            if -_JCS_INT <= v <= _JCS_INT:
+                continue
+            return False
+        if type(v) is dict:
+            for k, item in v.items():
+                if type(k) is not str or (k and max(k) >= "\ud800"):
+                    return False
+                stack.append(item)
+            continue
+        if type(v) is list:
+            stack.extend(v)
+            continue
+        return False
+    return True
+
+
 def canonical(value: Any) -> bytes:
-    """RFC 8785 bytes of a JSON value; a value JCS cannot represent is an :class:`InputError`."""
+    """RFC 8785 bytes of a JSON value; a value JCS cannot represent is an :class:`InputError`.
+
+    The ``rfc8785`` package is the definition. For the values ledger payloads hold (see
+    :func:`_plain`) the standard library's encoder produces the same bytes four times faster,
+    and is used for them; a property test holds the two equal.
+    """
     try:
+        if _plain(value):
+            try:
+                return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                pass  # a lone surrogate: let the reference implementation decide
         return rfc8785.dumps(value)
     except rfc8785.CanonicalizationError as exc:
         raise InputError(f"cannot be signed: {exc}", field="payload") from exc
