@@ -282,13 +282,6 @@ def _check(cp: Checkpoint, source: str, size: int, roots: Mapping[int, bytes], s
 def find_event(store: Store, ref: str | int) -> Event:
     """An event by seq (a number) or by event_id."""
     text = str(ref).strip()
-    if text.isdigit():
-        seq = int(text)
-        for ev in store.read(seq - 1):
-            if ev.seq == seq:
-                return ev
-            break
-        raise InputError("no event with this seq", field="event", value=text)
     from dosewise.ledger.sql import SQLStore
 
     if isinstance(store, SQLStore):
@@ -296,13 +289,14 @@ def find_event(store: Store, ref: str | int) -> Event:
 
         from dosewise.ledger.schema import EVENTS
 
+        where = EVENTS.c.seq == int(text) if text.isdigit() else EVENTS.c.event_id == text
         with store.engine.connect() as conn:
-            row = conn.execute(sa.select(*EVENTS.c).where(EVENTS.c.event_id == text)).first()
+            row = conn.execute(sa.select(*EVENTS.c).where(where)).first()
         if row is not None:
             return Event.from_row(row)
     else:
         for ev in store.read():
-            if ev.event_id == text:
+            if (text.isdigit() and ev.seq == int(text)) or ev.event_id == text:
                 return ev
     raise InputError("no event with this seq or event_id", field="event", value=text)
 

@@ -252,8 +252,10 @@ def open_view(store: Store, *, write: bool = False) -> Iterator[TreeView]:
             yield TreeView(_SQLBackend(conn))
         return
     with store.engine.connect() as conn:
+        revision = getattr(store, "revision", None)
+        has_nodes = _has_nodes_table(conn) if revision is None or revision < "0002" else True
         try:
-            yield TreeView(_SQLBackend(conn, has_nodes=_has_nodes_table(conn)))
+            yield TreeView(_SQLBackend(conn, has_nodes=has_nodes))
         finally:
             conn.rollback()
 
