@@ -205,3 +205,18 @@ def test_signed_answer_through_the_cli_registry(ledger: Path, capsys: pytest.Cap
     store.close()
     code, out, _ = _run(["ledger", "verify"], capsys)
     assert code == 1 and "forged event" in out and "actor PRK" in out
+
+
+def test_bad_checkpoint_and_receipt_files_are_clear_errors(ledger: Path, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOSEWISE_LEDGER_KEY", raising=False)
+    Path("cp.json").write_text('{"checkpoint": {"context": "dosewise/checkpoint/v1", "tree_size": -3}}')
+    code, _, err = _run(["ledger", "verify", "--checkpoint", "cp.json"], capsys)
+    assert code == 2 and "cp.json" in err and "tree_size" in err and "Traceback" not in err
+    code, _, err = _run(["ledger", "verify-receipt", "nothing.json"], capsys)
+    assert code == 2 and "nothing.json" in err
+    Path("r.json").write_text('{"receipt": "dosewise/receipt/v1", "event": {}}')
+    code, out, _ = _run(["ledger", "verify-receipt", "r.json"], capsys)
+    assert code == 1 and "malformed" in out
+    code, _, err = _run(["ledger", "checkpoint"], capsys)
+    assert code == 2 and "DOSEWISE_LEDGER_KEY" in err
