@@ -87,7 +87,9 @@ class Allocated:
     def frame(self) -> pd.DataFrame:
         """One row per participant and product (doses, doses per 100 people); participants with no
         dose are kept, so a file written from it lists every participant."""
-        return self.allocation.by_participant_product(self.world).reset_index(drop=True)
+        frame = self.allocation.by_participant_product(self.world).reset_index(drop=True)
+        frame["population"] = frame["population"].round().astype("int64")  # people are whole
+        return frame
 
 
 def allocate(scenario: Scenario, *, policy: str | None = None, need: Mapping[str, float] | None = None) -> Allocated:
@@ -103,8 +105,15 @@ def allocate(scenario: Scenario, *, policy: str | None = None, need: Mapping[str
         get_policy(policy)  # an unknown name fails before any work
     params = scenario.policy if policy is None else policy_params(scenario.policy, name=policy)
     world = build_world(scenario)
-    if need is not None and params.name == "covax-need-weighted" and "need" not in params.options:
-        params = policy_params(params, need=dict(need))
+    opts = params.options
+    if params.name == "covax-need-weighted" and "need" not in opts and not ("who" in opts and "as_of" in opts):
+        if need is None:
+            source = cached_who()
+            if source is not None:  # the file `dosewise data pull who` keeps, as compare and need use it
+                day = scenario.as_of or min(lot.available for lot in scenario.lots)
+                need = need_for_world(world, source, day)
+        if need is not None:
+            params = policy_params(params, need=dict(need))
     return Allocated(scenario, world, get_policy(params.name)(world, params))
 
 
@@ -325,6 +334,12 @@ class Desk:
         """Move the round's date to ``to``: overdue offers lapse, unusable doses expire, one
         reallocation pass re-offers the pool. A date already reached records nothing new.
         ``need`` replaces the need vector recorded in the round (recorded in turn)."""
+        if need is None:
+            state = self.round(round_id)
+            source = cached_who() if state.need is None and state.opened.get("reallocation") == "need" else None
+            if source is not None:  # the file `dosewise data pull who` keeps: rank by need, as the round asks
+                need = need_for_world(self.world(round_id), source, to)
+                need_source = f"{source.name} (cache) as of {to}"
         return self.rounds.advance(round_id, to, need=need, need_source=need_source)
 
     def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False) -> Event:
