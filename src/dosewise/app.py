@@ -53,6 +53,7 @@ __all__ = [
     "DemoResult",
     "Desk",
     "allocate",
+    "audit_rounds",
     "cached_who",
     "compare",
     "demo_texts",
@@ -60,6 +61,7 @@ __all__ = [
     "need",
     "need_for_world",
     "participants_for_group",
+    "remember_head",
 ]
 
 FULL_CHECK_EVENTS = 200_000
@@ -442,18 +444,8 @@ class Desk:
         return report
 
     def audit_rounds(self) -> dict[str, list[str]]:
-        """Every round replayed from the ledger: the balance problems of each (empty when every dose
-        is accounted for), or why its events cannot be replayed (e.g. an offer made twice)."""
-        from dosewise.errors import IntegrityError as _Integrity
-        from dosewise.rounds import project
-
-        out: dict[str, list[str]] = {}
-        for rid in dict.fromkeys(self.round_ids()):
-            try:
-                out[rid] = project(self.store.read(round_id=rid), rid).problems()
-            except _Integrity as exc:
-                out[rid] = [str(exc)]
-        return out
+        """Every round replayed from the ledger (see :func:`audit_rounds`)."""
+        return audit_rounds(self.store)
 
     def export(self, path: str | Path, fmt: ExportFormat = "jsonl") -> int:
         return self.store.export(path, fmt)
@@ -462,6 +454,34 @@ class Desk:
         from collections import deque
 
         return list(deque(self.store.read(round_id=round_id), maxlen=limit))
+
+
+def audit_rounds(store: Store) -> dict[str, list[str]]:
+    """Every round replayed from the ledger: the balance problems of each (empty when every dose is
+    accounted for), or why its events cannot be replayed (e.g. an offer made twice)."""
+    from dosewise.errors import IntegrityError
+    from dosewise.rounds import project
+
+    out: dict[str, list[str]] = {}
+    for ev in store.read(types=["round.opened"]):
+        rid = ev.round_id
+        if rid is None or rid in out:
+            continue
+        try:
+            out[rid] = project(store.read(round_id=rid), rid).problems()
+        except IntegrityError as exc:
+            out[rid] = [str(exc)]
+    return out
+
+
+def remember_head(db: str | None, seq: int | None, hash_: str | None) -> None:
+    """Record a head that verified as this machine's last verified point for the ledger at ``db``."""
+    from dosewise.ledger import default_db
+    from dosewise.ledger.trust import remember_verified
+
+    url = db or default_db()
+    if seq and hash_ and url != "memory":
+        remember_verified(url if "://" in url else str(Path(url).expanduser().resolve()), seq, hash_)
 
 
 # -- the demo -----------------------------------------------------------------------------------
