@@ -6,7 +6,9 @@ HTTP 4xx answer, never a traceback::
 
     DosewiseError
     ├── InputError            bad input: names the file, the field path and the value
-    │   └── ScenarioError     a scenario file that does not validate
+    │   ├── ScenarioError     a scenario file that does not validate
+    │   └── NotFoundError     a round, offer or key the ledger does not hold
+    ├── ForbiddenError        an identity acting outside its role (e.g. approving its own proposal)
     ├── ReferenceDataError    a participant a reference source does not cover
     ├── AllocationError       a policy cannot produce an allocation from this state
     ├── RoundError            an offer transition that the round rules forbid
@@ -18,6 +20,7 @@ HTTP 4xx answer, never a traceback::
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 __all__ = [
@@ -25,13 +28,23 @@ __all__ = [
     "ConflictError",
     "DataSourceError",
     "DosewiseError",
+    "ForbiddenError",
     "InputError",
     "IntegrityError",
     "LedgerError",
+    "NotFoundError",
     "ReferenceDataError",
     "RoundError",
     "ScenarioError",
+    "mask_secrets",
 ]
+
+_SECRET = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<secret>[^@/\s]+)@", re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """``scheme://user:secret@host`` → ``scheme://user:***@host`` (database URLs in messages)."""
+    return _SECRET.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 
 class DosewiseError(Exception):
@@ -87,6 +100,14 @@ class ScenarioError(InputError):
         )
         self.field = first_field
         self.value = first_value
+
+
+class NotFoundError(InputError):
+    """A round, offer or key that the ledger does not hold."""
+
+
+class ForbiddenError(DosewiseError):
+    """An identity acting outside its role, or against the two-person rule."""
 
 
 class ReferenceDataError(DosewiseError):

@@ -9,16 +9,15 @@ traceback; secrets in database URLs are masked.
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 import typer
 from rich.text import Text
 
 from dosewise import __version__
-from dosewise.cli import allocate, compare, data, demo, ledger, rounds
+from dosewise.cli import allocate, compare, data, demo, ledger, rounds, serve
 from dosewise.cli._common import err_console
-from dosewise.errors import DosewiseError
+from dosewise.errors import DosewiseError, mask_secrets
 
 app = typer.Typer(
     name="dosewise",
@@ -42,16 +41,8 @@ def _root(
     """Allocate scarce vaccine supply by a transparent policy, run offer rounds, and audit every dose."""
 
 
-for _module in (allocate, rounds, ledger, compare, data, demo):
+for _module in (allocate, rounds, ledger, compare, data, demo, serve):
     _module.register(app)
-
-_SECRET = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<secret>[^@/\s]+)@", re.IGNORECASE)
-
-
-def mask_secrets(text: str) -> str:
-    """``scheme://user:secret@host`` → ``scheme://user:***@host`` (database URLs in messages)."""
-    return _SECRET.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-
 
 def _plain_width() -> None:
     """Rich tables are 80 columns wide when output is not a terminal; give pipes and files room."""
