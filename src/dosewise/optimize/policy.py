@@ -177,8 +177,10 @@ def solve_optimal(
     start_raw = _option(params, "start", None)
     start = dt.date.fromisoformat(str(start_raw)) if start_raw is not None else None
     t1 = time.perf_counter()
+    from dosewise.policies.pro_rata import with_policy_caps
+
     data = problem_from_world(
-        world,
+        with_policy_caps(world, params),
         tier_sizes=tier_sizes,
         deaths_averted_per_dose=deaths_averted_per_dose,
         product_factor_by_product=product_factor,
