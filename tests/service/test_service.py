@@ -4,9 +4,8 @@ words, API keys (hashed, shown once, revocable, never in the ledger), offline do
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -133,12 +132,29 @@ def test_errors_are_problem_details_in_the_cli_words(served: tuple[Ledger, TestC
     assert "x" * 43 not in r.text
 
 
-def dw(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dosewise.cli", *args], capture_output=True, text=True, timeout=120,
-                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def test_keys_commands_and_secrets(tmp_path: Path) -> None:
+def test_keys_commands_and_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from dosewise.cli.main import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def dw(*args: str) -> Run:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = capsys.readouterr()
+        return Run(code, out.out, out.err)
+
     db = str(tmp_path / "l.db")
     r = dw("keys", "create", "--role", "participant", "--participant", "prk", "--db", db)
     assert r.returncode == 0, r.stderr
