@@ -141,7 +141,7 @@ def test_concurrent_processes_advancing_one_round_offer_each_dose_once(db_url: s
         procs = [subprocess.Popen([sys.executable, "-c", RACER, db_url, rid, str(trial * 10 + k), str(start)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(4)]
         for proc in procs:
-            out, err = proc.communicate(timeout=240)
+            _out, err = proc.communicate(timeout=240)
             assert proc.returncode == 0, err[-2000:]
         events = list(store.read(round_id=rid))
         made = [e.payload["offer"] for e in events if e.type == "offer.made"]

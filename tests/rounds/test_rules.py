@@ -94,7 +94,7 @@ def test_idempotency_key_replays_first_answer_whatever_the_date() -> None:
     rounds.advance(rid, D("2021-10-30"))  # well past the offer's deadline
     again = Rounds(store).respond(oid, "decline", reason="efficacy_concerns", idempotency_key="k")
     assert again.seq == first.seq
-    with pytest.raises(ConflictError, match="was used for offer.declined"):
+    with pytest.raises(ConflictError, match=r"was used for offer\.declined"):
         rounds.respond(oid, "accept", idempotency_key="k")
 
 
