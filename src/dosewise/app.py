@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from dosewise.compare import PolicyRuns
     from dosewise.impact.parameters import ImpactParams
     from dosewise.ledger import Event, Store, VerifyReport
+    from dosewise.ledger.identities import Identity, KeyRing
     from dosewise.ledger.store import ExportFormat
     from dosewise.rounds import Rounds, RoundState
     from dosewise.scenario import Scenario
@@ -56,6 +57,7 @@ __all__ = [
     "compare",
     "demo_texts",
     "load",
+    "load_text",
     "need",
     "need_for_world",
     "participants_for_group",
@@ -74,6 +76,22 @@ def load(scenario: Scenario | str | Path) -> Scenario:
     if str(scenario) == "demo":
         return load_demo()
     return load_scenario(scenario)
+
+
+MAX_SCENARIO_CHARS = 2_000_000
+"""A scenario sent as text (e.g. to the service) is refused beyond this length."""
+
+
+def load_text(text: str, *, file: str | None = None) -> Scenario:
+    """A validated scenario from YAML text (``"demo"`` for the built-in demo)."""
+    from dosewise.scenario import load_demo, parse_scenario_text
+
+    if text.strip() == "demo":
+        return load_demo()
+    if len(text) > MAX_SCENARIO_CHARS:
+        raise InputError(f"a scenario is at most {MAX_SCENARIO_CHARS:,} characters", file=file, field="scenario",
+                         value=len(text))
+    return parse_scenario_text(text, file=file)
 
 
 @dataclass(frozen=True)
@@ -313,6 +331,35 @@ class Desk:
         rid = self.rounds.open(scenario, round_id=round_id, need=need, need_source=need_source, file=file)
         return self.rounds.state(rid)
 
+    def propose_round(
+        self,
+        scenario: Scenario,
+        *,
+        identity: str,
+        actor: str | None = None,
+        round_id: str | None = None,
+        need: Mapping[str, float] | None = None,
+        need_source: str = "",
+        file: str | None = None,
+        key: str | None = None,
+    ) -> RoundState:
+        """Propose a round (two-person rule): the allocation and the offers it would make are
+        recorded as ``round.proposed``; nothing is offered until another identity approves."""
+        rid = self.rounds.propose(scenario, identity=identity, actor=actor, round_id=round_id, need=need,
+                                  need_source=need_source, file=file, idempotency_key=key)
+        return self.rounds.snapshot(rid)
+
+    def approve_round(self, round_id: str, *, identity: str, actor: str | None = None,
+                      key: str | None = None) -> RoundState:
+        """Approve a proposed round: its offers are recorded. The proposer's identity cannot
+        approve (:class:`~dosewise.errors.ForbiddenError`)."""
+        self.rounds.approve(round_id, identity=identity, actor=actor, idempotency_key=key)
+        return self.rounds.snapshot(round_id)
+
+    def snapshot(self, round_id: str) -> RoundState:
+        """A private copy of the round's current state (safe to read while other threads write)."""
+        return self.rounds.snapshot(round_id)
+
     def respond(
         self,
         offer_id: str,
@@ -330,21 +377,29 @@ class Desk:
                                    idempotency_key=key, actor=actor)
 
     def advance(self, round_id: str, to: dt.date, *, need: Mapping[str, float] | None = None,
-                need_source: str = "") -> list[Event]:
+                need_source: str = "", actor: str | None = None, key: str | None = None) -> list[Event]:
         """Move the round's date to ``to``: overdue offers lapse, unusable doses expire, one
         reallocation pass re-offers the pool. A date already reached records nothing new.
-        ``need`` replaces the need vector recorded in the round (recorded in turn)."""
+        ``need`` replaces the need vector recorded in the round (recorded in turn); a retry with
+        the same ``key`` returns the batch first recorded."""
         if need is None:
             state = self.round(round_id)
             source = cached_who() if state.need is None and state.opened.get("reallocation") == "need" else None
             if source is not None:  # the file `dosewise data pull who` keeps: rank by need, as the round asks
                 need = need_for_world(self.world(round_id), source, to)
                 need_source = f"{source.name} (cache) as of {to}"
-        return self.rounds.advance(round_id, to, need=need, need_source=need_source)
+        return self.rounds.advance(round_id, to, need=need, need_source=need_source, actor=actor,
+                                   idempotency_key=key)
 
-    def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False) -> Event:
+    def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False, actor: str | None = None,
+             key: str | None = None) -> Event:
         """Record shipment (or delivery) of an accepted offer."""
-        return self.rounds.ship(offer_id, on=on, delivered=delivered)
+        return self.rounds.ship(offer_id, on=on, delivered=delivered, actor=actor, idempotency_key=key)
+
+    def offer(self, offer_id: str) -> dict[str, Any]:
+        """One offer as the round's state holds it (a copy), with its round id."""
+        state, offer = self.rounds._offer(offer_id)
+        return {**offer, "round_id": state.round_id}
 
     def round(self, round_id: str) -> RoundState:
         """The round's state, brought up to date with every recorded event."""
@@ -385,6 +440,63 @@ class Desk:
         from collections import deque
 
         return list(deque(self.store.read(round_id=round_id), maxlen=limit))
+
+    def head(self) -> Event | None:
+        """The last event recorded, or None for an empty ledger."""
+        return self.store.head()
+
+    def events(self, *, after: int = 0, limit: int = 100, round_id: str | None = None,
+               participant: str | None = None) -> list[Event]:
+        """Up to ``limit`` events after sequence ``after`` (a cursor), in order; with ``participant``
+        only the events about that participant's offers."""
+        out: list[Event] = []
+        if limit <= 0:
+            return out
+        for ev in self.store.read(after_seq=after, round_id=round_id):
+            if participant is not None and ev.participant != participant:
+                continue
+            out.append(ev)
+            if len(out) >= limit:
+                break
+        return out
+
+    # identities --------------------------------------------------------------------------------
+    @property
+    def keys(self) -> KeyRing:
+        """The ledger's API keys (SQL ledgers only)."""
+        ring = getattr(self, "_keys", None)
+        if ring is None:
+            from dosewise.errors import LedgerError
+            from dosewise.ledger.identities import KeyRing
+
+            engine = getattr(self.store, "engine", None)
+            if engine is None:
+                raise LedgerError("API keys need a SQL ledger (a SQLite file or a PostgreSQL URL)")
+            ring = KeyRing(engine)
+            self._keys: KeyRing = ring
+        return ring
+
+    def create_key(self, role: str, *, name: str | None = None, participant: str | None = None,
+                   by: str | None = None) -> tuple[Identity, str]:
+        """Create an API key; returns the identity and the token, to show once. The key's
+        creation is recorded as an ``identity.created`` event (without the secret)."""
+        from dosewise.ledger import NewEvent
+
+        ident, token = self.keys.create(role, name=name, participant=participant)
+        self.store.append_one(NewEvent(type="identity.created", actor=by or self.actor, payload={
+            "key_id": ident.key_id, "name": ident.name, "role": ident.role, "participant": ident.participant}))
+        return ident, token
+
+    def revoke_key(self, key_id: str, *, by: str | None = None) -> Identity:
+        """Revoke an API key at once; recorded as an ``identity.revoked`` event."""
+        from dosewise.ledger import NewEvent
+
+        before = self.keys.get(key_id)
+        ident = self.keys.revoke(key_id)
+        if before.revoked_at is None:
+            self.store.append_one(NewEvent(type="identity.revoked", actor=by or self.actor,
+                                           payload={"key_id": key_id, "name": ident.name, "role": ident.role}))
+        return ident
 
 
 # -- the demo -----------------------------------------------------------------------------------

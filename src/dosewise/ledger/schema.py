@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["EVENTS", "HEAD_REVISION", "METADATA", "VERSION_TABLE"]
+__all__ = ["EVENTS", "HEAD_REVISION", "IDENTITIES", "METADATA", "VERSION_TABLE"]
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 """The latest migration; a database at this revision is not migrated again on open."""
 
 VERSION_TABLE = "dosewise_ledger_version"
@@ -38,3 +38,16 @@ EVENTS = sa.Table(
     sa.Index("ix_ledger_events_offer_id", "offer_id", "seq"),
     sa.Index("ix_ledger_events_type", "type", "seq"),
 )
+
+IDENTITIES = sa.Table(
+    "identities",
+    METADATA,
+    sa.Column("key_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("participant", sa.Text),
+    sa.Column("secret_hash", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("revoked_at", sa.Text),
+)
+"""API keys: who may act on the ledger through the service (secrets stored as Argon2id hashes only)."""

@@ -28,7 +28,9 @@ from dosewise.rounds.events import (
     OfferMoved,
     ReallocationPass,
     RoundAdvanced,
+    RoundApproved,
     RoundOpened,
+    RoundProposed,
     payload_of,
 )
 
@@ -91,6 +93,15 @@ class RoundState:
     need_source: str = ""
     closed: bool = False
     last_seq: int = 0
+    proposal: dict[str, Any] | None = None
+    approval: dict[str, Any] | None = None
+
+    @property
+    def phase(self) -> Literal["proposed", "open", "closed"]:
+        """``proposed`` (awaiting a reviewer's approval, no offer out), ``open`` or ``closed``."""
+        if self.closed:
+            return "closed"
+        return "open" if self.opened else "proposed"
 
     # -- projection ---------------------------------------------------------------------------
     def apply(self, ev: Event) -> None:
@@ -165,6 +176,24 @@ class RoundState:
         return out
 
 
+def _proposed(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, RoundProposed)
+    if s.proposal is not None or s.opened:
+        raise IntegrityError(f"event seq {ev.seq}: round {s.round_id} proposed twice or after opening", seq=ev.seq)
+    s.proposal = {"seq": ev.seq, "hash": ev.hash, "actor": ev.actor, "proposed_by": p.proposed_by,
+                  "events": [e.model_dump(mode="json") for e in p.events]}
+
+
+def _approved(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, RoundApproved)
+    if s.proposal is None or s.approval is not None or p.proposal_seq != s.proposal["seq"]:
+        raise IntegrityError(f"event seq {ev.seq}: approval of round {s.round_id} matches no open proposal",
+                             seq=ev.seq)
+    if p.approved_by == s.proposal["proposed_by"]:
+        raise IntegrityError(f"event seq {ev.seq}: round {s.round_id} approved by its proposer", seq=ev.seq)
+    s.approval = {"seq": ev.seq, "actor": ev.actor, "approved_by": p.approved_by}
+
+
 def _opened(s: RoundState, ev: Event, p: Any) -> None:
     assert isinstance(p, RoundOpened)
     s.opened = dict(ev.payload)
@@ -194,7 +223,7 @@ def _offer_made(s: RoundState, ev: Event, p: Any) -> None:
     s.offers[p.offer] = {
         "offer": p.offer, "lot": p.lot, "participant": p.participant, "doses": p.doses, "status": "offered",
         "deadline": p.deadline.isoformat(), "pass": p.pass_, "why": p.why, "reason": None, "note": None,
-        "wish": None, "answered_on": None,
+        "wish": None, "answered_on": None, "seq": ev.seq,
     }
 
 
@@ -253,6 +282,8 @@ def _closed(s: RoundState, ev: Event, p: Any) -> None:
 
 
 _HANDLERS: dict[str, Callable[[RoundState, Event, Any], None]] = {
+    "round.proposed": _proposed,
+    "round.approved": _approved,
     "round.opened": _opened,
     "lot.added": _lot_added,
     "buffer.held": _buffer,
