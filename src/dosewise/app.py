@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from dosewise.world import World
 
 __all__ = [
+    "DEMO_KEYS",
     "DEMO_NEED_AS_OF",
     "Allocated",
     "Comparison",
@@ -61,6 +62,7 @@ __all__ = [
     "need",
     "need_for_world",
     "participants_for_group",
+    "stage_demo",
 ]
 
 DEMO_NEED_AS_OF = dt.date(2021, 8, 29)
@@ -533,6 +535,38 @@ class DemoResult:
     verify: VerifyReport
     allocation: Allocated
     impact: Comparison | None = None
+
+
+DEMO_KEYS: tuple[tuple[str, str | None, str | None], ...] = (
+    ("coordinator", "secretariat", None),
+    ("reviewer", "validation-group", None),
+    ("observer", "observer", None),
+    ("donor", "donor", None),
+    ("participant", None, "PRK"),
+    ("participant", None, "KEN"),
+)
+"""The API keys ``dosewise demo --serve`` makes for its own ledger: (role, name, participant)."""
+
+
+def stage_demo(desk: Desk, *, who: str | Path | None = None) -> tuple[RoundState, RoundState]:
+    """Record the demo for the dashboard: the AMC92 AstraZeneca round played out as scripted, and
+    the CoronaVac round for DPRK opened with its offer awaiting DPRK's answer (to be given with
+    DPRK's own key). With a WHO weekly file (``who``, else the cached one) the round records need
+    scores as of :data:`DEMO_NEED_AS_OF`, and a decline is re-offered by need."""
+    from dosewise.scenario import load_demo
+
+    first = desk.open_round(load_demo(), round_id="demo-amc92-az-2021-02", file="demo_amc92.yaml")
+    desk.rounds.play(first.round_id)
+    second_sc = coronavac_scenario()
+    source = who if who is not None else cached_who()
+    need_vec = None
+    if source is not None:
+        from dosewise.world import build_world
+
+        need_vec = need_for_world(build_world(second_sc), source, DEMO_NEED_AS_OF)
+    second = desk.open_round(second_sc, need=need_vec, file="demo_coronavac.yaml",
+                             need_source="" if source is None else f"{Path(source).name} as of {DEMO_NEED_AS_OF}")
+    return desk.round(first.round_id), desk.round(second.round_id)
 
 
 def run_demo(desk: Desk, *, who: str | Path | None = None, impact: bool = True) -> DemoResult:

@@ -19,6 +19,7 @@ from dosewise import __version__
 from dosewise.app import Desk
 from dosewise.service.problems import PROBLEM_RESPONSES, Problem, install
 from dosewise.service.settings import Settings
+from dosewise.web import mount_web
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, desk: Desk | None = None) ->
     for module in (keys, rounds, offers, ledger, compute):
         app.include_router(module.router)
     app.include_router(events_router)
+    mount_web(app, settings)
     _problem_schema(app)
     return app
 
