@@ -282,18 +282,26 @@ class Desk:
         self.rounds: Rounds = Rounds(store, actor=actor)
 
     @classmethod
-    def open(cls, db: str | None = None, *, create: bool = False, actor: str = "dosewise") -> Desk:
+    def open(cls, db: str | None = None, *, create: bool = False, actor: str = "dosewise",
+             group_commit: bool = False) -> Desk:
         """Open the ledger at ``db`` (SQLite path or URL; ``"memory"`` for a throwaway one).
 
         Only ``create=True`` may make a new SQLite file; otherwise a missing file is an error,
-        so a mistyped path never yields an empty ledger.
+        so a mistyped path never yields an empty ledger. ``group_commit`` lets single appends
+        from concurrent threads share batches (:class:`~dosewise.ledger.group.GroupCommit`), as a
+        server answering many participants at once wants.
         """
         from dosewise.ledger import default_db, existing_db, open_store
 
         if db == "memory":
-            return cls(open_store("memory"), actor=actor)
-        url = (db or default_db()) if create else existing_db(db)
-        return cls(open_store(url), actor=actor)
+            store = open_store("memory")
+        else:
+            store = open_store((db or default_db()) if create else existing_db(db))
+        if group_commit:
+            from dosewise.ledger.group import GroupCommit
+
+            store = GroupCommit(store)
+        return cls(store, actor=actor)
 
     def close(self) -> None:
         self.store.close()
@@ -362,10 +370,12 @@ class Desk:
         on: dt.date | None = None,
         key: str | None = None,
         actor: str | None = None,
+        participant: str | None = None,
     ) -> Event:
-        """Accept or decline an open offer; a retry with the same ``key`` returns the first answer."""
+        """Accept or decline an open offer; a retry with the same ``key`` returns the first answer.
+        With ``participant``, only an offer made to that participant may be answered."""
         return self.rounds.respond(offer_id, action, reason=reason, note=note, wish=wish, on=on,
-                                   idempotency_key=key, actor=actor)
+                                   idempotency_key=key, actor=actor, participant=participant)
 
     def advance(self, round_id: str, to: dt.date, *, need: Mapping[str, float] | None = None,
                 need_source: str = "", actor: str | None = None, key: str | None = None) -> list[Event]:

@@ -121,7 +121,7 @@ class Rounds:
     def snapshot(self, round_id: str) -> RoundState:
         """A copy of the round's up-to-date state that no other thread changes while it is read."""
         with self._lock:
-            return copy.deepcopy(self.state(round_id))
+            return self.state(round_id).copy()
 
     def rounds(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -359,12 +359,15 @@ class Rounds:
         idempotency_key: str | None = None,
         actor: str | None = None,
         sign: Signer | None = None,
+        participant: str | None = None,
     ) -> Event:
         """Accept or decline an open offer, before its deadline.
 
         A second answer is a :class:`~dosewise.errors.ConflictError`; a retry with the same
         ``idempotency_key`` returns the first answer, whatever the round's date is by then.
-        ``sign`` attaches the actor's signature to the event before it is recorded.
+        ``sign`` attaches the actor's signature to the event before it is recorded. With
+        ``participant``, the answer is refused (:class:`~dosewise.errors.ForbiddenError`) unless
+        the offer is made to that participant.
         """
         if action not in ("accept", "decline"):
             raise InputError("action must be accept or decline", field="action", value=action)
@@ -376,8 +379,12 @@ class Rounds:
             raise InputError("only a decline takes a reason and a wish", field="reason" if reason else "wish",
                              value=reason or wish)
         state, offer = self._offer(offer_id)
+        if participant is not None and offer["participant"] != participant:
+            raise ForbiddenError(f"offer {offer_id} is made to {offer['participant']}; a participant key for "
+                                 f"{participant} may not see or answer it")
         target = "accepted" if action == "accept" else "declined"
-        if idempotency_key is not None:
+        # an answer recorded under this key would have closed the offer: look it up only then
+        if idempotency_key is not None and offer["status"] != "offered":
             stored = next((ev for ev in self.store.read(offer_id=offer_id)
                            if ev.idempotency_key == idempotency_key), None)
             if stored is not None:

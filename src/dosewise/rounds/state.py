@@ -116,6 +116,17 @@ class RoundState:
                                  seq=ev.seq) from None
         self.last_seq = ev.seq
 
+    def copy(self) -> RoundState:
+        """An independent copy, cheaper than a deep copy: the mutable parts (lots, offers, the
+        pass list, the need vector) are copied; the recorded payloads, never changed once
+        applied, are shared."""
+        return RoundState(
+            round_id=self.round_id, opened=self.opened, today=self.today,
+            lots={k: LotBalance(**v) for k, v in self.lots.items()},
+            offers={k: dict(v) for k, v in self.offers.items()}, passes=list(self.passes),
+            need=None if self.need is None else dict(self.need), need_source=self.need_source,
+            closed=self.closed, last_seq=self.last_seq, proposal=self.proposal, approval=self.approval)
+
     # -- views ---------------------------------------------------------------------------------
     def offers_frame(self) -> pd.DataFrame:
         import pandas as pd
