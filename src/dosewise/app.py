@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEMO_NEED_AS_OF",
+    "FULL_CHECK_EVENTS",
     "Allocated",
     "Comparison",
     "DemoResult",
@@ -62,6 +63,9 @@ __all__ = [
     "need_for_world",
     "participants_for_group",
 ]
+
+FULL_CHECK_EVENTS = 200_000
+"""Up to this many events, a process checks the whole chain before its first write."""
 
 DEMO_NEED_AS_OF = dt.date(2021, 8, 29)
 """The week before the demo's CoronaVac round opened: the need ranking its reallocation uses."""
@@ -105,7 +109,9 @@ class Allocated:
     def frame(self) -> pd.DataFrame:
         """One row per participant and product (doses, doses per 100 people); participants with no
         dose are kept, so a file written from it lists every participant."""
-        return self.allocation.by_participant_product(self.world).reset_index(drop=True)
+        frame = self.allocation.by_participant_product(self.world).reset_index(drop=True)
+        frame["population"] = frame["population"].round().astype("int64")  # people are whole
+        return frame
 
 
 def allocate(scenario: Scenario, *, policy: str | None = None, need: Mapping[str, float] | None = None) -> Allocated:
@@ -121,8 +127,15 @@ def allocate(scenario: Scenario, *, policy: str | None = None, need: Mapping[str
         get_policy(policy)  # an unknown name fails before any work
     params = scenario.policy if policy is None else policy_params(scenario.policy, name=policy)
     world = build_world(scenario)
-    if need is not None and params.name == "covax-need-weighted" and "need" not in params.options:
-        params = policy_params(params, need=dict(need))
+    opts = params.options
+    if params.name == "covax-need-weighted" and "need" not in opts and not ("who" in opts and "as_of" in opts):
+        if need is None:
+            source = cached_who()
+            if source is not None:  # the file `dosewise data pull who` keeps, as compare and need use it
+                day = scenario.as_of or min(lot.available for lot in scenario.lots)
+                need = need_for_world(world, source, day)
+        if need is not None:
+            params = policy_params(params, need=dict(need))
     return Allocated(scenario, world, get_policy(params.name)(world, params))
 
 
@@ -274,12 +287,15 @@ class Desk:
     """Rounds and the ledger behind one open store: what a coordinator, a participant or an
     observer does, as calls. Keep one for as long as the process serves requests."""
 
-    def __init__(self, store: Store, *, actor: str = "dosewise") -> None:
+    def __init__(self, store: Store, *, actor: str = "dosewise", url: str | None = None) -> None:
         from dosewise.rounds import Rounds
 
         self.store = store
         self.actor = actor
+        self.url = url
+        """Where the ledger lives (None: in memory); keys the last point verified on this machine."""
         self.rounds: Rounds = Rounds(store, actor=actor)
+        self._verified: tuple[int, str] | None = None
 
     @classmethod
     def open(cls, db: str | None = None, *, create: bool = False, actor: str = "dosewise",
@@ -295,13 +311,53 @@ class Desk:
 
         if db == "memory":
             store = open_store("memory")
+            key = None
         else:
-            store = open_store((db or default_db()) if create else existing_db(db))
+            url = (db or default_db()) if create else existing_db(db)
+            key = url if "://" in url else str(Path(url).expanduser().resolve())
+            store = open_store(url)
         if group_commit:
             from dosewise.ledger.group import GroupCommit
 
             store = GroupCommit(store)
-        return cls(store, actor=actor)
+        return cls(store, actor=actor, url=key)
+
+    def ensure_intact(self) -> None:
+        """Before recording anything: check the chain, so nothing is ever appended to a broken one.
+
+        The first time in a process, the whole chain is checked when it holds at most
+        :data:`FULL_CHECK_EVENTS` events (well under a second), else everything after the point last
+        verified on this machine (which must still be there unchanged); later calls check only what
+        was recorded since. Raises :class:`~dosewise.errors.IntegrityError` pointing to ``dosewise
+        ledger verify``; a ledger in memory is trusted.
+        """
+        if self.url is None:
+            return
+        from dosewise.ledger.trust import check_since, last_verified, remember_verified
+
+        point = self._verified
+        if point is None:
+            head_event = self.store.head()
+            point = last_verified(self.url)
+            if head_event is None or head_event.seq <= FULL_CHECK_EVENTS:
+                check_since(self.store, None)  # raises on any break, wherever it is
+                if point is not None and (head_event is None or head_event.seq < point[0]):
+                    check_since(self.store, point)  # the ledger lost events: say so
+        head = check_since(self.store, point)
+        if head != point:
+            remember_verified(self.url, *head)
+        self._verified = head
+
+    def _recorded(self) -> None:
+        """After a write on a verified chain, the new head is the point to check from next time."""
+        if self.url is None:
+            return
+        from dosewise.ledger.trust import remember_verified
+
+        head = self.store.head()
+        if head is not None:
+            self._verified = (head.seq, head.hash)
+            remember_verified(self.url, head.seq, head.hash)
 
     def close(self) -> None:
         self.store.close()
@@ -327,7 +383,9 @@ class Desk:
         ``need`` is the need vector the round's reallocation ranks by (recorded in the ledger);
         opening the same round again with the same scenario records nothing.
         """
+        self.ensure_intact()
         rid = self.rounds.open(scenario, round_id=round_id, need=need, need_source=need_source, file=file)
+        self._recorded()
         return self.rounds.state(rid)
 
     def propose_round(
@@ -344,15 +402,19 @@ class Desk:
     ) -> RoundState:
         """Propose a round (two-person rule): the allocation and the offers it would make are
         recorded as ``round.proposed``; nothing is offered until another identity approves."""
+        self.ensure_intact()
         rid = self.rounds.propose(scenario, identity=identity, actor=actor, round_id=round_id, need=need,
                                   need_source=need_source, file=file, idempotency_key=key)
+        self._recorded()
         return self.rounds.snapshot(rid)
 
     def approve_round(self, round_id: str, *, identity: str, actor: str | None = None,
                       key: str | None = None) -> RoundState:
         """Approve a proposed round: its offers are recorded. The proposer's identity cannot
         approve (:class:`~dosewise.errors.ForbiddenError`)."""
+        self.ensure_intact()
         self.rounds.approve(round_id, identity=identity, actor=actor, idempotency_key=key)
+        self._recorded()
         return self.rounds.snapshot(round_id)
 
     def snapshot(self, round_id: str) -> RoundState:
@@ -374,8 +436,11 @@ class Desk:
     ) -> Event:
         """Accept or decline an open offer; a retry with the same ``key`` returns the first answer.
         With ``participant``, only an offer made to that participant may be answered."""
-        return self.rounds.respond(offer_id, action, reason=reason, note=note, wish=wish, on=on,
-                                   idempotency_key=key, actor=actor, participant=participant)
+        self.ensure_intact()
+        ev = self.rounds.respond(offer_id, action, reason=reason, note=note, wish=wish, on=on,
+                                 idempotency_key=key, actor=actor, participant=participant)
+        self._recorded()
+        return ev
 
     def advance(self, round_id: str, to: dt.date, *, need: Mapping[str, float] | None = None,
                 need_source: str = "", actor: str | None = None, key: str | None = None) -> list[Event]:
@@ -383,13 +448,25 @@ class Desk:
         reallocation pass re-offers the pool. A date already reached records nothing new.
         ``need`` replaces the need vector recorded in the round (recorded in turn); a retry with
         the same ``key`` returns the batch first recorded."""
-        return self.rounds.advance(round_id, to, need=need, need_source=need_source, actor=actor,
-                                   idempotency_key=key)
+        if need is None:
+            state = self.round(round_id)
+            source = cached_who() if state.need is None and state.opened.get("reallocation") == "need" else None
+            if source is not None:  # the file `dosewise data pull who` keeps: rank by need, as the round asks
+                need = need_for_world(self.world(round_id), source, to)
+                need_source = f"{source.name} (cache) as of {to}"
+        self.ensure_intact()
+        events = self.rounds.advance(round_id, to, need=need, need_source=need_source, actor=actor,
+                                     idempotency_key=key)
+        self._recorded()
+        return events
 
     def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False, actor: str | None = None,
              key: str | None = None) -> Event:
         """Record shipment (or delivery) of an accepted offer."""
-        return self.rounds.ship(offer_id, on=on, delivered=delivered, actor=actor, idempotency_key=key)
+        self.ensure_intact()
+        ev = self.rounds.ship(offer_id, on=on, delivered=delivered, actor=actor, idempotency_key=key)
+        self._recorded()
+        return ev
 
     def offer(self, offer_id: str) -> dict[str, Any]:
         """One offer as the round's state holds it (a copy), with its round id."""
@@ -426,7 +503,28 @@ class Desk:
 
     # ledger ------------------------------------------------------------------------------------
     def verify(self) -> VerifyReport:
-        return self.store.verify()
+        """Walk the whole hash chain; when it verifies, its head becomes this machine's last verified point."""
+        report = self.store.verify()
+        if report.ok and self.url is not None and report.head_seq and report.head_hash:
+            from dosewise.ledger.trust import remember_verified
+
+            self._verified = (report.head_seq, report.head_hash)
+            remember_verified(self.url, report.head_seq, report.head_hash)
+        return report
+
+    def audit_rounds(self) -> dict[str, list[str]]:
+        """Every round replayed from the ledger: the balance problems of each (empty when every dose
+        is accounted for), or why its events cannot be replayed (e.g. an offer made twice)."""
+        from dosewise.errors import IntegrityError as _Integrity
+        from dosewise.rounds import project
+
+        out: dict[str, list[str]] = {}
+        for rid in dict.fromkeys(self.round_ids()):
+            try:
+                out[rid] = project(self.store.read(round_id=rid), rid).problems()
+            except _Integrity as exc:
+                out[rid] = [str(exc)]
+        return out
 
     def export(self, path: str | Path, fmt: ExportFormat = "jsonl") -> int:
         return self.store.export(path, fmt)
@@ -477,6 +575,7 @@ class Desk:
         creation is recorded as an ``identity.created`` event (without the secret)."""
         from dosewise.ledger import NewEvent
 
+        self.ensure_intact()
         ident, token = self.keys.create(role, name=name, participant=participant)
         self.store.append_one(NewEvent(type="identity.created", actor=by or self.actor, payload={
             "key_id": ident.key_id, "name": ident.name, "role": ident.role, "participant": ident.participant}))
@@ -487,6 +586,7 @@ class Desk:
         from dosewise.ledger import NewEvent
 
         before = self.keys.get(key_id)
+        self.ensure_intact()
         ident = self.keys.revoke(key_id)
         if before.revoked_at is None:
             self.store.append_one(NewEvent(type="identity.revoked", actor=by or self.actor,
