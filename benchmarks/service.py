@@ -133,7 +133,7 @@ def check(url: str, rids: list[str]) -> None:
         report = desk.verify()
         print(f"ledger verify: {'OK' if report.ok else 'FAILED'} ({report.checked:,} events)")
         for rid in rids:
-            state = desk.snapshot(rid)
+            state = desk.view(rid)
             problems = state.problems()
             answers: dict[str, int] = {}
             for ev in desk.events(round_id=rid, limit=10**9):
@@ -149,7 +149,7 @@ def check(url: str, rids: list[str]) -> None:
 def baseline(url: str, rid: str, codes: list[str]) -> float:
     """The same answers through the application layer directly, one after another."""
     with Desk.open(url, actor="baseline") as desk:
-        offers = list(desk.snapshot(rid).offers.values())
+        offers = list(desk.view(rid).offers.values())
         t0 = time.perf_counter()
         for o in offers:
             if o["participant"] == "PRK":

@@ -97,7 +97,7 @@ def test_idempotent_retries_record_once(served: tuple[Ledger, TestClient, Desk])
     v2 = client.post("/rounds/T1/advance", json={"to": "2021-09-08"}, headers=adv)
     assert v1.status_code == v2.status_code == 200 and v1.json() == v2.json() and v1.json()["recorded"] > 0
     assert desk.head() == head
-    assert desk.verify().ok and desk.snapshot("T1").balance_ok()
+    assert desk.verify().ok and desk.view("T1").balance_ok()
 
 
 @pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
