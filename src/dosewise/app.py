@@ -49,11 +49,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DEMO_KEYS",
     "DEMO_NEED_AS_OF",
+    "FULL_CHECK_EVENTS",
     "Allocated",
     "Comparison",
     "DemoResult",
     "Desk",
     "allocate",
+    "audit_rounds",
     "cached_who",
     "compare",
     "demo_texts",
@@ -62,8 +64,12 @@ __all__ = [
     "need",
     "need_for_world",
     "participants_for_group",
+    "remember_head",
     "stage_demo",
 ]
+
+FULL_CHECK_EVENTS = 200_000
+"""Up to this many events, a process checks the whole chain before its first write."""
 
 DEMO_NEED_AS_OF = dt.date(2021, 8, 29)
 """The week before the demo's CoronaVac round opened: the need ranking its reallocation uses."""
@@ -285,26 +291,77 @@ class Desk:
     """Rounds and the ledger behind one open store: what a coordinator, a participant or an
     observer does, as calls. Keep one for as long as the process serves requests."""
 
-    def __init__(self, store: Store, *, actor: str = "dosewise") -> None:
+    def __init__(self, store: Store, *, actor: str = "dosewise", url: str | None = None) -> None:
         from dosewise.rounds import Rounds
 
         self.store = store
         self.actor = actor
+        self.url = url
+        """Where the ledger lives (None: in memory); keys the last point verified on this machine."""
         self.rounds: Rounds = Rounds(store, actor=actor)
+        self._verified: tuple[int, str] | None = None
 
     @classmethod
-    def open(cls, db: str | None = None, *, create: bool = False, actor: str = "dosewise") -> Desk:
+    def open(cls, db: str | None = None, *, create: bool = False, actor: str = "dosewise",
+             group_commit: bool = False) -> Desk:
         """Open the ledger at ``db`` (SQLite path or URL; ``"memory"`` for a throwaway one).
 
         Only ``create=True`` may make a new SQLite file; otherwise a missing file is an error,
-        so a mistyped path never yields an empty ledger.
+        so a mistyped path never yields an empty ledger. ``group_commit`` lets single appends
+        from concurrent threads share batches (:class:`~dosewise.ledger.group.GroupCommit`), as a
+        server answering many participants at once wants.
         """
         from dosewise.ledger import default_db, existing_db, open_store
 
         if db == "memory":
-            return cls(open_store("memory"), actor=actor)
-        url = (db or default_db()) if create else existing_db(db)
-        return cls(open_store(url), actor=actor)
+            store = open_store("memory")
+            key = None
+        else:
+            url = (db or default_db()) if create else existing_db(db)
+            key = url if "://" in url else str(Path(url).expanduser().resolve())
+            store = open_store(url)
+        if group_commit:
+            from dosewise.ledger.group import GroupCommit
+
+            store = GroupCommit(store)
+        return cls(store, actor=actor, url=key)
+
+    def ensure_intact(self) -> None:
+        """Before recording anything: check the chain, so nothing is ever appended to a broken one.
+
+        The first time in a process, the whole chain is checked when it holds at most
+        :data:`FULL_CHECK_EVENTS` events (well under a second), else everything after the point last
+        verified on this machine (which must still be there unchanged); later calls check only what
+        was recorded since. Raises :class:`~dosewise.errors.IntegrityError` pointing to ``dosewise
+        ledger verify``; a ledger in memory is trusted.
+        """
+        if self.url is None:
+            return
+        from dosewise.ledger.trust import check_since, last_verified, remember_verified
+
+        point = self._verified
+        if point is None:
+            head_event = self.store.head()
+            point = last_verified(self.url)
+            if head_event is None or head_event.seq <= FULL_CHECK_EVENTS:
+                check_since(self.store, None)  # raises on any break, wherever it is
+                if point is not None and (head_event is None or head_event.seq < point[0]):
+                    check_since(self.store, point)  # the ledger lost events: say so
+        head = check_since(self.store, point)
+        if head != point:
+            remember_verified(self.url, *head)
+        self._verified = head
+
+    def _recorded(self) -> None:
+        """After a write on a verified chain, the new head is the point to check from next time."""
+        if self.url is None:
+            return
+        from dosewise.ledger.trust import remember_verified
+
+        head = self.store.head()
+        if head is not None:
+            self._verified = (head.seq, head.hash)
+            remember_verified(self.url, head.seq, head.hash)
 
     def close(self) -> None:
         self.store.close()
@@ -330,7 +387,9 @@ class Desk:
         ``need`` is the need vector the round's reallocation ranks by (recorded in the ledger);
         opening the same round again with the same scenario records nothing.
         """
+        self.ensure_intact()
         rid = self.rounds.open(scenario, round_id=round_id, need=need, need_source=need_source, file=file)
+        self._recorded()
         return self.rounds.state(rid)
 
     def propose_round(
@@ -347,20 +406,24 @@ class Desk:
     ) -> RoundState:
         """Propose a round (two-person rule): the allocation and the offers it would make are
         recorded as ``round.proposed``; nothing is offered until another identity approves."""
+        self.ensure_intact()
         rid = self.rounds.propose(scenario, identity=identity, actor=actor, round_id=round_id, need=need,
                                   need_source=need_source, file=file, idempotency_key=key)
-        return self.rounds.snapshot(rid)
+        self._recorded()
+        return self.rounds.view(rid)
 
     def approve_round(self, round_id: str, *, identity: str, actor: str | None = None,
                       key: str | None = None) -> RoundState:
         """Approve a proposed round: its offers are recorded. The proposer's identity cannot
         approve (:class:`~dosewise.errors.ForbiddenError`)."""
+        self.ensure_intact()
         self.rounds.approve(round_id, identity=identity, actor=actor, idempotency_key=key)
-        return self.rounds.snapshot(round_id)
+        self._recorded()
+        return self.rounds.view(round_id)
 
-    def snapshot(self, round_id: str) -> RoundState:
+    def view(self, round_id: str) -> RoundState:
         """A private copy of the round's current state (safe to read while other threads write)."""
-        return self.rounds.snapshot(round_id)
+        return self.rounds.view(round_id)
 
     def respond(
         self,
@@ -373,10 +436,15 @@ class Desk:
         on: dt.date | None = None,
         key: str | None = None,
         actor: str | None = None,
+        participant: str | None = None,
     ) -> Event:
-        """Accept or decline an open offer; a retry with the same ``key`` returns the first answer."""
-        return self.rounds.respond(offer_id, action, reason=reason, note=note, wish=wish, on=on,
-                                   idempotency_key=key, actor=actor)
+        """Accept or decline an open offer; a retry with the same ``key`` returns the first answer.
+        With ``participant``, only an offer made to that participant may be answered."""
+        self.ensure_intact()
+        ev = self.rounds.respond(offer_id, action, reason=reason, note=note, wish=wish, on=on,
+                                 idempotency_key=key, actor=actor, participant=participant)
+        self._recorded()
+        return ev
 
     def advance(self, round_id: str, to: dt.date, *, need: Mapping[str, float] | None = None,
                 need_source: str = "", actor: str | None = None, key: str | None = None) -> list[Event]:
@@ -390,13 +458,19 @@ class Desk:
             if source is not None:  # the file `dosewise data pull who` keeps: rank by need, as the round asks
                 need = need_for_world(self.world(round_id), source, to)
                 need_source = f"{source.name} (cache) as of {to}"
-        return self.rounds.advance(round_id, to, need=need, need_source=need_source, actor=actor,
-                                   idempotency_key=key)
+        self.ensure_intact()
+        events = self.rounds.advance(round_id, to, need=need, need_source=need_source, actor=actor,
+                                     idempotency_key=key)
+        self._recorded()
+        return events
 
     def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False, actor: str | None = None,
              key: str | None = None) -> Event:
         """Record shipment (or delivery) of an accepted offer."""
-        return self.rounds.ship(offer_id, on=on, delivered=delivered, actor=actor, idempotency_key=key)
+        self.ensure_intact()
+        ev = self.rounds.ship(offer_id, on=on, delivered=delivered, actor=actor, idempotency_key=key)
+        self._recorded()
+        return ev
 
     def offer(self, offer_id: str) -> dict[str, Any]:
         """One offer as the round's state holds it (a copy), with its round id."""
@@ -433,7 +507,18 @@ class Desk:
 
     # ledger ------------------------------------------------------------------------------------
     def verify(self) -> VerifyReport:
-        return self.store.verify()
+        """Walk the whole hash chain; when it verifies, its head becomes this machine's last verified point."""
+        report = self.store.verify()
+        if report.ok and self.url is not None and report.head_seq and report.head_hash:
+            from dosewise.ledger.trust import remember_verified
+
+            self._verified = (report.head_seq, report.head_hash)
+            remember_verified(self.url, report.head_seq, report.head_hash)
+        return report
+
+    def audit_rounds(self) -> dict[str, list[str]]:
+        """Every round replayed from the ledger (see :func:`audit_rounds`)."""
+        return audit_rounds(self.store)
 
     def export(self, path: str | Path, fmt: ExportFormat = "jsonl") -> int:
         return self.store.export(path, fmt)
@@ -484,6 +569,7 @@ class Desk:
         creation is recorded as an ``identity.created`` event (without the secret)."""
         from dosewise.ledger import NewEvent
 
+        self.ensure_intact()
         ident, token = self.keys.create(role, name=name, participant=participant)
         self.store.append_one(NewEvent(type="identity.created", actor=by or self.actor, payload={
             "key_id": ident.key_id, "name": ident.name, "role": ident.role, "participant": ident.participant}))
@@ -494,11 +580,54 @@ class Desk:
         from dosewise.ledger import NewEvent
 
         before = self.keys.get(key_id)
+        self.ensure_intact()
         ident = self.keys.revoke(key_id)
         if before.revoked_at is None:
             self.store.append_one(NewEvent(type="identity.revoked", actor=by or self.actor,
                                            payload={"key_id": key_id, "name": ident.name, "role": ident.role}))
         return ident
+
+
+def audit_rounds(store: Store) -> dict[str, list[str]]:
+    """Every round replayed from the ledger: the balance problems of each (empty when every dose is
+    accounted for), or why its events cannot be replayed (e.g. an offer made twice); and every
+    stored snapshot of a round must equal the replay at its point."""
+    from dosewise.errors import IntegrityError
+    from dosewise.ledger import snapshots
+    from dosewise.rounds import RoundState
+
+    stored: dict[str, dict[int, str]] = {}
+    for row in snapshots.all_snapshots(store):
+        stored.setdefault(str(row["round_id"]), {})[int(row["seq"])] = str(row["body"])
+    out: dict[str, list[str]] = {}
+    for ev in store.read(types=["round.opened"]):
+        rid = ev.round_id
+        if rid is None or rid in out:
+            continue
+        state = RoundState(rid)
+        problems: list[str] = []
+        wanted = stored.get(rid, {})
+        try:
+            for event in store.read(round_id=rid):
+                state.apply(event)
+                if event.seq in wanted and wanted.pop(event.seq) != state.to_json():
+                    problems.append(f"the snapshot stored at event {event.seq} differs from the replay")
+            problems += state.problems()
+        except IntegrityError as exc:
+            problems.append(str(exc))
+        problems += [f"a snapshot at event {seq} does not match any event of the round" for seq in wanted]
+        out[rid] = problems
+    return out
+
+
+def remember_head(db: str | None, seq: int | None, hash_: str | None) -> None:
+    """Record a head that verified as this machine's last verified point for the ledger at ``db``."""
+    from dosewise.ledger import default_db
+    from dosewise.ledger.trust import remember_verified
+
+    url = db or default_db()
+    if seq and hash_ and url != "memory":
+        remember_verified(url if "://" in url else str(Path(url).expanduser().resolve()), seq, hash_)
 
 
 # -- the demo -----------------------------------------------------------------------------------

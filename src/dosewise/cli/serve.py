@@ -8,11 +8,13 @@ import typer
 from rich.table import Table
 
 from dosewise.cli._common import DbOption, console, safe
+from dosewise.cli.ledger import keys_app as ledger_keys_app
 from dosewise.vocabulary import ROLES
 
 __all__ = ["register"]
 
-keys_app = typer.Typer(help="API keys for the service: create (shown once), list, revoke.", no_args_is_help=True)
+keys_app = ledger_keys_app
+"""API keys join the ``keys`` group that also holds the parties' signing keys (``keys gen``, ``keys register``)."""
 
 
 def serve(
@@ -90,4 +92,3 @@ def revoke(key_id: Annotated[str, typer.Argument(help="Key id (from `dosewise ke
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
-    app.add_typer(keys_app, name="keys")

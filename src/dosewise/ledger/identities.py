@@ -4,8 +4,9 @@ A key is shown once, as ``dw_<key id>_<secret>``; the table keeps the key id in 
 request is looked up by it) and the secret only as an Argon2id hash (argon2-cffi, OWASP's
 minimum parameters: 19 MiB, 2 passes). Verifying a request is one lookup by key id and one
 hash check; a process remembers a key it has verified as a keyed BLAKE2b digest (with a random
-key of its own), so the Argon2 cost is paid once per key and process, while revocation, read
-on every request, takes effect at once. Secrets never enter the ledger, a log or an error.
+key of its own), so the Argon2 cost is paid once per key and process. A key's row is read again
+after ``cache_seconds`` (default 1 s), so a revocation made elsewhere takes effect within that
+time (at once in the process that revokes). Secrets never enter the ledger, a log or an error.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hmac
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,8 +74,10 @@ def _row(row: Any) -> Identity:
 class KeyRing:
     """The identities table of a SQL ledger."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, cache_seconds: float = 1.0) -> None:
         self.engine = engine
+        self.cache_seconds = cache_seconds
+        self._rows: dict[str, tuple[float, Any]] = {}  # key id -> (monotonic time read, row)
         self._pepper = secrets.token_bytes(32)
         self._verified: dict[str, tuple[str, bytes]] = {}  # key id -> (stored hash, keyed digest of the secret)
         self._lock = threading.Lock()
@@ -126,6 +130,7 @@ class KeyRing:
                 conn.execute(IDENTITIES.update().where(IDENTITIES.c.key_id == key_id).values(revoked_at=_now()))
         with self._lock:
             self._verified.pop(key_id, None)
+            self._rows.pop(key_id, None)
         return self.get(key_id)
 
     def authenticate(self, token: str) -> Identity | None:
@@ -134,8 +139,17 @@ class KeyRing:
         if m is None:
             return None
         key_id, secret = m.group(1), m.group(2)
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(IDENTITIES).where(IDENTITIES.c.key_id == key_id)).first()
+        now = time.monotonic()
+        with self._lock:
+            seen = self._rows.get(key_id)
+        if seen is not None and now - seen[0] < self.cache_seconds:
+            row = seen[1]
+        else:
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(IDENTITIES).where(IDENTITIES.c.key_id == key_id)).first()
+            if row is not None:
+                with self._lock:
+                    self._rows[key_id] = (now, row)
         if row is None or row.revoked_at is not None:
             return None
         digest = hmac.new(self._pepper, secret.encode(), hashlib.blake2b).digest()

@@ -55,6 +55,8 @@ __all__ = ["DECLINE_REASONS", "LATEST_DATE", "Rounds", "Signer"]
 LATEST_DATE = dt.date(2199, 12, 31)
 """No round date, answer or shipment may lie beyond this."""
 _RETRIES = 100
+SNAPSHOT_EVERY = 20_000
+"""A round's state is snapshotted after this many of its events (0: never)."""
 
 Signer = Callable[[NewEvent], NewEvent]
 """Turns an event into the same event carrying its actor's signature."""
@@ -102,13 +104,16 @@ class Rounds:
         self._offer_round: dict[str, str] = {}
         self._optimal: dict[str, Any] = {}  # round id -> OptimalState kept for warm re-solves
         self._lock = threading.RLock()  # guards the caches when threads of one process share this object
+        self._snapshot_seq: dict[str, int] = {}
+        self.snapshot_every = SNAPSHOT_EVERY
 
     # -- reading -------------------------------------------------------------------------------
     def state(self, round_id: str) -> RoundState:
         """The round's projection, brought up to date with events recorded since the last call
-        (by this process or any other): only the new events are read and applied."""
+        (by this process or any other): only the new events are read and applied. The first call
+        starts from the round's newest valid snapshot, when there is one."""
         with self._lock:
-            state = self._states.get(round_id) or RoundState(round_id)
+            state = self._states.get(round_id) or self._from_snapshot(round_id) or RoundState(round_id)
             for ev in self.store.read(after_seq=state.last_seq, round_id=round_id):
                 state.apply(ev)
                 if ev.type == "offer.made" and ev.offer_id:
@@ -118,10 +123,44 @@ class Rounds:
             self._states[round_id] = state
             return state
 
-    def snapshot(self, round_id: str) -> RoundState:
+    def view(self, round_id: str) -> RoundState:
         """A copy of the round's up-to-date state that no other thread changes while it is read."""
         with self._lock:
-            return copy.deepcopy(self.state(round_id))
+            return self.state(round_id).copy()
+
+    def _from_snapshot(self, round_id: str) -> RoundState | None:
+        from dosewise.ledger import snapshots
+
+        found = snapshots.latest(self.store, self.store, round_id)
+        if found is None:
+            return None
+        seq, body = found
+        state = RoundState.from_json(body)
+        if state.round_id != round_id or state.last_seq != seq:
+            return None
+        self._snapshot_seq[round_id] = seq
+        for oid in state.offers:
+            self._offer_round[oid] = round_id
+        return state
+
+    def snapshot(self, round_id: str) -> int:
+        """Store a snapshot of the round's state now (returns its sequence number)."""
+        from dosewise.ledger import snapshots
+
+        state = self.state(round_id)
+        ev = next(iter(self.store.read(after_seq=state.last_seq - 1)), None)
+        if ev is None or ev.seq != state.last_seq:
+            raise RoundError(f"round {round_id}: event {state.last_seq} is not in the ledger")
+        snapshots.save(self.store, round_id, state.last_seq, ev.hash, state.to_json())
+        self._snapshot_seq[round_id] = state.last_seq
+        return state.last_seq
+
+    def _maybe_snapshot(self, round_id: str) -> None:
+        if self.snapshot_every <= 0:
+            return
+        state = self.state(round_id)
+        if state.last_seq - self._snapshot_seq.get(round_id, 0) >= self.snapshot_every:
+            self.snapshot(round_id)
 
     def rounds(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -136,11 +175,11 @@ class Rounds:
 
     def scenario_world(self, round_id: str) -> tuple[Scenario, World]:
         """The scenario recorded when the round opened, and its world."""
-        state = self.state(round_id)
-        rid = state.round_id
-        if not state.opened:
+        rid = round_id
+        if not (self._states.get(rid) or self.state(rid)).opened:
             raise RoundError(f"round {rid} is proposed and awaits a reviewer's approval")
         if rid not in self._worlds:
+            state = self._states.get(rid) or self.state(rid)
             from dosewise.world import build_world
 
             sc = parse_scenario(json.loads(state.opened["scenario"]), file=f"ledger round {rid}")
@@ -359,12 +398,15 @@ class Rounds:
         idempotency_key: str | None = None,
         actor: str | None = None,
         sign: Signer | None = None,
+        participant: str | None = None,
     ) -> Event:
         """Accept or decline an open offer, before its deadline.
 
         A second answer is a :class:`~dosewise.errors.ConflictError`; a retry with the same
         ``idempotency_key`` returns the first answer, whatever the round's date is by then.
-        ``sign`` attaches the actor's signature to the event before it is recorded.
+        ``sign`` attaches the actor's signature to the event before it is recorded. With
+        ``participant``, the answer is refused (:class:`~dosewise.errors.ForbiddenError`) unless
+        the offer is made to that participant.
         """
         if action not in ("accept", "decline"):
             raise InputError("action must be accept or decline", field="action", value=action)
@@ -376,8 +418,12 @@ class Rounds:
             raise InputError("only a decline takes a reason and a wish", field="reason" if reason else "wish",
                              value=reason or wish)
         state, offer = self._offer(offer_id)
+        if participant is not None and offer["participant"] != participant:
+            raise ForbiddenError(f"offer {offer_id} is made to {offer['participant']}; a participant key for "
+                                 f"{participant} may not see or answer it")
         target = "accepted" if action == "accept" else "declined"
-        if idempotency_key is not None:
+        # an answer recorded under this key would have closed the offer: look it up only then
+        if idempotency_key is not None and offer["status"] != "offered":
             stored = next((ev for ev in self.store.read(offer_id=offer_id)
                            if ev.idempotency_key == idempotency_key), None)
             if stored is not None:
@@ -398,7 +444,9 @@ class Rounds:
         ev = new_event(f"offer.{target}", payload, actor=actor or offer["participant"], round_id=state.round_id,
                        offer_id=offer_id, lot_id=offer["lot"], participant=offer["participant"],
                        idempotency_key=idempotency_key, unique_slot=f"offer:{offer_id}:response")
-        return self.store.append_one(sign(ev) if sign is not None else ev)
+        stored = self.store.append_one(sign(ev) if sign is not None else ev)
+        self._maybe_snapshot(state.round_id)
+        return stored
 
     def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False, actor: str | None = None,
              idempotency_key: str | None = None) -> Event:
@@ -429,21 +477,23 @@ class Rounds:
         for _ in range(_RETRIES):
             with self._lock:
                 state = self.state(round_id)
+                seen = state.last_seq  # before building: the batch is computed from exactly this state
                 events = build(state)
             if not events:
                 return []
-            seen = state.last_seq
 
             def unchanged(view: LedgerView, seen: int = seen) -> None:
                 if next(iter(view.read(after_seq=seen, round_id=round_id)), None) is not None:
                     raise _RoundMoved(f"round {round_id} moved on while this command ran")
 
             try:
-                return self.store.append(events, precondition=unchanged)
+                stored = self.store.append(events, precondition=unchanged)
             except _RoundMoved:
                 self._optimal.pop(round_id, None)  # its live model may hold this batch's re-solves
                 time.sleep(0.001)
                 continue
+            self._maybe_snapshot(round_id)
+            return stored
         raise ConflictError(f"round {round_id} kept changing while this command ran; try again")
 
     def advance(self, round_id: str, to: dt.date, *, need: Mapping[str, float] | None = None,

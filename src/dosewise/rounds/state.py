@@ -77,6 +77,8 @@ class LotBalance(TypedDict):
 
 
 _PARTS = ("open", "accepted", "pool", "expired", "buffer")
+_OFFER_FIELDS = ("offer", "lot", "participant", "doses", "status", "deadline", "pass", "why", "reason", "note",
+                 "wish", "answered_on", "seq")
 
 
 @dataclass
@@ -115,6 +117,46 @@ class RoundState:
             raise IntegrityError(f"event seq {ev.seq} ({ev.type}) refers to unknown {exc.args[0]!r}",
                                  seq=ev.seq) from None
         self.last_seq = ev.seq
+
+    def copy(self) -> RoundState:
+        """An independent copy, cheaper than a deep copy: the mutable parts (lots, offers, the
+        pass list, the need vector) are copied; the recorded payloads, never changed once
+        applied, are shared."""
+        return RoundState(
+            round_id=self.round_id, opened=self.opened, today=self.today,
+            lots={k: LotBalance(**v) for k, v in self.lots.items()},
+            offers={k: dict(v) for k, v in self.offers.items()}, passes=list(self.passes),
+            need=None if self.need is None else dict(self.need), need_source=self.need_source,
+            closed=self.closed, last_seq=self.last_seq, proposal=self.proposal, approval=self.approval)
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def to_json(self) -> str:
+        """The whole state as JSON text (offers by column, so a long round loads fast)."""
+        import json
+
+        cols = list(_OFFER_FIELDS)
+        offers = {c: [o[c] for o in self.offers.values()] for c in cols}
+        return json.dumps({
+            "round_id": self.round_id, "opened": self.opened, "today": None if self.today is None else
+            self.today.isoformat(), "lots": self.lots, "offers": offers, "passes": self.passes, "need": self.need,
+            "need_source": self.need_source, "closed": self.closed, "last_seq": self.last_seq,
+            "proposal": self.proposal, "approval": self.approval,
+        }, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> RoundState:
+        """The state :meth:`to_json` wrote."""
+        import json
+
+        data = json.loads(text)
+        cols = data["offers"]
+        n = len(cols["offer"])
+        offers = {cols["offer"][i]: {c: cols[c][i] for c in _OFFER_FIELDS} for i in range(n)}
+        return cls(round_id=data["round_id"], opened=data["opened"],
+                   today=None if data["today"] is None else dt.date.fromisoformat(data["today"]),
+                   lots=data["lots"], offers=offers, passes=data["passes"], need=data["need"],
+                   need_source=data["need_source"], closed=data["closed"], last_seq=data["last_seq"],
+                   proposal=data.get("proposal"), approval=data.get("approval"))
 
     # -- views ---------------------------------------------------------------------------------
     def offers_frame(self) -> pd.DataFrame:

@@ -41,7 +41,8 @@ def create_app(settings: Settings | None = None, *, desk: Desk | None = None) ->
 
     settings = settings or Settings()
     owned = desk is None
-    the_desk = desk if desk is not None else Desk.open(settings.db, create=True, actor="service")
+    the_desk = desk if desk is not None else Desk.open(settings.db, create=True, actor="service",
+                                                            group_commit=True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -34,8 +34,8 @@ def get_offer(offer_id: OfferId, desk: DeskDep, who: Who) -> OfferOut:
 @router.post("/{offer_id}/accept", response_model=EventOut, summary="Accept one of the caller's offers in full")
 def accept(offer_id: OfferId, desk: DeskDep, who: Annotated[Identity, Depends(allow("participant"))],
            body: Annotated[AcceptIn | None, Body()] = None, idem: IdemKey = None) -> EventOut:
-    _own(desk, offer_id, who)
-    ev = desk.respond(offer_id, "accept", on=body.on if body else None, key=ledger_key(who, idem), actor=who.actor)
+    ev = desk.respond(offer_id, "accept", on=body.on if body else None, key=ledger_key(who, idem), actor=who.actor,
+                      participant=who.participant)
     return event_out(ev)
 
 
@@ -43,9 +43,8 @@ def accept(offer_id: OfferId, desk: DeskDep, who: Annotated[Identity, Depends(al
              summary="Decline one of the caller's offers, with a reason, a note and a wish")
 def decline(offer_id: OfferId, body: DeclineIn, desk: DeskDep,
             who: Annotated[Identity, Depends(allow("participant"))], idem: IdemKey = None) -> EventOut:
-    _own(desk, offer_id, who)
     ev = desk.respond(offer_id, "decline", reason=body.reason, note=body.note, wish=body.wish, on=body.on,
-                      key=ledger_key(who, idem), actor=who.actor)
+                      key=ledger_key(who, idem), actor=who.actor, participant=who.participant)
     return event_out(ev)
 
 

@@ -41,7 +41,7 @@ RoundId = Annotated[str, Path(pattern=ID_PATTERN, description="Round id.")]
 
 @router.get("", response_model=RoundList, summary="List the rounds in the ledger")
 def list_rounds(desk: DeskDep, who: Who) -> RoundList:
-    return RoundList(rounds=[RoundSummary(round_id=rid, phase=desk.snapshot(rid).phase) for rid in desk.round_ids()])
+    return RoundList(rounds=[RoundSummary(round_id=rid, phase=desk.view(rid).phase) for rid in desk.round_ids()])
 
 
 @router.post("", response_model=ProposalOut, status_code=status.HTTP_201_CREATED,
@@ -56,13 +56,13 @@ def propose(body: ProposeIn, desk: DeskDep, who: Annotated[Identity, Depends(all
 
 @router.get("/{round_id}", response_model=RoundOut, summary="A round's status: phase, per-lot balance, offers")
 def round_status(round_id: RoundId, desk: DeskDep, who: Who) -> RoundOut:
-    return round_out(desk.snapshot(round_id))
+    return round_out(desk.view(round_id))
 
 
 @router.get("/{round_id}/proposal", response_model=ProposalOut, summary="The proposal a reviewer approves")
 def proposal(round_id: RoundId, desk: DeskDep,
              who: Annotated[Identity, Depends(allow(*READERS))]) -> ProposalOut:
-    state = desk.snapshot(round_id)
+    state = desk.view(round_id)
     if state.proposal is None:
         raise NotFoundError("the round was opened directly; it has no proposal", field="round", value=round_id)
     return proposal_out(state)
@@ -73,7 +73,7 @@ def proposal(round_id: RoundId, desk: DeskDep,
 def approve(round_id: RoundId, desk: DeskDep, who: Annotated[Identity, Depends(allow("reviewer"))],
             idem: IdemKey = None) -> ApprovalOut:
     desk.approve_round(round_id, identity=who.identity, actor=who.actor, key=ledger_key(who, idem))
-    state = desk.snapshot(round_id)
+    state = desk.view(round_id)
     approved = next(ev for ev in desk.events(round_id=round_id, after=(state.approval or {}).get("seq", 1) - 1,
                                              limit=1))
     return ApprovalOut(round_id=round_id, approval=event_out(approved),
@@ -101,7 +101,7 @@ def offers(round_id: RoundId, request: Request, desk: DeskDep, who: Who,
         if participant is not None and participant != who.participant:
             raise ApiError(403, f"a participant key for {who.participant} sees only its own offers")
         participant = who.participant
-    state = desk.snapshot(round_id)
+    state = desk.view(round_id)
     limit = min(limit, request.app.state.settings.page_limit)
     items = [o for o in sorted(state.offers.values(), key=lambda o: o["seq"])
              if o["seq"] > after and (status_ is None or o["status"] == status_)
@@ -133,7 +133,7 @@ def need(round_id: RoundId, request: Request, desk: DeskDep,
         raise NotFoundError("this server has no WHO weekly file: set DOSEWISE_WHO or run `dosewise data pull who`",
                             field="who")
     world = desk.world(round_id)
-    day = as_of or desk.snapshot(round_id).today or dt.date.today()
+    day = as_of or desk.view(round_id).today or dt.date.today()
     if not dt.date(2020, 1, 1) <= day <= dt.date(2199, 12, 31):
         raise NotFoundError("no need scores for that date", field="as_of", value=day.isoformat())
     frame = api.need(world.participants, source, day).reset_index()

@@ -4,8 +4,8 @@ Kept outside the hash-chained events: a key's secret hash must never enter the l
 revoked key is marked here (its creation and revocation are also recorded as events, without
 the secret).
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
