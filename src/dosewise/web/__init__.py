@@ -67,6 +67,6 @@ def _warm(desk: Any) -> None:
 
     try:
         for rid in desk.round_ids():
-            views.map_rows(desk, desk.snapshot(rid))
+            views.map_rows(desk, desk.view(rid))
     except DosewiseError:  # a page shows the error to whoever asks; nothing to do here
         return

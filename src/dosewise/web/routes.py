@@ -177,7 +177,7 @@ def make_router(sessions: Sessions, who_file: Callable[[], Path | None], *, sse_
         desk = desk_of(request)
         rounds = []
         for rid in desk.round_ids():
-            state = desk.snapshot(rid)
+            state = desk.view(rid)
             rounds.append({"round_id": rid, "phase": state.phase, "name": state.opened.get("name", rid),
                            "today": state.today, "statuses": views.status_rows(state)})
         return page(request, "home.html", ident, round_rows=rounds)
@@ -391,7 +391,7 @@ def make_router(sessions: Sessions, who_file: Callable[[], Path | None], *, sse_
 def _state(desk: Desk, round_id: str) -> Any:
     if round_id not in desk.round_ids():
         raise PageError(404, "There is no such round in this ledger.")
-    return desk.snapshot(round_id)
+    return desk.view(round_id)
 
 
 _SECURITY_HEADERS = {

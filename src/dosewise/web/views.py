@@ -206,7 +206,7 @@ def participant_offers(desk: Desk, code: str) -> list[dict[str, Any]]:
     """Every offer made to ``code``, in every round, newest first."""
     rows = []
     for rid in desk.round_ids():
-        state = desk.snapshot(rid)
+        state = desk.view(rid)
         for o in state.offers.values():
             if o["participant"] == code:
                 rows.append({**o, "round_id": rid, "round_name": state.opened.get("name", rid),
@@ -219,7 +219,7 @@ def entitlement_rows(desk: Desk, code: str) -> list[dict[str, Any]]:
     net of the buffer shared by population among the round's participants."""
     rows = []
     for rid in desk.round_ids():
-        state = desk.snapshot(rid)
+        state = desk.view(rid)
         if not state.opened:
             continue
         world = desk.world(rid)
