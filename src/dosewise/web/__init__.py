@@ -62,11 +62,12 @@ def mount_web(app: object, settings: WebSettings) -> None:
 
 
 def _warm(desk: Any) -> None:
-    from dosewise.errors import DosewiseError
+    """Best effort: whatever fails here fails again, and is shown, on the page that needs it
+    (the desk may also be closed under this thread when the app stops at once)."""
     from dosewise.web import views
 
     try:
         for rid in desk.round_ids():
             views.map_rows(desk, desk.view(rid))
-    except DosewiseError:  # a page shows the error to whoever asks; nothing to do here
+    except Exception:
         return
