@@ -49,6 +49,9 @@ def mount_web(app: object, settings: WebSettings) -> None:
                                                      message=exc.message, rounds=[], head=None)
         return HTMLResponse(html, status_code=exc.status)
 
+    from dosewise.web.geo import load_tables
+
+    load_tables()  # before any request: the country tables are filled once, never by two threads at a time
     desk = getattr(app.state, "desk", None)
     if desk is not None:  # read the rounds and the map's reference data now, not on the first page
         threading.Thread(target=_warm, args=(desk,), name="dosewise-web-warm", daemon=True).start()

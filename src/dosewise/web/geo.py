@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from dataclasses import dataclass
 from importlib import resources
 
 import pycountry
 
-__all__ = ["ATLAS", "ATLAS_PATH", "Place", "place"]
+__all__ = ["ATLAS", "ATLAS_PATH", "Place", "load_tables", "place"]
 
 ATLAS = "world-atlas-2.0.2/countries-110m.json"
 ATLAS_PATH = f"vendor/{ATLAS}"
 """The atlas, relative to the web package's static folder."""
 _BY_NAME = {"XKX": "Kosovo"}  # features of the atlas without a numeric id
+_LOCK = threading.Lock()  # hdx-python-country fills class-level tables on first use: one thread at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +58,22 @@ def _centroids() -> dict[str, tuple[float, float]]:
     return out
 
 
-@functools.cache
+def load_tables() -> None:
+    """Read the atlas and the country tables now (hdx-python-country fills class-level tables on
+    first use, unsafely when two threads do it at once)."""
+    with _LOCK:
+        _atlas_keys()
+        _centroids()
+
+
 def place(iso3: str) -> Place:
     """Where ``iso3`` goes on the map."""
+    with _LOCK:
+        return _place(iso3)
+
+
+@functools.cache
+def _place(iso3: str) -> Place:
     if iso3 in _BY_NAME:
         key = _BY_NAME[iso3]
     else:
