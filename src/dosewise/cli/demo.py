@@ -79,7 +79,7 @@ def _serve(db: str | None, who: Path | None, port: int) -> None:
     console.print("Log in as PRK to decline its CoronaVac offer; the secretariat's board updates at once. "
                   "Ctrl-C stops the server.", highlight=False)
     settings = Settings(db=db, who=who, port=port)  # type: ignore[call-arg]
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2)
 
 
 def _story(result: DemoResult, *, db: str | None) -> None:

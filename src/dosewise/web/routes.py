@@ -58,6 +58,8 @@ def _num(value: Any, digits: int = 3) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
+        if abs(value) < 1e-6:  # rounding noise of a solver, not a figure
+            return "0"
         if value.is_integer() and abs(value) >= 1000:
             return f"{int(value):,}"
         return f"{value:,.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
@@ -241,12 +243,14 @@ def make_router(sessions: Sessions, who_file: Callable[[], Path | None], *, sse_
                                allocations={"this round (held and on open offer)": held.allocation})
 
         result = await run_in_threadpool(cache.get, f"compare:{round_id}:{state.last_seq}", compute)
+        source = who_file()
+        notes = [n.replace(str(source), source.name) if source else n for n in result.notes]  # no server paths
         frame = result.frame.reset_index()
         frame = frame.rename(columns={frame.columns[0]: "policy"})
         rows = frame.to_dict("records")
         spec = charts.deaths_chart([{"policy": str(r["policy"]), "deaths_averted": float(r["deaths_averted"])}
                                     for r in rows if "deaths_averted" in r])
-        return page(request, "_compare.html", ident, columns=list(frame.columns), rows=rows, notes=result.notes,
+        return page(request, "_compare.html", ident, columns=list(frame.columns), rows=rows, notes=notes,
                     spec=spec, seq=state.last_seq)
 
     @router.post("/rounds/{round_id}/advance")
