@@ -81,6 +81,8 @@ def test_dprk_declines_and_the_board_updates_live(demo_server: tuple[Server, Dem
         "document.querySelector(\"#status-table tr[data-status='declined'] [data-offers]\").textContent === '1'",
         timeout=15_000)
     assert board.evaluate("window.__sameDocument") is True
+    board.wait_for_function(f"document.querySelector('#ledger-head-full code').textContent === '{receipt_hash}'")
+    board.wait_for_function(f"document.querySelector('#ledger-head code').title === '{receipt_hash}'")
     row = board.locator("#declines tr", has_text="PRK")
     assert "efficacy concerns" in row.inner_text() and "severely affected countries" in row.inner_text()
     assert "<script>window.__pwned = 1</script>" in row.inner_text()  # shown as text, not run

@@ -274,9 +274,9 @@ def make_router(sessions: Sessions, who_file: Callable[[], Path | None], *, sse_
         return page(request, "ledger.html", ident, events=list(reversed(events)), format_time=format_time)
 
     @router.get("/ledger/head", response_class=HTMLResponse)
-    def head(request: Request) -> HTMLResponse:
+    def head(request: Request, full: bool = False) -> HTMLResponse:
         ident = who(request)
-        return page(request, "_head.html", ident)
+        return page(request, "_head.html", ident, full=full)
 
     @router.post("/ledger/verify", response_class=HTMLResponse)
     async def verify(request: Request) -> HTMLResponse:
