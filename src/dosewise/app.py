@@ -40,12 +40,14 @@ if TYPE_CHECKING:
     from dosewise.compare import PolicyRuns
     from dosewise.impact.parameters import ImpactParams
     from dosewise.ledger import Event, Store, VerifyReport
+    from dosewise.ledger.identities import Identity, KeyRing
     from dosewise.ledger.store import ExportFormat
     from dosewise.rounds import Rounds, RoundState
     from dosewise.scenario import Scenario
     from dosewise.world import World
 
 __all__ = [
+    "DEMO_KEYS",
     "DEMO_NEED_AS_OF",
     "FULL_CHECK_EVENTS",
     "Allocated",
@@ -58,10 +60,12 @@ __all__ = [
     "compare",
     "demo_texts",
     "load",
+    "load_text",
     "need",
     "need_for_world",
     "participants_for_group",
     "remember_head",
+    "stage_demo",
 ]
 
 FULL_CHECK_EVENTS = 200_000
@@ -80,6 +84,22 @@ def load(scenario: Scenario | str | Path) -> Scenario:
     if str(scenario) == "demo":
         return load_demo()
     return load_scenario(scenario)
+
+
+MAX_SCENARIO_CHARS = 2_000_000
+"""A scenario sent as text (e.g. to the service) is refused beyond this length."""
+
+
+def load_text(text: str, *, file: str | None = None) -> Scenario:
+    """A validated scenario from YAML text (``"demo"`` for the built-in demo)."""
+    from dosewise.scenario import load_demo, parse_scenario_text
+
+    if text.strip() == "demo":
+        return load_demo()
+    if len(text) > MAX_SCENARIO_CHARS:
+        raise InputError(f"a scenario is at most {MAX_SCENARIO_CHARS:,} characters", file=file, field="scenario",
+                         value=len(text))
+    return parse_scenario_text(text, file=file)
 
 
 @dataclass(frozen=True)
@@ -282,19 +302,29 @@ class Desk:
         self._verified: tuple[int, str] | None = None
 
     @classmethod
-    def open(cls, db: str | None = None, *, create: bool = False, actor: str = "dosewise") -> Desk:
+    def open(cls, db: str | None = None, *, create: bool = False, actor: str = "dosewise",
+             group_commit: bool = False) -> Desk:
         """Open the ledger at ``db`` (SQLite path or URL; ``"memory"`` for a throwaway one).
 
         Only ``create=True`` may make a new SQLite file; otherwise a missing file is an error,
-        so a mistyped path never yields an empty ledger.
+        so a mistyped path never yields an empty ledger. ``group_commit`` lets single appends
+        from concurrent threads share batches (:class:`~dosewise.ledger.group.GroupCommit`), as a
+        server answering many participants at once wants.
         """
         from dosewise.ledger import default_db, existing_db, open_store
 
         if db == "memory":
-            return cls(open_store("memory"), actor=actor)
-        url = (db or default_db()) if create else existing_db(db)
-        key = url if "://" in url else str(Path(url).expanduser().resolve())
-        return cls(open_store(url), actor=actor, url=key)
+            store = open_store("memory")
+            key = None
+        else:
+            url = (db or default_db()) if create else existing_db(db)
+            key = url if "://" in url else str(Path(url).expanduser().resolve())
+            store = open_store(url)
+        if group_commit:
+            from dosewise.ledger.group import GroupCommit
+
+            store = GroupCommit(store)
+        return cls(store, actor=actor, url=key)
 
     def ensure_intact(self) -> None:
         """Before recording anything: check the chain, so nothing is ever appended to a broken one.
@@ -362,6 +392,39 @@ class Desk:
         self._recorded()
         return self.rounds.state(rid)
 
+    def propose_round(
+        self,
+        scenario: Scenario,
+        *,
+        identity: str,
+        actor: str | None = None,
+        round_id: str | None = None,
+        need: Mapping[str, float] | None = None,
+        need_source: str = "",
+        file: str | None = None,
+        key: str | None = None,
+    ) -> RoundState:
+        """Propose a round (two-person rule): the allocation and the offers it would make are
+        recorded as ``round.proposed``; nothing is offered until another identity approves."""
+        self.ensure_intact()
+        rid = self.rounds.propose(scenario, identity=identity, actor=actor, round_id=round_id, need=need,
+                                  need_source=need_source, file=file, idempotency_key=key)
+        self._recorded()
+        return self.rounds.view(rid)
+
+    def approve_round(self, round_id: str, *, identity: str, actor: str | None = None,
+                      key: str | None = None) -> RoundState:
+        """Approve a proposed round: its offers are recorded. The proposer's identity cannot
+        approve (:class:`~dosewise.errors.ForbiddenError`)."""
+        self.ensure_intact()
+        self.rounds.approve(round_id, identity=identity, actor=actor, idempotency_key=key)
+        self._recorded()
+        return self.rounds.view(round_id)
+
+    def view(self, round_id: str) -> RoundState:
+        """A private copy of the round's current state (safe to read while other threads write)."""
+        return self.rounds.view(round_id)
+
     def respond(
         self,
         offer_id: str,
@@ -373,19 +436,22 @@ class Desk:
         on: dt.date | None = None,
         key: str | None = None,
         actor: str | None = None,
+        participant: str | None = None,
     ) -> Event:
-        """Accept or decline an open offer; a retry with the same ``key`` returns the first answer."""
+        """Accept or decline an open offer; a retry with the same ``key`` returns the first answer.
+        With ``participant``, only an offer made to that participant may be answered."""
         self.ensure_intact()
         ev = self.rounds.respond(offer_id, action, reason=reason, note=note, wish=wish, on=on,
-                                 idempotency_key=key, actor=actor)
+                                 idempotency_key=key, actor=actor, participant=participant)
         self._recorded()
         return ev
 
     def advance(self, round_id: str, to: dt.date, *, need: Mapping[str, float] | None = None,
-                need_source: str = "") -> list[Event]:
+                need_source: str = "", actor: str | None = None, key: str | None = None) -> list[Event]:
         """Move the round's date to ``to``: overdue offers lapse, unusable doses expire, one
         reallocation pass re-offers the pool. A date already reached records nothing new.
-        ``need`` replaces the need vector recorded in the round (recorded in turn)."""
+        ``need`` replaces the need vector recorded in the round (recorded in turn); a retry with
+        the same ``key`` returns the batch first recorded."""
         if need is None:
             state = self.round(round_id)
             source = cached_who() if state.need is None and state.opened.get("reallocation") == "need" else None
@@ -393,16 +459,23 @@ class Desk:
                 need = need_for_world(self.world(round_id), source, to)
                 need_source = f"{source.name} (cache) as of {to}"
         self.ensure_intact()
-        events = self.rounds.advance(round_id, to, need=need, need_source=need_source)
+        events = self.rounds.advance(round_id, to, need=need, need_source=need_source, actor=actor,
+                                     idempotency_key=key)
         self._recorded()
         return events
 
-    def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False) -> Event:
+    def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False, actor: str | None = None,
+             key: str | None = None) -> Event:
         """Record shipment (or delivery) of an accepted offer."""
         self.ensure_intact()
-        ev = self.rounds.ship(offer_id, on=on, delivered=delivered)
+        ev = self.rounds.ship(offer_id, on=on, delivered=delivered, actor=actor, idempotency_key=key)
         self._recorded()
         return ev
+
+    def offer(self, offer_id: str) -> dict[str, Any]:
+        """One offer as the round's state holds it (a copy), with its round id."""
+        state, offer = self.rounds._offer(offer_id)
+        return {**offer, "round_id": state.round_id}
 
     def round(self, round_id: str) -> RoundState:
         """The round's state, brought up to date with every recorded event."""
@@ -454,6 +527,65 @@ class Desk:
         from collections import deque
 
         return list(deque(self.store.read(round_id=round_id), maxlen=limit))
+
+    def head(self) -> Event | None:
+        """The last event recorded, or None for an empty ledger."""
+        return self.store.head()
+
+    def events(self, *, after: int = 0, limit: int = 100, round_id: str | None = None,
+               participant: str | None = None) -> list[Event]:
+        """Up to ``limit`` events after sequence ``after`` (a cursor), in order; with ``participant``
+        only the events about that participant's offers."""
+        out: list[Event] = []
+        if limit <= 0:
+            return out
+        for ev in self.store.read(after_seq=after, round_id=round_id):
+            if participant is not None and ev.participant != participant:
+                continue
+            out.append(ev)
+            if len(out) >= limit:
+                break
+        return out
+
+    # identities --------------------------------------------------------------------------------
+    @property
+    def keys(self) -> KeyRing:
+        """The ledger's API keys (SQL ledgers only)."""
+        ring = getattr(self, "_keys", None)
+        if ring is None:
+            from dosewise.errors import LedgerError
+            from dosewise.ledger.identities import KeyRing
+
+            engine = getattr(self.store, "engine", None)
+            if engine is None:
+                raise LedgerError("API keys need a SQL ledger (a SQLite file or a PostgreSQL URL)")
+            ring = KeyRing(engine)
+            self._keys: KeyRing = ring
+        return ring
+
+    def create_key(self, role: str, *, name: str | None = None, participant: str | None = None,
+                   by: str | None = None) -> tuple[Identity, str]:
+        """Create an API key; returns the identity and the token, to show once. The key's
+        creation is recorded as an ``identity.created`` event (without the secret)."""
+        from dosewise.ledger import NewEvent
+
+        self.ensure_intact()
+        ident, token = self.keys.create(role, name=name, participant=participant)
+        self.store.append_one(NewEvent(type="identity.created", actor=by or self.actor, payload={
+            "key_id": ident.key_id, "name": ident.name, "role": ident.role, "participant": ident.participant}))
+        return ident, token
+
+    def revoke_key(self, key_id: str, *, by: str | None = None) -> Identity:
+        """Revoke an API key at once; recorded as an ``identity.revoked`` event."""
+        from dosewise.ledger import NewEvent
+
+        before = self.keys.get(key_id)
+        self.ensure_intact()
+        ident = self.keys.revoke(key_id)
+        if before.revoked_at is None:
+            self.store.append_one(NewEvent(type="identity.revoked", actor=by or self.actor,
+                                           payload={"key_id": key_id, "name": ident.name, "role": ident.role}))
+        return ident
 
 
 def audit_rounds(store: Store) -> dict[str, list[str]]:
@@ -532,6 +664,38 @@ class DemoResult:
     verify: VerifyReport
     allocation: Allocated
     impact: Comparison | None = None
+
+
+DEMO_KEYS: tuple[tuple[str, str | None, str | None], ...] = (
+    ("coordinator", "secretariat", None),
+    ("reviewer", "validation-group", None),
+    ("observer", "observer", None),
+    ("donor", "donor", None),
+    ("participant", None, "PRK"),
+    ("participant", None, "KEN"),
+)
+"""The API keys ``dosewise demo --serve`` makes for its own ledger: (role, name, participant)."""
+
+
+def stage_demo(desk: Desk, *, who: str | Path | None = None) -> tuple[RoundState, RoundState]:
+    """Record the demo for the dashboard: the AMC92 AstraZeneca round played out as scripted, and
+    the CoronaVac round for DPRK opened with its offer awaiting DPRK's answer (to be given with
+    DPRK's own key). With a WHO weekly file (``who``, else the cached one) the round records need
+    scores as of :data:`DEMO_NEED_AS_OF`, and a decline is re-offered by need."""
+    from dosewise.scenario import load_demo
+
+    first = desk.open_round(load_demo(), round_id="demo-amc92-az-2021-02", file="demo_amc92.yaml")
+    desk.rounds.play(first.round_id)
+    second_sc = coronavac_scenario()
+    source = who if who is not None else cached_who()
+    need_vec = None
+    if source is not None:
+        from dosewise.world import build_world
+
+        need_vec = need_for_world(build_world(second_sc), source, DEMO_NEED_AS_OF)
+    second = desk.open_round(second_sc, need=need_vec, file="demo_coronavac.yaml",
+                             need_source="" if source is None else f"{Path(source).name} as of {DEMO_NEED_AS_OF}")
+    return desk.round(first.round_id), desk.round(second.round_id)
 
 
 def run_demo(desk: Desk, *, who: str | Path | None = None, impact: bool = True) -> DemoResult:

@@ -6,7 +6,9 @@ HTTP 4xx answer, never a traceback::
 
     DosewiseError
     ├── InputError            bad input: names the file, the field path and the value
-    │   └── ScenarioError     a scenario file that does not validate
+    │   ├── ScenarioError     a scenario file that does not validate
+    │   └── NotFoundError     a round, offer or key the ledger does not hold
+    ├── ForbiddenError        an identity acting outside its role (e.g. approving its own proposal)
     ├── ReferenceDataError    a participant a reference source does not cover
     ├── AllocationError       a policy cannot produce an allocation from this state
     ├── RoundError            an offer transition that the round rules forbid
@@ -26,9 +28,11 @@ __all__ = [
     "ConflictError",
     "DataSourceError",
     "DosewiseError",
+    "ForbiddenError",
     "InputError",
     "IntegrityError",
     "LedgerError",
+    "NotFoundError",
     "ReferenceDataError",
     "RoundError",
     "ScenarioError",
@@ -106,6 +110,14 @@ class ScenarioError(InputError):
         )
         self.field = first_field
         self.value = first_value
+
+
+class NotFoundError(InputError):
+    """A round, offer or key that the ledger does not hold."""
+
+
+class ForbiddenError(DosewiseError):
+    """An identity acting outside its role, or against the two-person rule."""
 
 
 class ReferenceDataError(DosewiseError):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-__all__ = ["DECLINE_REASONS", "DeclineReason"]
+__all__ = ["DECLINE_REASONS", "ROLES", "DeclineReason", "Role"]
 
 DeclineReason = Literal[
     "efficacy_concerns",
@@ -21,3 +21,11 @@ DeclineReason = Literal[
 """Why a participant declines an offer (the reasons COVAX participants gave, plus ``other``)."""
 
 DECLINE_REASONS: tuple[str, ...] = get_args(DeclineReason)
+
+Role = Literal["admin", "coordinator", "reviewer", "participant", "donor", "observer"]
+"""Who acts on a ledger through the service: ``admin`` manages keys and may do what a
+coordinator does; ``coordinator`` proposes, advances and ships; ``reviewer`` approves a
+proposed round (never its own proposal); ``participant`` sees and answers only its own offers;
+``donor`` and ``observer`` read everything and write nothing."""
+
+ROLES: tuple[str, ...] = get_args(Role)

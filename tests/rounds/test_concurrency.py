@@ -109,7 +109,7 @@ while time.time() < start:
 day = dt.date(2021, 8, 30)
 for step in range(4):
     state = rounds.state(rid)
-    for oid, o in state.offers.items():
+    for oid, o in list(state.offers.items()):
         if o["status"] == "offered" and rng.random() < 0.5:
             try:
                 if rng.random() < 0.5:

@@ -22,6 +22,10 @@ def demo(
     out: OutOption = None,
     impact: Annotated[bool, typer.Option(help="Value the CoronaVac round before and after the decline "
                                               "with the impact model.")] = True,
+    serve: Annotated[bool, typer.Option("--serve", help="Open the demo in the web dashboard instead: the AMC92 "
+                                                        "round played, DPRK's CoronaVac offer awaiting its answer; "
+                                                        "prints the URL and one API key per role.")] = False,
+    port: Annotated[int, typer.Option(help="With --serve: the port on 127.0.0.1.", min=1, max=65535)] = 8000,
 ) -> None:
     """Run the built-in demo: the AMC92 AstraZeneca round, then DPRK's declined CoronaVac, reallocated."""
     from dosewise import app as api
@@ -31,6 +35,9 @@ def demo(
         from dosewise.errors import InputError
 
         raise InputError("file not found", file=str(who), field="--who")
+    if serve:
+        _serve(db, who, port)
+        return
     first = api.load("demo")
     console.rule(f"[bold]1. {safe(first.name)}")
     console.print(safe(first.description.strip(), limit=5000))
@@ -39,6 +46,40 @@ def demo(
         _story(result, db=db)
     if out is not None:
         write_rows(result.allocation.frame(), out)
+
+
+def _serve(db: str | None, who: Path | None, port: int) -> None:
+    """Record the demo on a fresh ledger, make its keys, and serve the dashboard on 127.0.0.1."""
+    import tempfile
+
+    import uvicorn
+
+    from dosewise import app as api
+    from dosewise.errors import InputError
+    from dosewise.service.app import create_app
+    from dosewise.service.settings import Settings
+
+    if db is None:
+        db = str(Path(tempfile.mkdtemp(prefix="dosewise-demo-")) / "demo.db")
+    elif Path(db).exists():
+        raise InputError("the demo writes a new ledger: this file exists already", field="--db", value=db)
+    console.print("recording the demo rounds …")
+    keys: list[tuple[str, str, str]] = []
+    with api.Desk.open(db, create=True, actor="covax-demo") as desk:
+        first, second = api.stage_demo(desk, who=who)
+        for role, name, participant in api.DEMO_KEYS:
+            ident, token = desk.create_key(role, name=name, participant=participant, by="covax-demo")
+            keys.append((role, ident.participant or ident.name, token))
+    url = f"http://127.0.0.1:{port}/web/"
+    console.print(f"ledger: {safe(db)}  (rounds {first.round_id}, {second.round_id})", highlight=False)
+    console.print(f"dashboard: [bold]{url}[/]  — log in with one of these keys (made for this demo ledger only):",
+                  highlight=False)
+    for role, who_, token in keys:
+        console.print(f"  {role:<12} {safe(who_):<18} {token}", highlight=False, soft_wrap=True)
+    console.print("Log in as PRK to decline its CoronaVac offer; the secretariat's board updates at once. "
+                  "Ctrl-C stops the server.", highlight=False)
+    settings = Settings(db=db, who=who, port=port)  # type: ignore[call-arg]
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2)
 
 
 def _story(result: DemoResult, *, db: str | None) -> None:

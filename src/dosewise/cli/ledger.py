@@ -304,7 +304,8 @@ def log(
     console.print(table)
 
 
-keys_app = typer.Typer(name="keys", help="Ed25519 keys for the parties and for the ledger.", no_args_is_help=True)
+keys_app = typer.Typer(name="keys", help="Ed25519 keys for the parties and for the ledger (gen, register); API keys "
+                                        "for the service (create, list, revoke).", no_args_is_help=True)
 
 
 @keys_app.command("gen")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["CHECKPOINTS", "EVENTS", "HEAD_REVISION", "MERKLE_NODES", "METADATA", "SNAPSHOTS", "VERSION_TABLE"]
+__all__ = ["CHECKPOINTS", "EVENTS", "HEAD_REVISION", "IDENTITIES", "MERKLE_NODES", "METADATA", "SNAPSHOTS",
+           "VERSION_TABLE"]
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 """The latest migration; a database at this revision is not migrated again on open."""
 
 VERSION_TABLE = "dosewise_ledger_version"
@@ -73,3 +74,16 @@ SNAPSHOTS = sa.Table(
 )
 """Snapshots of a round's projection (append-only): ``body`` is the state after event ``seq``, whose
 chain hash was ``chain_hash``. A cache for opening a long round fast; never trusted without checks."""
+
+IDENTITIES = sa.Table(
+    "identities",
+    METADATA,
+    sa.Column("key_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("participant", sa.Text),
+    sa.Column("secret_hash", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("revoked_at", sa.Text),
+)
+"""API keys: who may act on the ledger through the service (secrets stored as Argon2id hashes only)."""

@@ -19,11 +19,12 @@ import copy
 import datetime as dt
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from dosewise.errors import ConflictError, InputError, RoundError
+from dosewise.errors import ConflictError, ForbiddenError, InputError, NotFoundError, RoundError
 from dosewise.ledger import Event, LedgerView, NewEvent, Store
 from dosewise.rounds.events import (
     BufferHeld,
@@ -32,9 +33,12 @@ from dosewise.rounds.events import (
     OfferAnswered,
     OfferMade,
     OfferMoved,
+    ProposedEvent,
     ReallocationPass,
     RoundAdvanced,
+    RoundApproved,
     RoundOpened,
+    RoundProposed,
     new_event,
 )
 from dosewise.rounds.reallocate import LotPool, plan_pass
@@ -99,6 +103,7 @@ class Rounds:
         self._states: dict[str, RoundState] = {}
         self._offer_round: dict[str, str] = {}
         self._optimal: dict[str, Any] = {}  # round id -> OptimalState kept for warm re-solves
+        self._lock = threading.RLock()  # guards the caches when threads of one process share this object
         self._snapshot_seq: dict[str, int] = {}
         self.snapshot_every = SNAPSHOT_EVERY
 
@@ -107,15 +112,21 @@ class Rounds:
         """The round's projection, brought up to date with events recorded since the last call
         (by this process or any other): only the new events are read and applied. The first call
         starts from the round's newest valid snapshot, when there is one."""
-        state = self._states.get(round_id) or self._from_snapshot(round_id) or RoundState(round_id)
-        for ev in self.store.read(after_seq=state.last_seq, round_id=round_id):
-            state.apply(ev)
-            if ev.type == "offer.made" and ev.offer_id:
-                self._offer_round[ev.offer_id] = round_id
-        if not state.opened:
-            raise InputError("no such round in the ledger", field="round", value=round_id)
-        self._states[round_id] = state
-        return state
+        with self._lock:
+            state = self._states.get(round_id) or self._from_snapshot(round_id) or RoundState(round_id)
+            for ev in self.store.read(after_seq=state.last_seq, round_id=round_id):
+                state.apply(ev)
+                if ev.type == "offer.made" and ev.offer_id:
+                    self._offer_round[ev.offer_id] = round_id
+            if not state.opened and state.proposal is None:
+                raise NotFoundError("no such round in the ledger", field="round", value=round_id)
+            self._states[round_id] = state
+            return state
+
+    def view(self, round_id: str) -> RoundState:
+        """A copy of the round's up-to-date state that no other thread changes while it is read."""
+        with self._lock:
+            return self.state(round_id).copy()
 
     def _from_snapshot(self, round_id: str) -> RoundState | None:
         from dosewise.ledger import snapshots
@@ -152,7 +163,11 @@ class Rounds:
             self.snapshot(round_id)
 
     def rounds(self) -> list[str]:
-        return [ev.round_id for ev in self.store.read(types=["round.opened"]) if ev.round_id]
+        seen: dict[str, None] = {}
+        for ev in self.store.read(types=["round.proposed", "round.opened"]):
+            if ev.round_id:
+                seen.setdefault(ev.round_id)
+        return list(seen)
 
     def world(self, round_id: str) -> World:
         """The world the round was opened on, rebuilt from the scenario recorded in the ledger."""
@@ -161,6 +176,8 @@ class Rounds:
     def scenario_world(self, round_id: str) -> tuple[Scenario, World]:
         """The scenario recorded when the round opened, and its world."""
         rid = round_id
+        if not (self._states.get(rid) or self.state(rid)).opened:
+            raise RoundError(f"round {rid} is proposed and awaits a reviewer's approval")
         if rid not in self._worlds:
             state = self._states.get(rid) or self.state(rid)
             from dosewise.world import build_world
@@ -174,10 +191,11 @@ class Rounds:
         if rid is None:
             first = next(iter(self.store.read(offer_id=offer_id, types=["offer.made"])), None)
             if first is None or first.round_id is None:
-                raise InputError("no such offer in the ledger", field="offer", value=offer_id)
+                raise NotFoundError("no such offer in the ledger", field="offer", value=offer_id)
             rid = first.round_id
-        state = self.state(rid)
-        return state, state.offers[offer_id]
+        with self._lock:
+            state = self.state(rid)
+            return state, dict(state.offers[offer_id])
 
     # -- opening -------------------------------------------------------------------------------
     def open(
@@ -197,17 +215,31 @@ class Rounds:
         the need this object was made with) is recorded as the need vector the round's
         reallocation ranks by. Opening the same round again with the same scenario changes
         nothing and returns its id; the same id with another scenario is a
-        :class:`~dosewise.errors.ConflictError`.
+        :class:`~dosewise.errors.ConflictError`. A round awaiting approval cannot be opened
+        directly.
         """
-        from dosewise.world import build_world
-
         sc = parse_scenario_text(scenario, file=file) if isinstance(scenario, str) else scenario
         text = scenario_text(sc)
-        rules = sc.round
-        rid = round_id or rules.id or "R-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+        rid = round_id or sc.round.id or "R-" + hashlib.sha256(text.encode()).hexdigest()[:10]
         if self._already_open(rid, text):
             return rid
+        events, world = self._plan_open(sc, text, rid, allocation, need, need_source, self.actor)
+        try:
+            self.store.append(events)
+        except ConflictError:
+            if self._already_open(rid, text):  # another process opened it first
+                return rid
+            raise
+        self._worlds[rid] = (sc, world)
+        return rid
+
+    def _plan_open(self, sc: Scenario, text: str, rid: str, allocation: Allocation | None,
+                   need: Mapping[str, float] | None, need_source: str, actor: str) -> tuple[list[NewEvent], World]:
+        """The batch that opens a round: the round, its need vector, lots, buffer and offers."""
+        from dosewise.world import build_world
+
         world = build_world(sc)
+        rules = sc.round
         opens = _check_day(rules.opens or sc.as_of or min(lot.available for lot in sc.lots), "round.opens")
         if allocation is None:
             if rules.reallocation == "optimal":
@@ -222,7 +254,6 @@ class Rounds:
 
                 allocation = get_policy(sc.policy.name)(world, sc.policy)
         deadline = opens + dt.timedelta(days=rules.response_days)
-        actor = self.actor
         events = [
             new_event("round.opened", RoundOpened(
                 opens=opens, policy=sc.policy.name, name=sc.name, response_days=rules.response_days,
@@ -252,22 +283,107 @@ class Rounds:
                 offer=oid, lot=lot_id, participant=code, doses=int(allocation.doses[i, j]), deadline=deadline,
                 pass_=0, why=f"{allocation.policy} allocation"), actor=actor, round_id=rid, offer_id=oid,
                 lot_id=lot_id, participant=code))
+        return events, world
+
+    def _already_open(self, rid: str, text: str) -> bool:
+        first = next(iter(self.store.read(round_id=rid, types=["round.opened", "round.proposed"])), None)
+        if first is None:
+            return False
+        if first.type == "round.proposed":
+            raise ConflictError(f"round {rid} was proposed and is opened by a reviewer's approval, not directly")
+        if first.payload.get("scenario") != text:
+            raise ConflictError(f"round {rid} is already open with another scenario; give the new round another id")
+        return True
+
+    # -- two-person rule -----------------------------------------------------------------------
+    def _replayed(self, round_id: str, key: str | None, type_: str) -> Event | None:
+        """The event recorded earlier under idempotency ``key`` in this round, if any."""
+        if key is None:
+            return None
+        stored = next((ev for ev in self.store.read(round_id=round_id) if ev.idempotency_key == key), None)
+        if stored is not None and stored.type != type_:
+            raise ConflictError(f"idempotency key {key!r} was used for {stored.type}, not {type_}")
+        return stored
+
+    def propose(
+        self,
+        scenario: Scenario | str,
+        *,
+        identity: str,
+        actor: str | None = None,
+        file: str | None = None,
+        round_id: str | None = None,
+        need: Mapping[str, float] | None = None,
+        need_source: str = "",
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Propose a round: the allocation is computed and recorded as ``round.proposed`` with the
+        offers it would make; no offer goes out until another identity approves it
+        (:meth:`approve`). ``identity`` names who proposes (the two-person rule compares it).
+        Proposing the same round again with the same scenario records nothing."""
+        sc = parse_scenario_text(scenario, file=file) if isinstance(scenario, str) else scenario
+        text = scenario_text(sc)
+        rid = round_id or sc.round.id or "R-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+        if self._replayed(rid, idempotency_key, "round.proposed") is not None:
+            return rid
+        first = next(iter(self.store.read(round_id=rid, types=["round.opened", "round.proposed"])), None)
+        if first is not None:
+            if first.type == "round.opened":
+                raise ConflictError(f"round {rid} is already open; give the new round another id")
+            if _proposed_text(first) != text:
+                raise ConflictError(f"round {rid} is already proposed with another scenario; give the new round "
+                                    "another id")
+            return rid
+        actor = actor or self.actor
+        planned, world = self._plan_open(sc, text, rid, None, need, need_source, actor)
+        proposal = RoundProposed(proposed_by=identity, events=[
+            ProposedEvent(type=ne.type, payload=dict(ne.payload)) for ne in planned])  # type: ignore[arg-type]
+        ev = new_event("round.proposed", proposal, actor=actor, round_id=rid, idempotency_key=idempotency_key,
+                       unique_slot=f"round:{rid}:proposed")
         try:
-            self.store.append(events)
+            self.store.append_one(ev)
         except ConflictError:
-            if self._already_open(rid, text):  # another process opened it first
+            if self._replayed(rid, idempotency_key, "round.proposed") is not None:
                 return rid
             raise
         self._worlds[rid] = (sc, world)
         return rid
 
-    def _already_open(self, rid: str, text: str) -> bool:
-        opened = next(iter(self.store.read(round_id=rid, types=["round.opened"])), None)
-        if opened is None:
-            return False
-        if opened.payload.get("scenario") != text:
-            raise ConflictError(f"round {rid} is already open with another scenario; give the new round another id")
-        return True
+    def approve(self, round_id: str, *, identity: str, actor: str | None = None,
+                idempotency_key: str | None = None) -> list[Event]:
+        """Approve a proposed round: record ``round.approved`` and the proposal's events (the
+        round, lots, buffer, offers) as one batch. The proposer's identity cannot approve
+        (:class:`~dosewise.errors.ForbiddenError`); a second approval is a
+        :class:`~dosewise.errors.ConflictError`; a retry with the same key returns the first."""
+        stored = self._replayed(round_id, idempotency_key, "round.approved")
+        if stored is not None:
+            return [stored]
+        with self._lock:
+            state = self.state(round_id)
+            proposal = copy.deepcopy(state.proposal)
+            opened = bool(state.opened)
+        if proposal is None:
+            raise RoundError(f"round {round_id} was opened directly; there is no proposal to approve")
+        if opened:
+            raise ConflictError(f"round {round_id} is already approved and open")
+        if proposal["proposed_by"] == identity:
+            raise ForbiddenError(f"round {round_id} was proposed by {identity}; another identity must approve it "
+                                 "(two-person rule)")
+        actor = actor or self.actor
+        events = [new_event("round.approved", RoundApproved(
+            proposal_seq=proposal["seq"], proposal_hash=proposal["hash"], proposed_by=proposal["proposed_by"],
+            approved_by=identity), actor=actor, round_id=round_id, idempotency_key=idempotency_key,
+            unique_slot=f"round:{round_id}:approved")]
+        for item in proposal["events"]:
+            events.append(new_event(item["type"], item["payload"], actor=actor, round_id=round_id,
+                                    **_columns(item["type"], item["payload"], round_id)))
+        try:
+            return self.store.append(events)
+        except ConflictError:
+            again = self._replayed(round_id, idempotency_key, "round.approved")
+            if again is not None:
+                return [again]
+            raise
 
     # -- responses -----------------------------------------------------------------------------
     def respond(
@@ -282,12 +398,15 @@ class Rounds:
         idempotency_key: str | None = None,
         actor: str | None = None,
         sign: Signer | None = None,
+        participant: str | None = None,
     ) -> Event:
         """Accept or decline an open offer, before its deadline.
 
         A second answer is a :class:`~dosewise.errors.ConflictError`; a retry with the same
         ``idempotency_key`` returns the first answer, whatever the round's date is by then.
-        ``sign`` attaches the actor's signature to the event before it is recorded.
+        ``sign`` attaches the actor's signature to the event before it is recorded. With
+        ``participant``, the answer is refused (:class:`~dosewise.errors.ForbiddenError`) unless
+        the offer is made to that participant.
         """
         if action not in ("accept", "decline"):
             raise InputError("action must be accept or decline", field="action", value=action)
@@ -299,8 +418,12 @@ class Rounds:
             raise InputError("only a decline takes a reason and a wish", field="reason" if reason else "wish",
                              value=reason or wish)
         state, offer = self._offer(offer_id)
+        if participant is not None and offer["participant"] != participant:
+            raise ForbiddenError(f"offer {offer_id} is made to {offer['participant']}; a participant key for "
+                                 f"{participant} may not see or answer it")
         target = "accepted" if action == "accept" else "declined"
-        if idempotency_key is not None:
+        # an answer recorded under this key would have closed the offer: look it up only then
+        if idempotency_key is not None and offer["status"] != "offered":
             stored = next((ev for ev in self.store.read(offer_id=offer_id)
                            if ev.idempotency_key == idempotency_key), None)
             if stored is not None:
@@ -325,16 +448,26 @@ class Rounds:
         self._maybe_snapshot(state.round_id)
         return stored
 
-    def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False) -> Event:
-        """Record shipment (or delivery) of an accepted offer."""
+    def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False, actor: str | None = None,
+             idempotency_key: str | None = None) -> Event:
+        """Record shipment (or delivery) of an accepted offer; a retry with the same key returns the first."""
         state, offer = self._offer(offer_id)
         target = "delivered" if delivered else "shipped"
+        if idempotency_key is not None:
+            stored = next((ev for ev in self.store.read(offer_id=offer_id)
+                           if ev.idempotency_key == idempotency_key), None)
+            if stored is not None:
+                if stored.type != f"offer.{target}":
+                    raise ConflictError(f"idempotency key {idempotency_key!r} was used for {stored.type} of "
+                                        f"{offer_id}, not offer.{target}")
+                return stored
         if target not in NEXT.get(offer["status"], ()):
             raise RoundError(f"offer {offer_id} is {offer['status']}; it cannot be {target}")
         return self.store.append_one(
-            new_event(f"offer.{target}", OfferMoved(offer=offer_id, on=_check_day(on, "on")), actor=self.actor,
-                      round_id=state.round_id, offer_id=offer_id, lot_id=offer["lot"],
-                      participant=offer["participant"], unique_slot=f"offer:{offer_id}:{target}")
+            new_event(f"offer.{target}", OfferMoved(offer=offer_id, on=_check_day(on, "on")),
+                      actor=actor or self.actor, round_id=state.round_id, offer_id=offer_id, lot_id=offer["lot"],
+                      participant=offer["participant"], idempotency_key=idempotency_key,
+                      unique_slot=f"offer:{offer_id}:{target}")
         )
 
     # -- time and reallocation -----------------------------------------------------------------
@@ -342,9 +475,10 @@ class Rounds:
         """Compute a batch from the round's state and append it only if the round has not moved
         since (compare-and-set on the round's last sequence, inside the ledger's write lock)."""
         for _ in range(_RETRIES):
-            state = self.state(round_id)
-            seen = state.last_seq  # before building: the batch is computed from exactly this state
-            events = build(state)
+            with self._lock:
+                state = self.state(round_id)
+                seen = state.last_seq  # before building: the batch is computed from exactly this state
+                events = build(state)
             if not events:
                 return []
 
@@ -363,7 +497,7 @@ class Rounds:
         raise ConflictError(f"round {round_id} kept changing while this command ran; try again")
 
     def advance(self, round_id: str, to: dt.date, *, need: Mapping[str, float] | None = None,
-                need_source: str = "") -> list[Event]:
+                need_source: str = "", actor: str | None = None, idempotency_key: str | None = None) -> list[Event]:
         """Move the round's clock to ``to``: lapse overdue offers, expire unusable doses, and run one
         reallocation pass over the pool, all as one atomic batch.
 
@@ -373,12 +507,23 @@ class Rounds:
         either, the one recorded earlier in the round is used.
         """
         _check_day(to, "--to")
+        stored = self._replayed(round_id, idempotency_key, "round.advanced")
+        if stored is not None:  # the first answer: the batch that advance recorded
+            batch: list[Event] = []
+            for ev in self.store.read(after_seq=stored.seq - 1, round_id=round_id):
+                batch.append(ev)
+                if ev.type == "reallocation.pass":
+                    break
+            return batch
         need = need if need is not None else self.need
-        return self._append_for_round(round_id, lambda state: self._advance_batch(state, to, need, need_source))
+        return self._append_for_round(round_id, lambda state: self._advance_batch(
+            state, to, need, need_source, actor or self.actor, idempotency_key))
 
     def _advance_batch(self, state: RoundState, to: dt.date, need: Mapping[str, float] | None,
-                       need_source: str) -> list[NewEvent]:
+                       need_source: str, actor: str, key: str | None) -> list[NewEvent]:
         rid = state.round_id
+        if not state.opened:
+            raise RoundError(f"round {rid} is proposed and awaits a reviewer's approval")
         if state.closed:
             raise RoundError(f"round {rid} is closed")
         if state.today is not None and to < state.today:
@@ -386,9 +531,8 @@ class Rounds:
         if state.today == to and any(p.get("on") == to.isoformat() for p in state.passes):
             return []
         sc, world = self.scenario_world(rid)
-        actor = self.actor
         events: list[NewEvent] = [new_event("round.advanced", RoundAdvanced(to=to, from_=str(state.today)),
-                                            actor=actor, round_id=rid)]
+                                            actor=actor, round_id=rid, idempotency_key=key)]
         if need is not None:
             payload = _need_payload(need, need_source, to)
             if state.need is None or {k: f"{v:.6f}" for k, v in state.need.items()} != payload.scores:
@@ -492,6 +636,24 @@ class Rounds:
             self.advance(round_id, max(latest + dt.timedelta(days=1), state.today or latest))
             state = self.state(round_id)
         return state
+
+
+def _proposed_text(ev: Event) -> str | None:
+    for item in ev.payload.get("events", []):
+        if item.get("type") == "round.opened":
+            return str(item["payload"].get("scenario"))
+    return None
+
+
+def _columns(type_: str, payload: Mapping[str, Any], round_id: str) -> dict[str, Any]:
+    """The indexed columns of a proposed event, derived from its payload."""
+    if type_ == "round.opened":
+        return {"unique_slot": f"round:{round_id}:opened"}
+    if type_ in ("lot.added", "buffer.held"):
+        return {"lot_id": payload["lot"]}
+    if type_ == "offer.made":
+        return {"offer_id": payload["offer"], "lot_id": payload["lot"], "participant": payload["participant"]}
+    return {}
 
 
 def _as_event(ne: NewEvent, seq: int) -> Event:

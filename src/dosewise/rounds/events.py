@@ -25,10 +25,13 @@ __all__ = [
     "OfferMade",
     "OfferMoved",
     "Payload",
+    "ProposedEvent",
     "ReallocationPass",
     "RoundAdvanced",
+    "RoundApproved",
     "RoundClosed",
     "RoundOpened",
+    "RoundProposed",
     "new_event",
     "payload_of",
 ]
@@ -124,11 +127,39 @@ class ReallocationPass(Payload):
     order: str
 
 
+class ProposedEvent(Payload):
+    """One event a proposal would record once approved (its type and payload)."""
+
+    type: Literal["round.opened", "need.recorded", "lot.added", "buffer.held", "offer.made"]
+    payload: dict[str, Any]
+
+
+class RoundProposed(Payload):
+    """A round as a coordinator proposes it: the events its approval records, offers included.
+
+    ``proposed_by`` is the proposer's identity; a reviewer with the same identity cannot approve it.
+    """
+
+    proposed_by: str = Field(min_length=1)
+    events: list[ProposedEvent] = Field(min_length=1)
+
+
+class RoundApproved(Payload):
+    """A reviewer's approval of the proposal recorded at ``proposal_seq`` (hash ``proposal_hash``)."""
+
+    proposal_seq: int = Field(ge=1)
+    proposal_hash: str
+    proposed_by: str
+    approved_by: str = Field(min_length=1)
+
+
 class RoundClosed(Payload):
     on: dt.date | None = None
 
 
 PAYLOADS: dict[str, type[Payload]] = {
+    "round.proposed": RoundProposed,
+    "round.approved": RoundApproved,
     "round.opened": RoundOpened,
     "lot.added": LotAdded,
     "buffer.held": BufferHeld,

@@ -28,7 +28,9 @@ from dosewise.rounds.events import (
     OfferMoved,
     ReallocationPass,
     RoundAdvanced,
+    RoundApproved,
     RoundOpened,
+    RoundProposed,
     payload_of,
 )
 
@@ -76,7 +78,7 @@ class LotBalance(TypedDict):
 
 _PARTS = ("open", "accepted", "pool", "expired", "buffer")
 _OFFER_FIELDS = ("offer", "lot", "participant", "doses", "status", "deadline", "pass", "why", "reason", "note",
-                 "wish", "answered_on")
+                 "wish", "answered_on", "seq")
 
 
 @dataclass
@@ -93,6 +95,15 @@ class RoundState:
     need_source: str = ""
     closed: bool = False
     last_seq: int = 0
+    proposal: dict[str, Any] | None = None
+    approval: dict[str, Any] | None = None
+
+    @property
+    def phase(self) -> Literal["proposed", "open", "closed"]:
+        """``proposed`` (awaiting a reviewer's approval, no offer out), ``open`` or ``closed``."""
+        if self.closed:
+            return "closed"
+        return "open" if self.opened else "proposed"
 
     # -- projection ---------------------------------------------------------------------------
     def apply(self, ev: Event) -> None:
@@ -107,6 +118,17 @@ class RoundState:
                                  seq=ev.seq) from None
         self.last_seq = ev.seq
 
+    def copy(self) -> RoundState:
+        """An independent copy, cheaper than a deep copy: the mutable parts (lots, offers, the
+        pass list, the need vector) are copied; the recorded payloads, never changed once
+        applied, are shared."""
+        return RoundState(
+            round_id=self.round_id, opened=self.opened, today=self.today,
+            lots={k: LotBalance(**v) for k, v in self.lots.items()},
+            offers={k: dict(v) for k, v in self.offers.items()}, passes=list(self.passes),
+            need=None if self.need is None else dict(self.need), need_source=self.need_source,
+            closed=self.closed, last_seq=self.last_seq, proposal=self.proposal, approval=self.approval)
+
     # -- snapshots -----------------------------------------------------------------------------
     def to_json(self) -> str:
         """The whole state as JSON text (offers by column, so a long round loads fast)."""
@@ -118,6 +140,7 @@ class RoundState:
             "round_id": self.round_id, "opened": self.opened, "today": None if self.today is None else
             self.today.isoformat(), "lots": self.lots, "offers": offers, "passes": self.passes, "need": self.need,
             "need_source": self.need_source, "closed": self.closed, "last_seq": self.last_seq,
+            "proposal": self.proposal, "approval": self.approval,
         }, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -132,7 +155,8 @@ class RoundState:
         return cls(round_id=data["round_id"], opened=data["opened"],
                    today=None if data["today"] is None else dt.date.fromisoformat(data["today"]),
                    lots=data["lots"], offers=offers, passes=data["passes"], need=data["need"],
-                   need_source=data["need_source"], closed=data["closed"], last_seq=data["last_seq"])
+                   need_source=data["need_source"], closed=data["closed"], last_seq=data["last_seq"],
+                   proposal=data.get("proposal"), approval=data.get("approval"))
 
     # -- views ---------------------------------------------------------------------------------
     def offers_frame(self) -> pd.DataFrame:
@@ -194,6 +218,24 @@ class RoundState:
         return out
 
 
+def _proposed(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, RoundProposed)
+    if s.proposal is not None or s.opened:
+        raise IntegrityError(f"event seq {ev.seq}: round {s.round_id} proposed twice or after opening", seq=ev.seq)
+    s.proposal = {"seq": ev.seq, "hash": ev.hash, "actor": ev.actor, "proposed_by": p.proposed_by,
+                  "events": [e.model_dump(mode="json") for e in p.events]}
+
+
+def _approved(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, RoundApproved)
+    if s.proposal is None or s.approval is not None or p.proposal_seq != s.proposal["seq"]:
+        raise IntegrityError(f"event seq {ev.seq}: approval of round {s.round_id} matches no open proposal",
+                             seq=ev.seq)
+    if p.approved_by == s.proposal["proposed_by"]:
+        raise IntegrityError(f"event seq {ev.seq}: round {s.round_id} approved by its proposer", seq=ev.seq)
+    s.approval = {"seq": ev.seq, "actor": ev.actor, "approved_by": p.approved_by}
+
+
 def _opened(s: RoundState, ev: Event, p: Any) -> None:
     assert isinstance(p, RoundOpened)
     s.opened = dict(ev.payload)
@@ -223,7 +265,7 @@ def _offer_made(s: RoundState, ev: Event, p: Any) -> None:
     s.offers[p.offer] = {
         "offer": p.offer, "lot": p.lot, "participant": p.participant, "doses": p.doses, "status": "offered",
         "deadline": p.deadline.isoformat(), "pass": p.pass_, "why": p.why, "reason": None, "note": None,
-        "wish": None, "answered_on": None,
+        "wish": None, "answered_on": None, "seq": ev.seq,
     }
 
 
@@ -282,6 +324,8 @@ def _closed(s: RoundState, ev: Event, p: Any) -> None:
 
 
 _HANDLERS: dict[str, Callable[[RoundState, Event, Any], None]] = {
+    "round.proposed": _proposed,
+    "round.approved": _approved,
     "round.opened": _opened,
     "lot.added": _lot_added,
     "buffer.held": _buffer,

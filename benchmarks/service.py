@@ -1,0 +1,235 @@
+"""The service under load on loopback: every AMC92 participant answers its offers at once while
+observers poll, against uvicorn on 127.0.0.1 with PostgreSQL.
+
+Run: .venv/bin/python benchmarks/service.py [--rounds 4] [--workers 2] [--observers 4]
+
+Sets up a throwaway PostgreSQL server, one API key per participant of the demo scenario (92 AMC
+participants) plus a coordinator, a reviewer and observers; proposes and approves ``--rounds``
+copies of the demo round (165 offers each). Then, for each round in turn, the 92 participants
+answer all their offers concurrently over HTTP (DPRK declines with its reason, the others accept)
+while the observers poll the round's status and the ledger head. Prints requests/s, answers/s
+and p50/p95/p99 latency of the answers, then checks the ledger: the hash chain verifies, every
+lot balances (open + accepted + pool + expired + buffer = supply) and each offer has exactly one
+answer. Baseline, same process and ledger kind: the same answers recorded through
+``dosewise.app.Desk.respond`` directly (no HTTP, no authentication), one after another.
+Bounded: a few thousand requests, at most a few minutes; loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+
+from dosewise import app as api
+from dosewise.app import Desk
+from dosewise.ledger.pgserver import ThrowawayPostgres
+
+DECLINE = {"reason": "efficacy_concerns", "note": "doses should go to severely affected countries",
+           "wish": "severely affected countries"}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _database(server: ThrowawayPostgres, name: str) -> str:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine.dispose()
+    return str(sa.make_url(server.url).set(database=name).render_as_string(hide_password=False))
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3
+
+
+def setup(url: str, rounds: int, observers: int) -> tuple[dict[str, str], list[str], list[str]]:
+    """Keys and approved rounds; returns the tokens by label, the round ids and the participant codes."""
+    tokens: dict[str, str] = {}
+    scenario = api.load("demo")
+    with Desk.open(url, create=True, actor="benchmark") as desk:
+        codes = [str(c) for c in api.allocate(scenario).world.codes]
+        for label, role, name in [("coordinator", "coordinator", "carla"), ("reviewer", "reviewer", "rita")]:
+            tokens[label] = desk.create_key(role, name=name)[1]
+        for k in range(observers):
+            tokens[f"observer{k}"] = desk.create_key("observer", name=f"observer{k}")[1]
+        for code in codes:
+            tokens[code] = desk.create_key("participant", participant=code)[1]
+        rids = []
+        for r in range(rounds):
+            rid = f"load-{r}"
+            desk.propose_round(scenario, identity="carla", round_id=rid)
+            desk.approve_round(rid, identity="rita")
+            rids.append(rid)
+    return tokens, rids, codes
+
+
+async def run_round(base: str, tokens: dict[str, str], rid: str, codes: list[str], observers: int) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+        obs = {"Authorization": f"Bearer {tokens['observer0']}"}
+        offers: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            page = (await client.get(f"/rounds/{rid}/offers", params={"after": after, "limit": 1000},
+                                     headers=obs)).json()
+            offers += page["items"]
+            if page["next_cursor"] is None:
+                break
+            after = page["next_cursor"]
+        by_code: dict[str, list[str]] = {}
+        for o in offers:
+            by_code.setdefault(o["participant"], []).append(o["offer"])
+        latencies: list[float] = []
+        statuses: list[int] = []
+        polls: list[float] = []
+        done = asyncio.Event()
+
+        async def participant(code: str) -> None:
+            auth = {"Authorization": f"Bearer {tokens[code]}"}
+            for oid in by_code.get(code, []):
+                path, body = ((f"/offers/{oid}/decline", DECLINE) if code == "PRK" else (f"/offers/{oid}/accept", None))
+                t0 = time.perf_counter()
+                r = await client.post(path, json=body, headers={**auth, "Idempotency-Key": f"bench-{oid}"})
+                latencies.append(time.perf_counter() - t0)
+                statuses.append(r.status_code)
+
+        async def observer(k: int) -> None:
+            auth = {"Authorization": f"Bearer {tokens[f'observer{k}']}"}
+            while not done.is_set():
+                for path in (f"/rounds/{rid}", "/ledger/head"):
+                    t0 = time.perf_counter()
+                    r = await client.get(path, headers=auth)
+                    polls.append(time.perf_counter() - t0)
+                    assert r.status_code == 200, r.text
+
+        watchers = [asyncio.create_task(observer(k)) for k in range(observers)]
+        t0 = time.perf_counter()
+        await asyncio.gather(*(participant(code) for code in codes))
+        wall = time.perf_counter() - t0
+        done.set()
+        await asyncio.gather(*watchers)
+    return {"offers": len(offers), "latencies": latencies, "statuses": statuses, "polls": polls, "wall": wall}
+
+
+def check(url: str, rids: list[str]) -> None:
+    with Desk.open(url) as desk:
+        report = desk.verify()
+        print(f"ledger verify: {'OK' if report.ok else 'FAILED'} ({report.checked:,} events)")
+        for rid in rids:
+            state = desk.view(rid)
+            problems = state.problems()
+            answers: dict[str, int] = {}
+            for ev in desk.events(round_id=rid, limit=10**9):
+                if ev.type in ("offer.accepted", "offer.declined") and ev.offer_id:
+                    answers[ev.offer_id] = answers.get(ev.offer_id, 0) + 1
+            one_each = set(answers.values()) == {1} and set(answers) == set(state.offers)
+            print(f"round {rid}: per-lot conservation {problems or 'OK'}; "
+                  f"exactly one answer per offer: {'yes' if one_each else 'NO'} ({len(answers)} offers answered)")
+            assert not problems and one_each
+        assert report.ok
+
+
+def baseline(url: str, rid: str, codes: list[str]) -> float:
+    """The same answers through the application layer directly, one after another."""
+    with Desk.open(url, actor="baseline") as desk:
+        offers = list(desk.view(rid).offers.values())
+        t0 = time.perf_counter()
+        for o in offers:
+            if o["participant"] == "PRK":
+                desk.respond(o["offer"], "decline", reason="efficacy_concerns", key=f"base-{o['offer']}")
+            else:
+                desk.respond(o["offer"], "accept", key=f"base-{o['offer']}")
+        return len(offers) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rounds", type=int, default=4, help="Rounds answered one after another (165 offers each).")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes.")
+    parser.add_argument("--observers", type=int, default=4, help="Observers polling while participants answer.")
+    args = parser.parse_args()
+    if not 1 <= args.rounds <= 20 or not 1 <= args.workers <= 3 or not 1 <= args.observers <= 16:
+        parser.error("bounds: 1-20 rounds, 1-3 workers (the throwaway server allows 50 connections), 1-16 observers")
+    with ThrowawayPostgres() as server:
+        url = _database(server, "bench")
+        t0 = time.perf_counter()
+        tokens, rids, codes = setup(url, args.rounds + 1, args.observers)
+        print(f"setup: {len(codes)} participants, {args.rounds + 1} approved demo rounds "
+              f"({time.perf_counter() - t0:.1f} s)")
+        port = _free_port()
+        env = {**os.environ, "DOSEWISE_DB": url}
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "dosewise.service.app:app_from_env", "--factory",
+                                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
+                                 "--log-level", "warning", "--no-access-log"], env=env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit("the server did not start")
+                time.sleep(0.2)
+            # warm-up: each key verified once per worker process (Argon2id), caches and connections filled
+            warm = asyncio.run(run_round(base, tokens, rids[0], codes, args.observers))
+            print(f"warm-up round: {warm['offers']} answers in {warm['wall']:.2f} s")
+            lat: list[float] = []
+            polls: list[float] = []
+            statuses: list[int] = []
+            wall = 0.0
+            for rid in rids[1:]:
+                res = asyncio.run(run_round(base, tokens, rid, codes, args.observers))
+                lat += res["latencies"]
+                polls += res["polls"]
+                statuses += res["statuses"]
+                wall += res["wall"]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        answers = len(lat)
+        ok = sum(1 for s in statuses if s == 200)
+        print(f"\nservice: {args.workers} uvicorn workers, {len(codes)} participants answering at once, "
+              f"{args.observers} observers polling; {nproc()} CPU cores shared by server, database and client")
+        print(f"answers: {answers:,} ({ok:,} × 200) in {wall:.2f} s → {answers / wall:,.0f} answers/s; "
+              f"all requests incl. polls: {(answers + len(polls)) / wall:,.0f} requests/s")
+        print(f"answer latency ms: p50 {_pct(lat, 0.50):.1f}  p95 {_pct(lat, 0.95):.1f}  p99 {_pct(lat, 0.99):.1f}  "
+              f"mean {statistics.fmean(lat) * 1e3:.1f}")
+        print(f"poll latency ms:   p50 {_pct(polls, 0.50):.1f}  p95 {_pct(polls, 0.95):.1f}  "
+              f"p99 {_pct(polls, 0.99):.1f}  ({len(polls):,} polls)")
+        check(url, rids)
+        # baseline on a fresh round of the same ledger
+        with Desk.open(url) as desk:
+            desk.propose_round(api.load("demo"), identity="carla", round_id="baseline")
+            desk.approve_round("baseline", identity="rita")
+        direct = baseline(url, "baseline", codes)
+        print(f"\nbaseline: Desk.respond in process, sequential: {direct:,.0f} answers/s; "
+              f"service/baseline = {answers / wall / direct:.2f}")
+        assert ok == answers
+
+
+def nproc() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+if __name__ == "__main__":
+    main()

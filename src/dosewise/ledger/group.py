@@ -1,0 +1,100 @@
+"""Group commit: single-event appends from many threads of one process, recorded in shared batches.
+
+Each append to a SQL ledger takes the ledger's write lock for a few round trips to the
+database, so appends one at a time cap a busy server at a few hundred events per second.
+:class:`GroupCommit` wraps a store: while one thread writes, the events other threads hand to
+:meth:`append_one` wait and are then written together as one batch (one lock, one commit).
+Each caller still gets its own event back, or its own error: when a batch is refused (one
+event's unique slot is taken, say), its events are appended again one by one, so the others
+are recorded and only the offending one fails. Appends with a precondition, and batches, go
+straight to the store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from dosewise.ledger.events import Event, NewEvent, VerifyReport
+from dosewise.ledger.store import ExportFormat, Precondition, Store
+
+__all__ = ["GroupCommit"]
+
+
+class GroupCommit:
+    """A :class:`~dosewise.ledger.Store` whose concurrent single appends share batches."""
+
+    def __init__(self, store: Store, *, max_batch: int = 256) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._lock = threading.Lock()
+        self._pending: list[tuple[NewEvent, Future[Event]]] = []
+        self._writing = False
+
+    def __getattr__(self, name: str) -> Any:  # e.g. the SQL store's engine
+        return getattr(self.store, name)
+
+    # -- writing -------------------------------------------------------------------------------
+    def append_one(self, event: NewEvent, *, precondition: Precondition | None = None) -> Event:
+        if precondition is not None:
+            return self.store.append_one(event, precondition=precondition)
+        future: Future[Event] = Future()
+        with self._lock:
+            self._pending.append((event, future))
+            lead = not self._writing
+            self._writing = True
+        if lead:
+            self._drain()
+        return future.result()
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                batch = self._pending[:self.max_batch]
+                del self._pending[:self.max_batch]
+                if not batch:
+                    self._writing = False
+                    return
+            self._write(batch)
+
+    def _write(self, batch: list[tuple[NewEvent, Future[Event]]]) -> None:
+        try:
+            events = self.store.append([e for e, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+                return
+            for event, future in batch:  # one by one: only the offending events fail
+                try:
+                    future.set_result(self.store.append_one(event))
+                except Exception as one:  # reaches its own caller, never the other writers
+                    future.set_exception(one)
+            return
+        for (_, future), ev in zip(batch, events, strict=True):
+            future.set_result(ev)
+
+    def append(self, events: Sequence[NewEvent], *, precondition: Precondition | None = None) -> list[Event]:
+        return self.store.append(events, precondition=precondition)
+
+    # -- reading and the rest: the store's own -------------------------------------------------
+    def head(self) -> Event | None:
+        return self.store.head()
+
+    def read(self, after_seq: int = 0, *, round_id: str | None = None, offer_id: str | None = None,
+             types: Sequence[str] | None = None) -> Iterator[Event]:
+        return self.store.read(after_seq, round_id=round_id, offer_id=offer_id, types=types)
+
+    def find_slot(self, unique_slot: str) -> Event | None:
+        return self.store.find_slot(unique_slot)
+
+    def verify(self, *, expected_head: tuple[int, str] | None = None) -> VerifyReport:
+        return self.store.verify(expected_head=expected_head)
+
+    def export(self, path: str | Path, format: ExportFormat = "jsonl") -> int:
+        return self.store.export(path, format)
+
+    def close(self) -> None:
+        self.store.close()

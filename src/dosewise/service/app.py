@@ -1,0 +1,83 @@
+"""The application factory: ``create_app(settings)`` builds the FastAPI app over one :class:`~dosewise.app.Desk`.
+
+``uvicorn dosewise.service.app:app_from_env --factory`` builds it from ``DOSEWISE_*`` variables
+(what ``dosewise serve`` runs, once per worker process). The docs page (``/docs``, Swagger UI)
+and ``/redoc`` load their scripts from the ``fastapi-offline`` package, never from a CDN, so they
+work without internet.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+
+from dosewise import __version__
+from dosewise.app import Desk
+from dosewise.service.problems import PROBLEM_RESPONSES, Problem, install
+from dosewise.service.settings import Settings
+from dosewise.web import mount_web
+
+__all__ = ["app_from_env", "create_app"]
+
+DESCRIPTION = """Allocation rounds on an append-only, hash-chained ledger, each party acting in its own role.
+
+Authenticate with `Authorization: Bearer <key>` (keys are made by `dosewise keys create`). Roles:
+`admin` (keys, and what a coordinator does), `coordinator` (proposes and advances rounds, ships),
+`reviewer` (approves a proposed round: never one its own identity proposed), `participant` (sees and
+answers only its own offers), `donor` and `observer` (read everything, write nothing).
+Every event records its actor as `role:participant-or-name:key-id`. Errors are RFC 9457 problem details.
+A POST with an `Idempotency-Key` header records once; a retry returns the first answer.
+"""
+
+
+def create_app(settings: Settings | None = None, *, desk: Desk | None = None) -> FastAPI:
+    """The service over the ledger ``settings.db`` (or over ``desk``, kept open by the caller)."""
+    from dosewise.service.events import router as events_router
+    from dosewise.service.routes import compute, keys, ledger, offers, rounds
+
+    settings = settings or Settings()
+    owned = desk is None
+    the_desk = desk if desk is not None else Desk.open(settings.db, create=True, actor="service",
+                                                            group_commit=True)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            the_desk.close()
+
+    app = FastAPIOffline(title="dosewise", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                         responses=PROBLEM_RESPONSES)
+    app.state.settings = settings
+    app.state.desk = the_desk
+    app.state.compare_slots = threading.BoundedSemaphore(settings.compare_slots)
+    install(app)
+    for module in (keys, rounds, offers, ledger, compute):
+        app.include_router(module.router)
+    app.include_router(events_router)
+    mount_web(app, settings)
+    _problem_schema(app)
+    return app
+
+
+def _problem_schema(app: FastAPI) -> None:
+    """Put the Problem schema into the OpenAPI components (the error answers refer to it)."""
+    base = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            schema = base()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def app_from_env() -> FastAPI:
+    """The app from ``DOSEWISE_*`` environment variables (uvicorn's ``--factory`` entry point)."""
+    return create_app(Settings())

@@ -1,0 +1,68 @@
+"""Bearer API keys and the rights of each role.
+
+Every request but the docs carries ``Authorization: Bearer dw_<key id>_<secret>``; the key is
+looked up by its id and checked against its Argon2id hash (see
+:mod:`dosewise.ledger.identities`). A route states the roles it admits with :func:`allow`;
+a participant is further bound to its own offers by the routes themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from dosewise.app import Desk
+from dosewise.ledger.identities import Identity
+from dosewise.service.problems import ApiError
+
+__all__ = ["EVERYONE", "OPERATORS", "READERS", "IdemKey", "Who", "allow", "desk_of", "ledger_key"]
+
+EVERYONE = ("admin", "coordinator", "reviewer", "participant", "donor", "observer")
+READERS = ("admin", "coordinator", "reviewer", "donor", "observer")
+"""Roles that read every offer and event (participants read their own)."""
+OPERATORS = ("admin", "coordinator")
+"""Roles that propose and advance rounds and record shipments."""
+
+_bearer = HTTPBearer(auto_error=False, description="An API key made by `dosewise keys create`.")
+
+
+def desk_of(request: Request) -> Desk:
+    desk: Desk = request.app.state.desk
+    return desk
+
+
+def _identity(request: Request,
+              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Identity:
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ApiError(401, "an API key is required: send Authorization: Bearer <key>", challenge)
+    ident = desk_of(request).keys.authenticate(credentials.credentials)
+    if ident is None:
+        raise ApiError(401, "the API key is unknown, malformed or revoked", challenge)
+    return ident
+
+
+def allow(*roles: str) -> Callable[..., Identity]:
+    """A dependency admitting only the given roles (403 for the others)."""
+
+    def check(ident: Annotated[Identity, Depends(_identity)]) -> Identity:
+        if ident.role not in roles:
+            raise ApiError(403, f"the {ident.role} role may not do this (allowed: {', '.join(roles)})")
+        return ident
+
+    return check
+
+
+Who = Annotated[Identity, Depends(allow(*EVERYONE))]
+
+IdemKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[!-~]+$",
+    description="A retried POST with the same key records once and returns the first answer.")]
+
+
+def ledger_key(ident: Identity, header: str | None) -> str | None:
+    """The ledger idempotency key for a request's ``Idempotency-Key`` (scoped to the caller's key)."""
+    return None if header is None else f"http:{ident.key_id}:{header}"
