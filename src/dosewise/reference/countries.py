@@ -70,3 +70,15 @@ def country_info(iso3: str) -> CountryInfo:
 
 def country_name(iso3: str) -> str:
     return country_info(iso3).name
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """UN M49 region names of the countries HDX knows."""
+    return frozenset(str(r["Region Name"]) for r in _hdx().values() if r.get("Region Name"))
+
+
+@functools.cache
+def known_income_levels() -> frozenset[str]:
+    """World Bank income levels as HDX spells them."""
+    return frozenset(str(r["World Bank Income Level"]) for r in _hdx().values() if r.get("World Bank Income Level"))

@@ -59,6 +59,10 @@ class LotAdded(Payload):
     available: dt.date
     expiry: dt.date
     source: str = ""
+    donor: str | None = None
+    channel: str | None = None
+    earmarks: dict[str, list[str]] | None = None
+    pledged: dt.date | None = None
 
 
 class BufferHeld(Payload):
@@ -171,3 +175,151 @@ def payload_of(ev: Event) -> Payload:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise IntegrityError(f"event seq {ev.seq} ({ev.type}): payload field {where}: {first['msg']}") from None
+
+
+# -- the rest of the mechanism: donations, answers in part, transfers, readiness, the buffer,
+# -- shipments. Each type has its own payload class and its own handler in the projection.
+
+READINESS_CONDITIONS: tuple[str, ...] = ("deployment_plan", "indemnity", "import_permit", "cold_chain")
+"""The dated conditions a participant meets, per product, before doses are shipped to it."""
+
+
+class LotDonated(LotAdded):
+    """``lot.donated``: a lot a donor gives to a running round, with its terms."""
+
+    on: dt.date
+    donor: str
+    channel: str = "covax"
+    earmarks: dict[str, list[str]] | None = None
+    pledged: dt.date | None = None
+
+
+class OfferAcceptedInPart(Payload):
+    """``offer.accepted_in_part``: ``doses`` of the offer accepted; the rest goes back to the pool."""
+
+    offer: str
+    on: dt.date
+    doses: int = Field(gt=0, le=MAX_DOSES)
+    note: str | None = None
+
+
+class ProductOptedOut(Payload):
+    """``product.opted_out``: the participant takes no more of the product in this round."""
+
+    participant: str
+    product: str
+    on: dt.date
+    note: str | None = None
+
+
+class OfferDelayed(Payload):
+    """``offer.delayed``: the participant asks that an accepted offer ship no earlier than ``until``."""
+
+    offer: str
+    on: dt.date
+    until: dt.date
+    note: str | None = None
+
+
+class TransferProposed(Payload):
+    """``transfer.proposed``: part or all of an accepted offer offered on to another participant."""
+
+    transfer: str
+    offer: str
+    to: str
+    doses: int = Field(gt=0, le=MAX_DOSES)
+    on: dt.date
+    note: str | None = None
+
+
+class TransferAnswered(Payload):
+    """``transfer.accepted`` and ``transfer.refused`` (by the receiving participant)."""
+
+    transfer: str
+    on: dt.date
+    note: str | None = None
+
+
+class ReadinessRecorded(Payload):
+    """``readiness.recorded``: a participant met a condition for a product on a date."""
+
+    participant: str
+    product: str
+    condition: Literal["deployment_plan", "indemnity", "import_permit", "cold_chain"]
+    on: dt.date
+    note: str | None = None
+
+
+class AcceptanceLapsed(Payload):
+    """``acceptance.lapsed``: the unshipped doses of an accepted offer go back to the pool
+    (the participant was not ready for shipment by the deadline)."""
+
+    offer: str
+    on: dt.date
+    doses: int = Field(gt=0, le=MAX_DOSES)
+    reason: str
+
+
+class BufferRequested(Payload):
+    """``buffer.requested``: an application to the humanitarian buffer of a lot."""
+
+    request: str
+    lot: str
+    participant: str
+    doses: int = Field(gt=0, le=MAX_DOSES)
+    for_whom: str
+    why: str
+    on: dt.date
+
+
+class BufferDecided(Payload):
+    """``buffer.approved`` and ``buffer.refused``."""
+
+    request: str
+    on: dt.date
+    reason: str | None = None
+
+
+class ShipmentSent(Payload):
+    """``shipment.sent``: ``doses`` of an accepted offer leave on ``on``."""
+
+    shipment: str
+    offer: str
+    doses: int = Field(gt=0, le=MAX_DOSES)
+    on: dt.date
+
+
+class ShipmentDelivered(Payload):
+    """``shipment.delivered``: the shipment arrived, with this many days of shelf life left."""
+
+    shipment: str
+    on: dt.date
+    shelf_life_days: int
+
+
+class ShipmentExpired(Payload):
+    """``shipment.expired``: delivered doses that expired unused at the participant."""
+
+    shipment: str
+    doses: int = Field(gt=0, le=MAX_DOSES)
+    on: dt.date
+
+
+MECHANISM_PAYLOADS: dict[str, type[Payload]] = {
+    "lot.donated": LotDonated,
+    "offer.accepted_in_part": OfferAcceptedInPart,
+    "product.opted_out": ProductOptedOut,
+    "offer.delayed": OfferDelayed,
+    "transfer.proposed": TransferProposed,
+    "transfer.accepted": TransferAnswered,
+    "transfer.refused": TransferAnswered,
+    "readiness.recorded": ReadinessRecorded,
+    "acceptance.lapsed": AcceptanceLapsed,
+    "buffer.requested": BufferRequested,
+    "buffer.approved": BufferDecided,
+    "buffer.refused": BufferDecided,
+    "shipment.sent": ShipmentSent,
+    "shipment.delivered": ShipmentDelivered,
+    "shipment.expired": ShipmentExpired,
+}
+PAYLOADS.update(MECHANISM_PAYLOADS)
