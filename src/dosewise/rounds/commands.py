@@ -129,9 +129,9 @@ class Rounds(Mechanism):
 
     def scenario_world(self, round_id: str) -> tuple[Scenario, World]:
         """The scenario recorded when the round opened, and its world."""
-        state = self.state(round_id)
-        rid = state.round_id
+        rid = round_id
         if rid not in self._worlds:
+            state = self._states.get(rid) or self.state(rid)
             from dosewise.world import build_world
 
             sc = parse_scenario(json.loads(state.opened["scenario"]), file=f"ledger round {rid}")
@@ -346,10 +346,10 @@ class Rounds(Mechanism):
         since (compare-and-set on the round's last sequence, inside the ledger's write lock)."""
         for _ in range(_RETRIES):
             state = self.state(round_id)
+            seen = state.last_seq  # before building: the batch is computed from exactly this state
             events = build(state)
             if not events:
                 return []
-            seen = state.last_seq
 
             def unchanged(view: LedgerView, seen: int = seen) -> None:
                 if next(iter(view.read(after_seq=seen, round_id=round_id)), None) is not None:
