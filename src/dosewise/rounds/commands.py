@@ -137,10 +137,11 @@ class Rounds(Mechanism):
             sc = parse_scenario(json.loads(state.opened["scenario"]), file=f"ledger round {rid}")
             self._worlds[rid] = (sc, build_world(sc))
         sc, world = self._worlds[rid]
-        if len(state.lots) > len(world.lots):  # lots donated while the round ran
+        known = self._states.get(rid)
+        if known is not None and len(known.lots) > len(world.lots):  # lots donated while the round ran
             from dosewise.rounds.mechanism import extend_world
 
-            world = extend_world(world, state)
+            world = extend_world(world, known)
             self._worlds[rid] = (sc, world)
         return sc, world
 
