@@ -149,10 +149,14 @@ class Rounds(Mechanism):
         rid = self._offer_round.get(offer_id)
         if rid is None:
             first = next(iter(self.store.read(offer_id=offer_id, types=["offer.made"])), None)
+            if first is None:  # doses held by an approved buffer request or a transfer
+                first = next(iter(self.store.read(offer_id=offer_id.rsplit(":T", 1)[0])), None)
             if first is None or first.round_id is None:
                 raise InputError("no such offer in the ledger", field="offer", value=offer_id)
             rid = first.round_id
         state = self.state(rid)
+        if offer_id not in state.offers:
+            raise InputError("no such offer in the ledger", field="offer", value=offer_id)
         return state, state.offers[offer_id]
 
     # -- opening -------------------------------------------------------------------------------
