@@ -552,19 +552,33 @@ class Desk:
 
 def audit_rounds(store: Store) -> dict[str, list[str]]:
     """Every round replayed from the ledger: the balance problems of each (empty when every dose is
-    accounted for), or why its events cannot be replayed (e.g. an offer made twice)."""
+    accounted for), or why its events cannot be replayed (e.g. an offer made twice); and every
+    stored snapshot of a round must equal the replay at its point."""
     from dosewise.errors import IntegrityError
-    from dosewise.rounds import project
+    from dosewise.ledger import snapshots
+    from dosewise.rounds import RoundState
 
+    stored: dict[str, dict[int, str]] = {}
+    for row in snapshots.all_snapshots(store):
+        stored.setdefault(str(row["round_id"]), {})[int(row["seq"])] = str(row["body"])
     out: dict[str, list[str]] = {}
     for ev in store.read(types=["round.opened"]):
         rid = ev.round_id
         if rid is None or rid in out:
             continue
+        state = RoundState(rid)
+        problems: list[str] = []
+        wanted = stored.get(rid, {})
         try:
-            out[rid] = project(store.read(round_id=rid), rid).problems()
+            for event in store.read(round_id=rid):
+                state.apply(event)
+                if event.seq in wanted and wanted.pop(event.seq) != state.to_json():
+                    problems.append(f"the snapshot stored at event {event.seq} differs from the replay")
+            problems += state.problems()
         except IntegrityError as exc:
-            out[rid] = [str(exc)]
+            problems.append(str(exc))
+        problems += [f"a snapshot at event {seq} does not match any event of the round" for seq in wanted]
+        out[rid] = problems
     return out
 
 
