@@ -140,6 +140,7 @@ class RoundState:
             "round_id": self.round_id, "opened": self.opened, "today": None if self.today is None else
             self.today.isoformat(), "lots": self.lots, "offers": offers, "passes": self.passes, "need": self.need,
             "need_source": self.need_source, "closed": self.closed, "last_seq": self.last_seq,
+            **self._mechanism_json(),
         }, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -151,10 +152,36 @@ class RoundState:
         cols = data["offers"]
         n = len(cols["offer"])
         offers = {cols["offer"][i]: {c: cols[c][i] for c in _OFFER_FIELDS} for i in range(n)}
-        return cls(round_id=data["round_id"], opened=data["opened"],
-                   today=None if data["today"] is None else dt.date.fromisoformat(data["today"]),
-                   lots=data["lots"], offers=offers, passes=data["passes"], need=data["need"],
-                   need_source=data["need_source"], closed=data["closed"], last_seq=data["last_seq"])
+        state = cls(round_id=data["round_id"], opened=data["opened"],
+                    today=None if data["today"] is None else dt.date.fromisoformat(data["today"]),
+                    lots=data["lots"], offers=offers, passes=data["passes"], need=data["need"],
+                    need_source=data["need_source"], closed=data["closed"], last_seq=data["last_seq"])
+        state._mechanism_load(data.get("mechanism"))
+        return state
+
+    def _mechanism_json(self) -> dict[str, Any]:
+        """Donor terms, opt-outs, transfers, readiness, buffer requests, shipments and the offers'
+        own extra fields (partial acceptance, delay, shipped doses), when the round has any."""
+        extra = {oid: {k: v for k, v in o.items() if k not in _OFFER_FIELDS}
+                 for oid, o in self.offers.items() if len(o) > len(_OFFER_FIELDS)}
+        body = {"lot_terms": self.lot_terms, "opted_out": {k: sorted(v) for k, v in self.opted_out.items()},
+                "transfers": self.transfers, "buffer_requests": self.buffer_requests, "shipments": self.shipments,
+                "readiness": [[p, q, met] for (p, q), met in sorted(self.readiness.items())], "offers": extra}
+        return {"mechanism": body} if any(body.values()) else {}
+
+    def _mechanism_load(self, body: dict[str, Any] | None) -> None:
+        if not body:
+            return
+        self.lot_terms = body["lot_terms"]
+        self.opted_out = {k: set(v) for k, v in body["opted_out"].items()}
+        self.transfers, self.buffer_requests = body["transfers"], body["buffer_requests"]
+        self.shipments = body["shipments"]
+        self.readiness = {(p, q): met for p, q, met in body["readiness"]}
+        for oid, extra in body["offers"].items():
+            if oid in self.offers:
+                self.offers[oid].update(extra)
+            else:
+                raise IntegrityError(f"snapshot of round {self.round_id}: extra fields for unknown offer {oid}")
 
     # -- views ---------------------------------------------------------------------------------
     def offers_frame(self) -> pd.DataFrame:
