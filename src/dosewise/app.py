@@ -626,6 +626,9 @@ class DemoResult:
     verify: VerifyReport
     allocation: Allocated
     impact: Comparison | None = None
+    bilateral: dict[str, Any] = field(default_factory=dict)
+    """The bilateral Sputnik V offer recorded beside the CoronaVac round: its lot, offer, status
+    as reported and sources (``demo_sputnik.yaml``)."""
 
 
 def run_demo(desk: Desk, *, who: str | Path | None = None, impact: bool = True) -> DemoResult:
@@ -659,7 +662,25 @@ def run_demo(desk: Desk, *, who: str | Path | None = None, impact: bool = True) 
         comparison = compare(second_sc, policies=[], allocations={
             "as first offered": first_offers.allocation, "held after decline and re-offer": held.allocation,
         })
+    bilateral = record_bilateral_offer(desk, second.round_id)
     return DemoResult(first=desk.round(first.round_id), second=desk.round(second.round_id),
                       need_source=None if source is None else str(source), verify=desk.verify(),
-                      allocation=allocated, impact=comparison)
+                      allocation=allocated, impact=comparison, bilateral=bilateral)
+
+
+def record_bilateral_offer(desk: Desk, round_id: str) -> dict[str, Any]:
+    """Record Russia's bilateral Sputnik V offer to DPRK (``demo_sputnik.yaml``) in the CoronaVac
+    round: a bilateral lot and its offer, outside the facility's pool. No answer is recorded, as
+    none was reported. Recording it again changes nothing."""
+    from dosewise.scenario import read_yaml
+
+    text = (resources.files("dosewise") / "data" / "demo_sputnik.yaml").read_text(encoding="utf-8")
+    data = read_yaml(text, file="demo_sputnik.yaml")
+    lot = data["lot"]
+    if lot["id"] not in desk.round(round_id).lots:
+        desk.donate(round_id, lot)
+    state = desk.round(round_id)
+    offer = next(o for o in state.offers.values() if o["lot"] == lot["id"])
+    return {"name": data["name"], "status": data["status"], "sources": data["sources"], "lot": lot["id"],
+            "terms": state.lot_terms[lot["id"]], "offer": dict(offer)}
 
