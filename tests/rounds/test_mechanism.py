@@ -429,3 +429,66 @@ def test_earmarks_never_violated_in_any_policy(recipients: list[str], exclude: l
     if not allowed.all():
         with pytest.raises(InputError, match="earmarked"):
             get_policy("fixed")(build_world(parse_scenario(data)), parse_scenario(data).policy)
+
+
+# -- the command line and the demo ---------------------------------------------------------------
+
+def test_cli_answers_shipments_and_report(tmp_path: Any, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+    import sqlite3
+    from types import SimpleNamespace
+
+    from dosewise.cli.main import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def dw(*args: str) -> SimpleNamespace:  # in process: the commands as a user runs them, without start-up
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        got = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=got.out, stderr=got.err)
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO)
+    db = str(tmp_path / "l.db")
+
+    def count() -> int:
+        return int(sqlite3.connect(db).execute("select count(*) from ledger_events").fetchone()[0])
+
+    assert dw("round", "open", str(scenario), "--db", db).returncode == 0
+    r = dw("round", "respond", "M1:CV:BGD:0", "--accept", "--doses", "1000000", "--on", "2021-09-01", "--db", db)
+    assert r.returncode == 0 and "offer.accepted_in_part" in r.stdout, r.stderr
+    before = count()
+    r = dw("round", "transfer", "M1:CV:BGD:0", "--to", "BGD", "--doses", "5", "--db", db)
+    assert r.returncode == 2 and "itself" in r.stderr and "Traceback" not in r.stderr
+    r = dw("round", "ship", "M1:CV:BGD:0", "--on", "2021-09-05", "--doses", "2000000", "--db", db)
+    assert r.returncode == 2 and "left to ship" in r.stderr
+    assert count() == before
+    for cond in CONDITIONS:
+        assert dw("round", "ready", "M1", "BGD", "CoronaVac", cond, "--on", "2021-09-02", "--db", db).returncode == 0
+    r = dw("round", "ship", "M1:CV:BGD:0", "--on", "2021-09-05", "--doses", "400000", "--shipment", "BGD-1",
+           "--db", db)
+    assert r.returncode == 0 and "400,000 doses" in r.stdout, r.stderr
+    r = dw("round", "deliver", "M1", "BGD-1", "--on", "2021-09-10", "--db", db)
+    assert r.returncode == 0 and "shelf life on arrival: 171 days" in r.stdout, r.stderr
+    lot = tmp_path / "lot.yaml"
+    lot.write_text("{id: AZ-NOR, product: AZD1222, doses: 500000, available: 2021-09-01, expiry: 2022-03-31, "
+                   "donor: NOR, earmarks: {income_levels: [Low]}}\n")
+    r = dw("round", "donate", "M1", str(lot), "--db", db)
+    assert r.returncode == 0 and "lot.donated" in r.stdout, r.stderr
+    lot.write_text("{id: AZ-X, product: AZD1222, doses: 5, available: 2021-09-01, expiry: 2022-03-31, "
+                   "donor: NOR, earmarks: {recipients: [XYZ]}}\n")
+    r = dw("round", "donate", "M1", str(lot), "--db", db)
+    assert r.returncode == 2 and "XYZ" in r.stderr and "not a participant" in r.stderr
+    out = tmp_path / "report.csv"
+    r = dw("round", "report", "M1", "--out", str(out), "--db", db)
+    assert r.returncode == 0, r.stderr
+    rows = {(row["participant"], row["product"]): row for row in csv.DictReader(out.open())}
+    assert rows[("BGD", "CoronaVac")]["delivered"] == "400000"
+    assert rows[("BGD", "CoronaVac")]["to_ship"] == "600000"
+    assert dw("ledger", "verify", "--db", db).returncode == 0
+
