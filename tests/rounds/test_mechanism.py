@@ -492,3 +492,17 @@ def test_cli_answers_shipments_and_report(tmp_path: Any, capsys: pytest.CaptureF
     assert rows[("BGD", "CoronaVac")]["to_ship"] == "600000"
     assert dw("ledger", "verify", "--db", db).returncode == 0
 
+
+
+def test_hostile_text_and_product_aliases(store: Store) -> None:
+    r, rid = opened(store)
+    before = seq(store)
+    with pytest.raises(InputError, match="at most 20000") as exc:
+        r.opt_out(rid, "PRK", "Sputnik V", note="x" * 20_001)
+    assert exc.value.field == "note"
+    with pytest.raises(InputError, match="no lot of this product"):
+        r.opt_out(rid, "PRK", "NoSuchVaccine")
+    assert seq(store) == before
+    evs = r.opt_out(rid, "PRK", "Sputnik V", note="[red]markup[/] stays text")  # an alias of Gam-COVID-Vac
+    assert evs[0].payload["product"] == "Gam-COVID-Vac" and evs[1].type == "offer.declined"
+    rules(r, rid)

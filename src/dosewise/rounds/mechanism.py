@@ -146,7 +146,38 @@ class Mechanism:
 
     # -- helpers ---------------------------------------------------------------------------------
     def _one(self, round_id: str, build: Callable[[RoundState], NewEvent]) -> Event:
-        return self._append_for_round(round_id, lambda state: [build(state)])[0]
+        return self._batch(round_id, lambda state: [build(state)])[0]
+
+    def _batch(self, round_id: str, build: Callable[[RoundState], list[NewEvent]]) -> list[Event]:
+        """Append what ``build`` makes of the round's state (compare-and-set); a payload that does
+        not fit its schema (text too long, a bad id) is an input error naming the field."""
+        from pydantic import ValidationError
+
+        def checked(state: RoundState) -> list[NewEvent]:
+            try:
+                return build(state)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                value = first.get("input")
+                raise InputError(first["msg"], field=".".join(str(x) for x in first["loc"]),
+                                 value=value if isinstance(value, str | int) and len(str(value)) <= 80 else None,
+                                 ) from None
+
+        return self._append_for_round(round_id, checked)
+
+    def _product(self, state: RoundState, product: str) -> str:
+        """The catalogue id of ``product`` (an alias such as "Sputnik V" is accepted) if a lot of
+        the round has it."""
+        from dosewise.products import catalogue, resolve_product
+
+        sc, _ = self.scenario_world(state.round_id)
+        pid = resolve_product(product, catalogue(sc.products)) if isinstance(product, str) else None
+        products = {lot["product"] for lot in state.lots.values()}
+        if pid not in products:
+            raise InputError(f"no lot of this product in the round; products: {', '.join(sorted(products))}",
+                             field="product", value=product)
+        assert pid is not None
+        return pid
 
     @staticmethod
     def _day(state: RoundState, on: dt.date | None, field: str = "on") -> dt.date:
@@ -209,27 +240,24 @@ class Mechanism:
 
         def build(state: RoundState) -> list[NewEvent]:
             code = self._participant(state, participant, "participant")
-            products = {lot["product"] for lot in state.lots.values()}
-            if product not in products:
-                raise InputError(f"no lot of this product in the round; products: {', '.join(sorted(products))}",
-                                 field="product", value=product)
-            if product in state.opted_out.get(code, set()):
-                raise RoundError(f"{code} already opted out of {product} in round {round_id}")
+            pid = self._product(state, product)
+            if pid in state.opted_out.get(code, set()):
+                raise RoundError(f"{code} already opted out of {pid} in round {round_id}")
             day = self._day(state, on)
             who = actor or code
-            events = [new_event("product.opted_out", ProductOptedOut(participant=code, product=product, on=day,
+            events = [new_event("product.opted_out", ProductOptedOut(participant=code, product=pid, on=day,
                                                                      note=note),
                                 actor=who, round_id=round_id, participant=code)]
             for oid, o in state.offers.items():
                 if (o["participant"] == code and o["status"] == "offered"
-                        and state.lots[o["lot"]]["product"] == product):
+                        and state.lots[o["lot"]]["product"] == pid):
                     events.append(new_event("offer.declined", OfferAnswered(
-                        offer=oid, on=day, reason="other", note=f"opted out of {product} for the rest of the round"),
+                        offer=oid, on=day, reason="other", note=f"opted out of {pid} for the rest of the round"),
                         actor=who, round_id=round_id, offer_id=oid, lot_id=o["lot"], participant=code,
                         unique_slot=f"offer:{oid}:response"))
             return events
 
-        return self._append_for_round(round_id, build)
+        return self._batch(round_id, build)
 
     def delay(self, offer_id: str, until: dt.date, *, on: dt.date | None = None, note: str | None = None,
               actor: str | None = None) -> Event:
@@ -319,12 +347,9 @@ class Mechanism:
 
         def build(state: RoundState) -> NewEvent:
             code = self._participant(state, participant, "participant")
-            products = {lot["product"] for lot in state.lots.values()}
-            if product not in products:
-                raise InputError(f"no lot of this product in the round; products: {', '.join(sorted(products))}",
-                                 field="product", value=product)
+            pid = self._product(state, product)
             return new_event("readiness.recorded", ReadinessRecorded(
-                participant=code, product=product, condition=condition, on=self._day(state, on), note=note),  # type: ignore[arg-type]
+                participant=code, product=pid, condition=condition, on=self._day(state, on), note=note),  # type: ignore[arg-type]
                 actor=actor or self.actor, round_id=round_id, participant=code)
 
         return self._one(round_id, build)
@@ -373,7 +398,7 @@ class Mechanism:
                                               sc.round.response_days, actor or self.actor, OfferMade))
             return events
 
-        return self._append_for_round(round_id, build)
+        return self._batch(round_id, build)
 
     # -- the humanitarian buffer -------------------------------------------------------------------
     def request_buffer(self, round_id: str, lot_id: str, participant: str, doses: int, *, for_whom: str, why: str,
