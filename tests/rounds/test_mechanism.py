@@ -506,3 +506,42 @@ def test_hostile_text_and_product_aliases(store: Store) -> None:
     evs = r.opt_out(rid, "PRK", "Sputnik V", note="[red]markup[/] stays text")  # an alias of Gam-COVID-Vac
     assert evs[0].payload["product"] == "Gam-COVID-Vac" and evs[1].type == "offer.declined"
     rules(r, rid)
+
+
+def test_racing_shipments_ship_each_dose_once(db_url: str) -> None:
+    """Four ledger connections ship the same accepted doses at once: one shipment is recorded,
+    the others are refused (the round's compare-and-set), and the round still balances."""
+    import threading
+
+    store = open_store(db_url)
+    r, rid = opened(store)
+    oid = offer_of(r, rid, "KEN", "CV")
+    r.respond(oid, "accept", on=D("2021-09-01"))
+    ready(r, rid, "KEN", "CoronaVac")
+    doses = r.state(rid).offers[oid]["doses"]
+    results: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def ship(k: int) -> None:
+        own = open_store(db_url)
+        try:
+            rounds = Rounds(own)
+            rounds.state(rid)
+            barrier.wait()
+            rounds.ship(oid, on=D("2021-09-05"), doses=doses, shipment=f"S{k}")
+            results.append("shipped")
+        except (InputError, RoundError, ConflictError) as exc:
+            results.append(type(exc).__name__)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=ship, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count("shipped") == 1, results
+    state = Rounds(store).state(rid)
+    assert sum(s["doses"] for s in state.shipments.values()) == doses
+    rules(r, rid)
+    store.close()
