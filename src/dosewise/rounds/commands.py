@@ -519,8 +519,9 @@ class Rounds(Mechanism):
 
     # -- scripted play (demo, tests) -----------------------------------------------------------
     def play(self, round_id: str, *, until_passes: int | None = None) -> RoundState:
-        """Answer offers as the scenario scripts them (others by ``default_response``), advancing
-        past each deadline until the pool is empty or ``max_passes`` is reached."""
+        """Answer offers as the scenario scripts them (others by ``default_response``; bilateral
+        offers only when scripted), advancing past each deadline until the pool is empty or
+        ``max_passes`` is reached."""
         state = self.state(round_id)
         sc, _ = self.scenario_world(round_id)
         script = {(r.participant.upper(), r.lot): r for r in sc.round.responses}
@@ -528,6 +529,9 @@ class Rounds(Mechanism):
             for oid, o in list(state.offers.items()):
                 if o["status"] != "offered":
                     continue
+                bilateral = state.lot_terms.get(o["lot"], {}).get("channel") == "bilateral"
+                if bilateral and (o["participant"], o["lot"]) not in script:
+                    continue  # a bilateral offer is its recipient's to answer, not the round's default
                 r = script.get((o["participant"], o["lot"])) or script.get((o["participant"], None))
                 if r is not None and o["pass"] == 0:
                     self.respond(oid, r.action, reason=r.reason, note=r.note, wish=r.wish,
@@ -535,7 +539,8 @@ class Rounds(Mechanism):
                 elif sc.round.default_response == "accept":
                     self.respond(oid, "accept", idempotency_key=f"{oid}:script")
             state = self.state(round_id)
-            if sum(lot["pool"] for lot in state.lots.values()) == 0:
+            if sum(lot["pool"] for lid, lot in state.lots.items()
+                   if state.lot_terms.get(lid, {}).get("channel") != "bilateral") == 0:
                 break
             latest = max((_d(o["deadline"]) for o in state.offers.values()), default=state.today)
             assert latest is not None
