@@ -41,10 +41,11 @@ from dosewise.rounds.events import (
 from dosewise.rounds.state import HOLDING, RoundState, buffer_offer_id
 
 if TYPE_CHECKING:
-    from dosewise.scenario import Earmarks, Lot, Scenario
+    from dosewise.scenario import Lot, Scenario
     from dosewise.world import World
 
-__all__ = ["Mechanism", "donation_refusal", "extend_world", "readiness_lapses"]
+__all__ = ["Mechanism", "bilateral_offer", "donation_refusal", "extend_world", "lot_allowed", "readiness_lapses",
+           "terms_of"]
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -554,10 +555,6 @@ def bilateral_offer(round_id: str, lot: Lot, product: str, day: dt.date, respons
                                               deadline=deadline, pass_=0,
                                               why=f"bilateral donation from {lot.donor or '?'} ({product})"),
                      actor=actor, round_id=round_id, offer_id=oid, lot_id=lot.id, participant=code)
-
-
-def earmarks_payload(e: Earmarks | None) -> dict[str, list[str]] | None:
-    return None if e is None else e.as_payload()
 
 
 def terms_of(lot: Lot) -> Mapping[str, Any]:
