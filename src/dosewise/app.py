@@ -25,13 +25,15 @@ True
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from dosewise.errors import InputError
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from dosewise.ledger.identities import Identity, KeyRing
     from dosewise.ledger.store import ExportFormat
     from dosewise.rounds import Rounds, RoundState
-    from dosewise.scenario import Scenario
+    from dosewise.scenario import Lot, Scenario
     from dosewise.world import World
 
 __all__ = [
@@ -437,12 +439,14 @@ class Desk:
         key: str | None = None,
         actor: str | None = None,
         participant: str | None = None,
+        doses: int | None = None,
     ) -> Event:
         """Accept or decline an open offer; a retry with the same ``key`` returns the first answer.
-        With ``participant``, only an offer made to that participant may be answered."""
+        With ``participant``, only an offer made to that participant may be answered; ``doses`` below
+        the offer accepts that part (the rest returns to the pool at once)."""
         self.ensure_intact()
         ev = self.rounds.respond(offer_id, action, reason=reason, note=note, wish=wish, on=on,
-                                 idempotency_key=key, actor=actor, participant=participant)
+                                 idempotency_key=key, actor=actor, participant=participant, doses=doses)
         self._recorded()
         return ev
 
@@ -465,10 +469,12 @@ class Desk:
         return events
 
     def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False, actor: str | None = None,
-             key: str | None = None) -> Event:
-        """Record shipment (or delivery) of an accepted offer."""
+             key: str | None = None, doses: int | None = None, shipment: str | None = None) -> Event:
+        """Record shipment (or delivery) of a whole accepted offer; with ``doses`` or ``shipment``,
+        one shipment of part of it."""
         self.ensure_intact()
-        ev = self.rounds.ship(offer_id, on=on, delivered=delivered, actor=actor, idempotency_key=key)
+        ev = self.rounds.ship(offer_id, on=on, delivered=delivered, actor=actor, idempotency_key=key, doses=doses,
+                              shipment=shipment)
         self._recorded()
         return ev
 
@@ -476,6 +482,93 @@ class Desk:
         """One offer as the round's state holds it (a copy), with its round id."""
         state, offer = self.rounds._offer(offer_id)
         return {**offer, "round_id": state.round_id}
+    # the rest of the mechanism ------------------------------------------------------------------
+    def _write(self, record: Callable[[], _T]) -> _T:
+        self.ensure_intact()
+        out = record()
+        self._recorded()
+        return out
+
+    def accept_part(self, offer_id: str, doses: int, *, on: dt.date | None = None, note: str | None = None,
+                    actor: str | None = None) -> Event:
+        """Accept ``doses`` of an open offer; the rest goes back to the pool at once."""
+        return self._write(lambda: self.rounds.accept_part(offer_id, doses, on=on, note=note, actor=actor))
+
+    def opt_out(self, round_id: str, participant: str, product: str, *, on: dt.date | None = None,
+                note: str | None = None, actor: str | None = None) -> list[Event]:
+        """The participant takes no more of ``product`` in the round (its open offers are declined)."""
+        return self._write(lambda: self.rounds.opt_out(round_id, participant, product, on=on, note=note,
+                                                       actor=actor))
+
+    def delay(self, offer_id: str, until: dt.date, *, on: dt.date | None = None, note: str | None = None,
+              actor: str | None = None) -> Event:
+        """Ship an accepted offer no earlier than ``until``."""
+        return self._write(lambda: self.rounds.delay(offer_id, until, on=on, note=note, actor=actor))
+
+    def transfer(self, offer_id: str, to: str, doses: int, *, on: dt.date | None = None, note: str | None = None,
+                 actor: str | None = None) -> Event:
+        """Offer accepted, unshipped doses on to another participant (the doses move when it accepts)."""
+        return self._write(lambda: self.rounds.transfer(offer_id, to, doses, on=on, note=note, actor=actor))
+
+    def answer_transfer(self, round_id: str, transfer_id: str, accept: bool, *, on: dt.date | None = None,
+                        note: str | None = None, actor: str | None = None) -> Event:
+        """The receiving participant accepts or refuses a transfer."""
+        return self._write(lambda: self.rounds.answer_transfer(round_id, transfer_id, accept, on=on, note=note,
+                                                               actor=actor))
+
+    def ready(self, round_id: str, participant: str, product: str, condition: str, on: dt.date, *,
+              note: str | None = None, actor: str | None = None) -> Event:
+        """Record a readiness condition met (deployment_plan, indemnity, import_permit, cold_chain)."""
+        return self._write(lambda: self.rounds.record_readiness(round_id, participant, product, condition, on,
+                                                                note=note, actor=actor))
+
+    def donate(self, round_id: str, lot: Lot | Mapping[str, Any], *, on: dt.date | None = None,
+               actor: str | None = None) -> list[Event]:
+        """Add a donor's lot (channel, earmarks, pledge date) to a running round; refused with the
+        reason when no earmarked participant can use it in time."""
+        from pydantic import ValidationError
+
+        from dosewise.scenario import Lot
+
+        if not isinstance(lot, Lot):
+            try:
+                lot = Lot.model_validate(dict(lot))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                value = first.get("input")
+                raise InputError(first["msg"].removeprefix("Value error, "),
+                                 field="donation." + ".".join(str(x) for x in first["loc"]),
+                                 value=None if isinstance(value, dict) else value) from None
+        given = lot
+        return self._write(lambda: self.rounds.donate(round_id, given, on=on, actor=actor))
+
+    def request_buffer(self, round_id: str, lot: str, participant: str, doses: int, *, for_whom: str, why: str,
+                       on: dt.date | None = None, request: str | None = None, actor: str | None = None) -> Event:
+        """Apply to a lot's humanitarian buffer: who, how many, for whom, why."""
+        return self._write(lambda: self.rounds.request_buffer(round_id, lot, participant, doses, for_whom=for_whom,
+                                                              why=why, on=on, request=request, actor=actor))
+
+    def decide_buffer(self, round_id: str, request: str, approve: bool, *, on: dt.date | None = None,
+                      reason: str | None = None, actor: str | None = None) -> Event:
+        """Approve or refuse (with a reason) a buffer request."""
+        return self._write(lambda: self.rounds.decide_buffer(round_id, request, approve, on=on, reason=reason,
+                                                             actor=actor))
+
+    def send(self, offer_id: str, doses: int | None, *, on: dt.date, shipment: str | None = None) -> Event:
+        """One shipment of part (or the rest) of an accepted offer."""
+        return self._write(lambda: self.rounds.send(offer_id, doses, on=on, shipment=shipment))
+
+    def deliver(self, round_id: str, shipment: str, *, on: dt.date) -> Event:
+        """Confirm a shipment's delivery (records the shelf life left on arrival)."""
+        return self._write(lambda: self.rounds.deliver(round_id, shipment, on=on))
+
+    def expire_unused(self, round_id: str, shipment: str, doses: int, *, on: dt.date) -> Event:
+        """Delivered doses that expired unused at the participant."""
+        return self._write(lambda: self.rounds.expire_unused(round_id, shipment, doses, on=on))
+
+    def delivery_report(self, round_id: str) -> pd.DataFrame:
+        """Per participant and product: offered, accepted, shipped, delivered, expired unused."""
+        return self.round(round_id).delivery_report()
 
     def round(self, round_id: str) -> RoundState:
         """The round's state, brought up to date with every recorded event."""
@@ -664,6 +757,9 @@ class DemoResult:
     verify: VerifyReport
     allocation: Allocated
     impact: Comparison | None = None
+    bilateral: dict[str, Any] = field(default_factory=dict)
+    """The bilateral Sputnik V offer recorded beside the CoronaVac round: its lot, offer, status
+    as reported and sources (``demo_sputnik.yaml``)."""
 
 
 DEMO_KEYS: tuple[tuple[str, str | None, str | None], ...] = (
@@ -729,7 +825,25 @@ def run_demo(desk: Desk, *, who: str | Path | None = None, impact: bool = True) 
         comparison = compare(second_sc, policies=[], allocations={
             "as first offered": first_offers.allocation, "held after decline and re-offer": held.allocation,
         })
+    bilateral = record_bilateral_offer(desk, second.round_id)
     return DemoResult(first=desk.round(first.round_id), second=desk.round(second.round_id),
                       need_source=None if source is None else str(source), verify=desk.verify(),
-                      allocation=allocated, impact=comparison)
+                      allocation=allocated, impact=comparison, bilateral=bilateral)
+
+
+def record_bilateral_offer(desk: Desk, round_id: str) -> dict[str, Any]:
+    """Record Russia's bilateral Sputnik V offer to DPRK (``demo_sputnik.yaml``) in the CoronaVac
+    round: a bilateral lot and its offer, outside the facility's pool. No answer is recorded, as
+    none was reported. Recording it again changes nothing."""
+    from dosewise.scenario import read_yaml
+
+    text = (resources.files("dosewise") / "data" / "demo_sputnik.yaml").read_text(encoding="utf-8")
+    data = read_yaml(text, file="demo_sputnik.yaml")
+    lot = data["lot"]
+    if lot["id"] not in desk.round(round_id).lots:
+        desk.donate(round_id, lot)
+    state = desk.round(round_id)
+    offer = next(o for o in state.offers.values() if o["lot"] == lot["id"])
+    return {"name": data["name"], "status": data["status"], "sources": data["sources"], "lot": lot["id"],
+            "terms": state.lot_terms[lot["id"]], "offer": dict(offer)}
 

@@ -33,6 +33,7 @@ from pydantic import (
     ValidationInfo,
     field_serializer,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -159,6 +160,25 @@ class Participants(_Model):
         return self
 
 
+Channel = Literal["covax", "bilateral", "avat", "dose-sharing", "other"]
+"""How donated doses travel: through the COVAX facility, bilaterally from donor to recipient, the
+African Vaccine Acquisition Trust, another dose-sharing arrangement."""
+
+
+class Earmarks(_Model):
+    """A donor's hard constraints on who may receive a lot: listed recipients (ISO3 codes or unit
+    ids), excluded recipients, UN M49 regions, World Bank income levels. Every given list must
+    match (recipients ∩ regions ∩ income levels), minus the excluded."""
+
+    recipients: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    regions: tuple[Name, ...] = ()
+    income_levels: tuple[Name, ...] = ()
+
+    def as_payload(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in self.model_dump().items() if v}
+
+
 class Lot(_Model):
     id: Identifier
     product: Name
@@ -166,12 +186,35 @@ class Lot(_Model):
     available: dt.date
     expiry: dt.date
     source: Name = ""
+    donor: Name | None = None
+    channel: Channel | None = None
+    earmarks: Earmarks | None = None
+    pledged: dt.date | None = None
 
     @model_validator(mode="after")
     def _dates(self) -> Lot:
         if self.expiry <= self.available:
             raise ValueError(f"expiry {self.expiry} is not after available {self.available}")
+        if self.pledged is not None and self.pledged > self.available:
+            raise ValueError(f"pledged {self.pledged} is after available {self.available}")
+        if self.channel == "bilateral" and (self.earmarks is None or len(self.earmarks.recipients) != 1):
+            raise ValueError("a bilateral lot names its one recipient in earmarks.recipients")
         return self
+
+    @model_serializer(mode="wrap")
+    def _terms_when_given(self, handler: Any) -> Any:
+        """Donor terms appear in the recorded scenario only when given (so lots without them
+        serialise as before)."""
+        data = handler(self)
+        if isinstance(data, dict):
+            for k in ("donor", "channel", "earmarks", "pledged"):
+                if data.get(k) is None:
+                    data.pop(k, None)
+        return data
+
+    @property
+    def bilateral(self) -> bool:
+        return self.channel == "bilateral"
 
 
 class SmallStateFloor(_Model):
@@ -345,6 +388,15 @@ class ScriptedResponse(_Model):
     wish: Name | None = None
 
 
+class ReadinessRule(_Model):
+    """Shipment waits until the participant meets every listed condition for the product; an
+    accepted offer whose participant is not ready ``days`` after accepting lapses back to the pool."""
+
+    conditions: tuple[Literal["deployment_plan", "indemnity", "import_permit", "cold_chain"], ...] = (
+        "deployment_plan", "indemnity", "import_permit")
+    days: int = Field(default=30, ge=0, le=3650)
+
+
 class RoundRules(_Model):
     id: Identifier | None = None
     opens: dt.date | None = None
@@ -355,6 +407,7 @@ class RoundRules(_Model):
     recipients_per_pass: int = Field(default=3, ge=1, le=100_000)
     default_response: Literal["accept", "lapse"] = "accept"
     responses: tuple[ScriptedResponse, ...] = ()
+    readiness: ReadinessRule | None = None
 
 
 class Scenario(_Model):
@@ -489,6 +542,7 @@ def _semantic_problems(sc: Scenario) -> list[tuple[str, str, Any]]:
                 validate_iso3(prof.age_structure_like)
             except InputError:
                 problems.append((f"{where}.age_structure_like", "unknown ISO3 code", prof.age_structure_like))
+    problems += earmark_problems(sc.lots, known)
     if sc.round.reallocation == "optimal" and not sc.policy.name.startswith("optimal"):
         problems.append(("round.reallocation", "optimal reallocation re-optimises an optimal allocation; "
                          "set policy.name to optimal, optimal-floor-50 or optimal-floor-100", "optimal"))
@@ -497,6 +551,38 @@ def _semantic_problems(sc: Scenario) -> list[tuple[str, str, Any]]:
             problems.append((f"round.responses[{i}].participant", "not a participant of the scenario", r.participant))
         if r.action == "decline" and r.reason is None:
             problems.append((f"round.responses[{i}].reason", "a decline needs a reason", None))
+    return problems
+
+
+def earmark_problems(lots: tuple[Lot, ...], known: set[str], *, where: str = "lots") -> list[tuple[str, str, Any]]:
+    """Earmarks naming a code that is not a participant, a region or income level no country
+    has; a bilateral recipient outside the scenario."""
+    from dosewise.reference.countries import known_income_levels, known_regions, validate_iso3
+
+    problems: list[tuple[str, str, Any]] = []
+    regions, incomes = known_regions(), known_income_levels()
+    for i, lot in enumerate(lots):
+        e = lot.earmarks
+        if lot.donor is not None and len(lot.donor) == 3 and lot.donor.isupper():
+            try:
+                validate_iso3(lot.donor)
+            except InputError:
+                problems.append((f"{where}[{i}].donor", "unknown ISO 3166-1 alpha-3 code", lot.donor))
+        if e is None:
+            continue
+        for field in ("recipients", "exclude"):
+            for j, code in enumerate(getattr(e, field)):
+                if code.upper() not in known:
+                    problems.append((f"{where}[{i}].earmarks.{field}[{j}]", "not a participant of the scenario",
+                                     code))
+        for j, r in enumerate(e.regions):
+            if r not in regions:
+                problems.append((f"{where}[{i}].earmarks.regions[{j}]",
+                                 f"unknown region; known: {', '.join(sorted(regions))}", r))
+        for j, r in enumerate(e.income_levels):
+            if r not in incomes:
+                problems.append((f"{where}[{i}].earmarks.income_levels[{j}]",
+                                 f"unknown income level; known: {', '.join(sorted(incomes))}", r))
     return problems
 
 

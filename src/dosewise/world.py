@@ -24,7 +24,7 @@ attribute               shape                       meaning
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ from dosewise.products import STORAGE_CLASSES, Product, catalogue, products_fram
 from dosewise.reference.countries import country_info
 from dosewise.reference.groups import group_members
 from dosewise.reference.population import AGE_BANDS, population_by_age, wpp_coverage
-from dosewise.scenario import ParticipantProfile, Scenario
+from dosewise.scenario import Earmarks, ParticipantProfile, Scenario
 from dosewise.units import UnitTable
 
 BoolArray = npt.NDArray[np.bool_]
@@ -60,6 +60,10 @@ class World:
     as_of: dt.date | None = None
     name: str = "scenario"
     meta: dict[str, Any] = field(default_factory=dict)
+    earmarked: BoolArray | None = None
+    """(n, L): the donor's earmarks let the participant receive the lot (None: no earmarks)."""
+    bilateral: BoolArray | None = None
+    """(L,): the lot is a bilateral donation, offered to its recipient outside the facility's policy."""
 
     @property
     def codes(self) -> pd.Index:
@@ -83,7 +87,12 @@ class World:
     def usable(self) -> BoolArray:
         """(n, L): the participant accepts, is approved for and can store the lot's product."""
         idx = self.lot_products()
-        return np.asarray(self.accepts[:, idx] & self.storage_ok[:, idx], dtype=np.bool_)
+        out = self.accepts[:, idx] & self.storage_ok[:, idx]
+        if self.earmarked is not None:  # a donor's earmarks are hard constraints for every policy
+            out = out & self.earmarked
+        if self.bilateral is not None:  # bilateral lots are outside the facility's allocation
+            out = out & ~self.bilateral[None, :]
+        return np.asarray(out, dtype=np.bool_)
 
     def with_participants(self, participants: pd.DataFrame) -> World:
         return World(**{**self.__dict__, "participants": participants})
@@ -469,6 +478,8 @@ def build_world(sc: Scenario) -> World:
             for lot in sc.lots
         ]
     ).set_index("lot")
+    earmarked = np.column_stack([earmark_mask(frame, lot.earmarks) for lot in sc.lots])
+    bilateral = np.array([lot.bilateral for lot in sc.lots], dtype=np.bool_)
     return World(
         participants=frame,
         pop_by_age=pop_by_age,
@@ -481,7 +492,29 @@ def build_world(sc: Scenario) -> World:
         as_of=sc.as_of,
         name=sc.name,
         meta={"year": sc.year, "sources": dict(sc.sources)},
+        earmarked=earmarked if not earmarked.all() else None,
+        bilateral=bilateral if bilateral.any() else None,
     )
+
+
+def earmark_mask(participants: pd.DataFrame, earmarks: Earmarks | Mapping[str, Any] | None) -> BoolArray:
+    """(n,): which participants a lot's earmarks let receive it. Unit participants match regions
+    and income levels through their parent country."""
+    n = len(participants)
+    if earmarks is None:
+        return np.ones(n, dtype=np.bool_)
+    e = earmarks if isinstance(earmarks, Earmarks) else Earmarks.model_validate(dict(earmarks))
+    codes = np.asarray([str(c).upper() for c in participants.index], dtype=object)
+    ok = np.ones(n, dtype=np.bool_)
+    if e.recipients:
+        ok &= np.isin(codes, [c.upper() for c in e.recipients])
+    if e.regions:
+        ok &= participants["region"].isin(list(e.regions)).to_numpy()
+    if e.income_levels:
+        ok &= participants["income_level"].isin(list(e.income_levels)).to_numpy()
+    if e.exclude:
+        ok &= ~np.isin(codes, [c.upper() for c in e.exclude])
+    return ok
 
 
 def participants_from_reference(codes: Sequence[str], year: int = 2020) -> pd.DataFrame:

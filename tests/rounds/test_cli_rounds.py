@@ -62,6 +62,12 @@ def test_demo_tells_the_dprk_story_and_verifies(tmp_path: Path) -> None:
     accepted = con.execute("select count(*) from ledger_events where type='offer.accepted' "
                            "and round_id='demo-coronavac-2021-08'").fetchone()[0]
     assert accepted >= 1
+    # beside the round: Russia's bilateral Sputnik V offer, a bilateral lot and its offer in the same ledger
+    assert "Beside it: Sputnik V offered by Russia to DPRK" in out
+    assert "channel bilateral" in out and "status as reported: open" in out
+    rows = con.execute("select type, participant from ledger_events where lot_id='SPUTNIK-RUS-PRK-2021' "
+                       "order by seq").fetchall()
+    assert rows == [("lot.donated", None), ("offer.made", "PRK")]
 
 
 def test_demo_reallocates_by_need_with_the_who_feed(shared_data: Path) -> None:

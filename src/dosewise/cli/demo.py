@@ -127,6 +127,19 @@ def _story(result: DemoResult, *, db: str | None) -> None:
             for why, codes in info["skipped"].items():
                 console.print(f"  skipped ({safe(why)}): {', '.join(codes[:12])}{' …' if len(codes) > 12 else ''}")
     print_offers(second, limit=12, compact=True)
+    if result.bilateral:
+        b = result.bilateral
+        o, terms = b["offer"], b["terms"]
+        console.rule(f"[bold]3. Beside it: {safe(b['name'])}")
+        console.print(
+            f"lot {safe(b['lot'])}: {o['doses']:,} doses of Sputnik V, donor {safe(terms['donor'])}, channel "
+            f"{safe(terms['channel'])}, earmarked for {', '.join(terms['earmarks']['recipients'])}, pledged "
+            f"{safe(terms.get('pledged', '?'))}; offer {safe(o['offer'])} is [bold]{safe(o['status'])}[/] in the "
+            f"ledger, outside the facility's pool (never re-offered by a pass)."
+        )
+        console.print(f"status as reported: {safe(b['status'])} — {safe(b['sources']['status'])}")
+        for key in ("offer", "interest", "doses"):
+            console.print(f"[dim]source ({key}): {safe(b['sources'][key])}[/]")
     print_status(result.first)
     print_status(second)
     if result.impact is not None:

@@ -132,14 +132,16 @@ def respond(
     wish: Annotated[str | None, typer.Option(help="Where the participant wishes declined doses to go.")] = None,
     on: Annotated[str | None, typer.Option(help="Date of the answer (default: the round's date).")] = None,
     key: Annotated[str | None, typer.Option(help="Idempotency key: a retried answer records once.")] = None,
+    doses: Annotated[int | None, typer.Option(help="With --accept: accept only this many doses; the rest "
+                                                   "returns to the pool at once.")] = None,
     db: DbOption = None,
 ) -> None:
-    """Accept or decline an open offer before its deadline."""
+    """Accept (in full, or in part with --doses) or decline an open offer before its deadline."""
     if accept == (decline is not None):
         raise InputError("give exactly one of --accept or --decline REASON", field="respond")
     with _desk(db) as desk:
         ev = desk.respond(offer, "accept" if accept else "decline", reason=decline, note=note, wish=wish,
-                          on=parse_date(on, "--on"), key=key)
+                          on=parse_date(on, "--on"), key=key, doses=doses)
     console.print(f"recorded {ev.type} for {safe(offer)} (event {ev.seq}, hash {ev.hash[:16]}…)")
 
 
@@ -176,15 +178,20 @@ def advance(
 def ship(
     offer: Annotated[str, typer.Argument(help="Offer id (accepted).")],
     on: Annotated[str, typer.Option("--on", help="Date shipped (or delivered), YYYY-MM-DD.")],
-    delivered: Annotated[bool, typer.Option("--delivered", help="Record delivery instead of shipment.")] = False,
+    delivered: Annotated[bool, typer.Option("--delivered", help="Record delivery of the whole offer instead of "
+                                                                "shipment.")] = False,
+    doses: Annotated[int | None, typer.Option(help="Ship this many of the accepted doses as one shipment.")] = None,
+    shipment: Annotated[str | None, typer.Option(help="Shipment id (default: OFFER:S<n>).")] = None,
     db: DbOption = None,
 ) -> None:
     """Record shipment (or, with --delivered, delivery) of an accepted offer."""
     day = parse_date(on, "--on")
     assert day is not None
     with _desk(db) as desk:
-        ev = desk.ship(offer, on=day, delivered=delivered)
-    console.print(f"recorded {ev.type} for {safe(offer)} (event {ev.seq})")
+        ev = desk.ship(offer, on=day, delivered=delivered, doses=doses, shipment=shipment)
+    p = ev.payload
+    extra = f" shipment {safe(p['shipment'])}, {p['doses']:,} doses" if "shipment" in p else ""
+    console.print(f"recorded {ev.type} for {safe(offer)}{extra} (event {ev.seq})")
 
 
 @round_app.command("status")
@@ -203,4 +210,7 @@ def list_(db: DbOption = None) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from dosewise.cli import mechanism
+
+    mechanism.register(round_app)
     app.add_typer(round_app, name="round")

@@ -35,6 +35,9 @@ def allocate_fixed(world: World, params: PolicyParams) -> Allocation:
                                  value=code)
             if not isinstance(d, int) or d < 0:
                 raise InputError("doses must be a whole number >= 0", field=f"policy.options.amounts.{code}", value=d)
+            if d and world.earmarked is not None and not world.earmarked[codes[code], j]:
+                raise InputError(f"lot {lot} is earmarked by its donor; {code} may not receive it",
+                                 field=f"policy.options.amounts.{code}", value=d)
             doses[codes[code], j] = d
     supply = world.lots["doses"].to_numpy(dtype=np.int64)
     buffer = np.floor(params.buffer * supply + 0.5).astype(np.int64)

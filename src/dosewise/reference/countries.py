@@ -96,3 +96,15 @@ def country_info(iso3: str) -> CountryInfo:
 
 def country_name(iso3: str) -> str:
     return country_info(iso3).name
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """UN M49 region names of the countries the OCHA taxonomy knows."""
+    return frozenset(info.region for code in _table() if (info := country_info(code)).region)
+
+
+@functools.cache
+def known_income_levels() -> frozenset[str]:
+    """World Bank income levels as the OCHA taxonomy spells them."""
+    return frozenset(INCOME_LEVELS)

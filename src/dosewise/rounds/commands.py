@@ -41,6 +41,14 @@ from dosewise.rounds.events import (
     RoundProposed,
     new_event,
 )
+from dosewise.rounds.mechanism import (
+    Mechanism,
+    bilateral_offer,
+    donation_refusal,
+    lot_allowed,
+    readiness_lapses,
+    terms_of,
+)
 from dosewise.rounds.reallocate import LotPool, plan_pass
 from dosewise.rounds.state import NEXT, RoundState
 from dosewise.scenario import Scenario, parse_scenario, parse_scenario_text
@@ -91,7 +99,7 @@ def _need_payload(need: Mapping[str, float], source: str, as_of: dt.date | None)
     return NeedRecorded(scores=scores, source=source, as_of=as_of)
 
 
-class Rounds:
+class Rounds(Mechanism):
     """Runs rounds against a ledger store. The ledger is the state; the caches here (projections,
     worlds, the live optimal solution) are brought up to date from it on every call."""
 
@@ -184,17 +192,28 @@ class Rounds:
 
             sc = parse_scenario(json.loads(state.opened["scenario"]), file=f"ledger round {rid}")
             self._worlds[rid] = (sc, build_world(sc))
-        return self._worlds[rid]
+        sc, world = self._worlds[rid]
+        known = self._states.get(rid)
+        if known is not None and len(known.lots) > len(world.lots):  # lots donated while the round ran
+            from dosewise.rounds.mechanism import extend_world
+
+            world = extend_world(world, known)
+            self._worlds[rid] = (sc, world)
+        return sc, world
 
     def _offer(self, offer_id: str) -> tuple[RoundState, dict[str, Any]]:
         rid = self._offer_round.get(offer_id)
         if rid is None:
             first = next(iter(self.store.read(offer_id=offer_id, types=["offer.made"])), None)
+            if first is None:  # doses held by an approved buffer request or a transfer
+                first = next(iter(self.store.read(offer_id=offer_id.rsplit(":T", 1)[0])), None)
             if first is None or first.round_id is None:
                 raise NotFoundError("no such offer in the ledger", field="offer", value=offer_id)
             rid = first.round_id
         with self._lock:
             state = self.state(rid)
+            if offer_id not in state.offers:
+                raise NotFoundError("no such offer in the ledger", field="offer", value=offer_id)
             return state, dict(state.offers[offer_id])
 
     # -- opening -------------------------------------------------------------------------------
@@ -254,6 +273,17 @@ class Rounds:
 
                 allocation = get_policy(sc.policy.name)(world, sc.policy)
         deadline = opens + dt.timedelta(days=rules.response_days)
+        import numpy as np
+
+        bilateral = world.bilateral if world.bilateral is not None else np.zeros(len(world.lots), dtype=np.bool_)
+        for j, given in enumerate(sc.lots):  # a donation no earmarked participant can use in time is refused
+            if given.donor is None and given.earmarks is None:
+                continue
+            allowed = world.earmarked[:, j] if world.earmarked is not None else np.ones(world.n, dtype=np.bool_)
+            why = donation_refusal(world, allowed, str(world.lots["product"].iloc[j]), given.available,
+                                   given.expiry, opens, rules.response_days)
+            if why is not None:
+                raise InputError(f"donation refused: {why}", field=f"lots[{j}]", value=given.id)
         events = [
             new_event("round.opened", RoundOpened(
                 opens=opens, policy=sc.policy.name, name=sc.name, response_days=rules.response_days,
@@ -269,14 +299,18 @@ class Rounds:
             lid = str(lot_id)
             events.append(new_event("lot.added", LotAdded(
                 lot=lid, product=str(lot["product"]), doses=int(lot["doses"]), available=lot["available"].date(),
-                expiry=lot["expiry"].date(), source=str(lot["source"])), actor=actor, round_id=rid, lot_id=lid))
-            if allocation.buffer[j]:
+                expiry=lot["expiry"].date(), source=str(lot["source"]), **terms_of(sc.lots[j])), actor=actor,
+                round_id=rid, lot_id=lid))
+            if bilateral[j]:
+                events.append(bilateral_offer(rid, sc.lots[j], str(lot["product"]), max(opens, sc.lots[j].available),
+                                              rules.response_days, actor, OfferMade))
+            elif allocation.buffer[j]:
                 events.append(new_event("buffer.held", BufferHeld(lot=lid, doses=int(allocation.buffer[j])),
                                         actor=actor, round_id=rid, lot_id=lid))
-        import numpy as np
-
         rows, cols = np.nonzero(allocation.doses)
         for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+            if bilateral[j]:
+                continue
             code, lot_id = str(world.codes[i]), str(world.lots.index[j])
             oid = f"{rid}:{lot_id}:{code}:0"
             events.append(new_event("offer.made", OfferMade(
@@ -399,6 +433,7 @@ class Rounds:
         actor: str | None = None,
         sign: Signer | None = None,
         participant: str | None = None,
+        doses: int | None = None,
     ) -> Event:
         """Accept or decline an open offer, before its deadline.
 
@@ -406,8 +441,13 @@ class Rounds:
         ``idempotency_key`` returns the first answer, whatever the round's date is by then.
         ``sign`` attaches the actor's signature to the event before it is recorded. With
         ``participant``, the answer is refused (:class:`~dosewise.errors.ForbiddenError`) unless
-        the offer is made to that participant.
+        the offer is made to that participant. ``doses`` (accept only) below the offer accepts that
+        part; the rest goes back to the pool at once.
         """
+        if doses is not None:
+            if action != "accept":
+                raise InputError("only an acceptance takes a number of doses", field="doses", value=doses)
+            return self.accept_part(offer_id, doses, on=on, note=note, actor=actor)
         if action not in ("accept", "decline"):
             raise InputError("action must be accept or decline", field="action", value=action)
         if action == "decline":
@@ -449,9 +489,17 @@ class Rounds:
         return stored
 
     def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False, actor: str | None = None,
-             idempotency_key: str | None = None) -> Event:
-        """Record shipment (or delivery) of an accepted offer; a retry with the same key returns the first."""
+             idempotency_key: str | None = None, doses: int | None = None, shipment: str | None = None) -> Event:
+        """Record shipment (or delivery) of a whole accepted offer (a retry with the same key returns the
+        first); with ``doses`` or ``shipment``, one shipment of part of it (:meth:`send`)."""
+        if doses is not None or shipment is not None:
+            if delivered:
+                raise InputError("deliver a shipment by its id (round deliver)", field="--delivered")
+            return self.send(offer_id, doses, on=on, shipment=shipment)
         state, offer = self._offer(offer_id)
+        if offer.get("shipped") or (not delivered and (offer.get("reserved") or offer.get("ship_after"))):
+            raise RoundError(f"offer {offer_id} has shipments, a pending transfer or a delay; ship it by "
+                                 "shipment with a number of doses")
         target = "delivered" if delivered else "shipped"
         if idempotency_key is not None:
             stored = next((ev for ev in self.store.read(offer_id=offer_id)
@@ -542,6 +590,7 @@ class Rounds:
                 events.append(new_event("offer.lapsed", OfferAnswered(offer=oid, on=to, reason="deadline passed"),
                                         actor=actor, round_id=rid, offer_id=oid, lot_id=o["lot"],
                                         participant=o["participant"], unique_slot=f"offer:{oid}:response"))
+        events += readiness_lapses(state, sc, to, actor)
         # apply the batch so far to a scratch projection so the pass sees lapsed doses in the pool
         scratch = copy.deepcopy(state)
         for k, ne in enumerate(events):
@@ -553,7 +602,7 @@ class Rounds:
         targets = None
         if order == "optimal":
             targets, extra = self._reoptimize(scratch, sc, world)
-        pools = [LotPool(lot_id, lot["product"], int(lot["pool"]), _d(lot["expiry"]))
+        pools = [LotPool(lot_id, lot["product"], int(lot["pool"]), _d(lot["expiry"]), *lot_allowed(world, lot_id))
                  for lot_id, lot in scratch.lots.items()]
         plan = plan_pass(world, pools, holdings=scratch.holdings(), refused=scratch.refused(), today=to,
                          deadline=deadline, order=order, need=scratch.need,
@@ -613,8 +662,9 @@ class Rounds:
 
     # -- scripted play (demo, tests) -----------------------------------------------------------
     def play(self, round_id: str, *, until_passes: int | None = None) -> RoundState:
-        """Answer offers as the scenario scripts them (others by ``default_response``), advancing
-        past each deadline until the pool is empty or ``max_passes`` is reached."""
+        """Answer offers as the scenario scripts them (others by ``default_response``; bilateral
+        offers only when scripted), advancing past each deadline until the pool is empty or
+        ``max_passes`` is reached."""
         state = self.state(round_id)
         sc, _ = self.scenario_world(round_id)
         script = {(r.participant.upper(), r.lot): r for r in sc.round.responses}
@@ -622,6 +672,9 @@ class Rounds:
             for oid, o in list(state.offers.items()):
                 if o["status"] != "offered":
                     continue
+                bilateral = state.lot_terms.get(o["lot"], {}).get("channel") == "bilateral"
+                if bilateral and (o["participant"], o["lot"]) not in script:
+                    continue  # a bilateral offer is its recipient's to answer, not the round's default
                 r = script.get((o["participant"], o["lot"])) or script.get((o["participant"], None))
                 if r is not None and o["pass"] == 0:
                     self.respond(oid, r.action, reason=r.reason, note=r.note, wish=r.wish,
@@ -629,7 +682,8 @@ class Rounds:
                 elif sc.round.default_response == "accept":
                     self.respond(oid, "accept", idempotency_key=f"{oid}:script")
             state = self.state(round_id)
-            if sum(lot["pool"] for lot in state.lots.values()) == 0:
+            if sum(lot["pool"] for lid, lot in state.lots.items()
+                   if state.lot_terms.get(lid, {}).get("channel") != "bilateral") == 0:
                 break
             latest = max((_d(o["deadline"]) for o in state.offers.values()), default=state.today)
             assert latest is not None

@@ -8,9 +8,9 @@ its schema never enters the ledger and a tampered one is reported when read.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from dosewise.errors import IntegrityError
 from dosewise.ledger import Event, NewEvent
@@ -62,6 +62,10 @@ class LotAdded(Payload):
     available: dt.date
     expiry: dt.date
     source: str = ""
+    donor: str | None = None
+    channel: str | None = None
+    earmarks: dict[str, list[str]] | None = None
+    pledged: dt.date | None = None
 
 
 class BufferHeld(Payload):
@@ -202,3 +206,155 @@ def payload_of(ev: Event) -> Payload:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise IntegrityError(f"event seq {ev.seq} ({ev.type}): payload field {where}: {first['msg']}") from None
+
+
+# -- the rest of the mechanism: donations, answers in part, transfers, readiness, the buffer,
+# -- shipments. Each type has its own payload class and its own handler in the projection.
+
+Text = Annotated[str, StringConstraints(max_length=20_000)]
+"""Free text from a party (a note, a reason, for whom): bounded, kept as text."""
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=300)]
+
+READINESS_CONDITIONS: tuple[str, ...] = ("deployment_plan", "indemnity", "import_permit", "cold_chain")
+"""The dated conditions a participant meets, per product, before doses are shipped to it."""
+
+
+class LotDonated(LotAdded):
+    """``lot.donated``: a lot a donor gives to a running round, with its terms."""
+
+    on: dt.date
+    donor: Ident
+    channel: str = "covax"
+    earmarks: dict[str, list[str]] | None = None
+    pledged: dt.date | None = None
+
+
+class OfferAcceptedInPart(Payload):
+    """``offer.accepted_in_part``: ``doses`` of the offer accepted; the rest goes back to the pool."""
+
+    offer: Ident
+    on: dt.date
+    doses: int = Field(gt=0, le=MAX_DOSES)
+    note: Text | None = None
+
+
+class ProductOptedOut(Payload):
+    """``product.opted_out``: the participant takes no more of the product in this round."""
+
+    participant: Ident
+    product: Ident
+    on: dt.date
+    note: Text | None = None
+
+
+class OfferDelayed(Payload):
+    """``offer.delayed``: the participant asks that an accepted offer ship no earlier than ``until``."""
+
+    offer: Ident
+    on: dt.date
+    until: dt.date
+    note: Text | None = None
+
+
+class TransferProposed(Payload):
+    """``transfer.proposed``: part or all of an accepted offer offered on to another participant."""
+
+    transfer: Ident
+    offer: Ident
+    to: Ident
+    doses: int = Field(gt=0, le=MAX_DOSES)
+    on: dt.date
+    note: Text | None = None
+
+
+class TransferAnswered(Payload):
+    """``transfer.accepted`` and ``transfer.refused`` (by the receiving participant)."""
+
+    transfer: Ident
+    on: dt.date
+    note: Text | None = None
+
+
+class ReadinessRecorded(Payload):
+    """``readiness.recorded``: a participant met a condition for a product on a date."""
+
+    participant: Ident
+    product: Ident
+    condition: Literal["deployment_plan", "indemnity", "import_permit", "cold_chain"]
+    on: dt.date
+    note: Text | None = None
+
+
+class AcceptanceLapsed(Payload):
+    """``acceptance.lapsed``: the unshipped doses of an accepted offer go back to the pool
+    (the participant was not ready for shipment by the deadline)."""
+
+    offer: Ident
+    on: dt.date
+    doses: int = Field(gt=0, le=MAX_DOSES)
+    reason: Text
+
+
+class BufferRequested(Payload):
+    """``buffer.requested``: an application to the humanitarian buffer of a lot."""
+
+    request: Ident
+    lot: Ident
+    participant: Ident
+    doses: int = Field(gt=0, le=MAX_DOSES)
+    for_whom: Text
+    why: Text
+    on: dt.date
+
+
+class BufferDecided(Payload):
+    """``buffer.approved`` and ``buffer.refused``."""
+
+    request: Ident
+    on: dt.date
+    reason: Text | None = None
+
+
+class ShipmentSent(Payload):
+    """``shipment.sent``: ``doses`` of an accepted offer leave on ``on``."""
+
+    shipment: Ident
+    offer: Ident
+    doses: int = Field(gt=0, le=MAX_DOSES)
+    on: dt.date
+
+
+class ShipmentDelivered(Payload):
+    """``shipment.delivered``: the shipment arrived, with this many days of shelf life left."""
+
+    shipment: Ident
+    on: dt.date
+    shelf_life_days: int
+
+
+class ShipmentExpired(Payload):
+    """``shipment.expired``: delivered doses that expired unused at the participant."""
+
+    shipment: Ident
+    doses: int = Field(gt=0, le=MAX_DOSES)
+    on: dt.date
+
+
+MECHANISM_PAYLOADS: dict[str, type[Payload]] = {
+    "lot.donated": LotDonated,
+    "offer.accepted_in_part": OfferAcceptedInPart,
+    "product.opted_out": ProductOptedOut,
+    "offer.delayed": OfferDelayed,
+    "transfer.proposed": TransferProposed,
+    "transfer.accepted": TransferAnswered,
+    "transfer.refused": TransferAnswered,
+    "readiness.recorded": ReadinessRecorded,
+    "acceptance.lapsed": AcceptanceLapsed,
+    "buffer.requested": BufferRequested,
+    "buffer.approved": BufferDecided,
+    "buffer.refused": BufferDecided,
+    "shipment.sent": ShipmentSent,
+    "shipment.delivered": ShipmentDelivered,
+    "shipment.expired": ShipmentExpired,
+}
+PAYLOADS.update(MECHANISM_PAYLOADS)

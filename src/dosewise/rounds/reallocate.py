@@ -5,7 +5,9 @@ Who may receive doses of a lot is decided once, the same way for every order
 accept or is not approved for the product, its cold chain cannot hold it, the lot would
 arrive with less than its minimum shelf life (which also keeps every answer deadline before
 expiry), its absorptive capacity is exhausted before expiry, it already declined or let
-lapse this lot, or it is at the coverage ceiling. Then the pool is split by the order:
+lapse this lot (or opted out of its product, or took only part of an offer of it), it is at the
+coverage ceiling, or the donor's earmarks exclude it. Bilateral lots are never re-offered.
+Then the pool is split by the order:
 
 * ``need``: the top ``recipients_per_pass`` candidates by need score, in proportion to
   population × need, capped by what each can absorb;
@@ -43,6 +45,10 @@ class LotPool:
     product: str
     pool: int
     expiry: dt.date
+    allowed: npt.NDArray[np.bool_] | None = None
+    """(n,): who the donor's earmarks let receive the lot (None: anyone)."""
+    bilateral: bool = False
+    """A bilateral donation: offered to its recipient only, never re-offered by a pass."""
 
 
 @dataclass
@@ -85,6 +91,8 @@ def eligibility(
     reasons[shelf_days < parts["min_shelf_life_days"].to_numpy()] = "shelf life on arrival below minimum"
     reasons[~world.storage_ok[:, k]] = "cold chain"
     reasons[~world.accepts[:, k]] = "does not accept the product"
+    if lot.allowed is not None:
+        reasons[~lot.allowed] = "earmarked by the donor for others"
     if refused:
         reasons[np.isin(np.asarray(world.codes, dtype=object), list(refused))] = "declined or let lapse this lot"
     if need is not None:
@@ -131,6 +139,10 @@ def plan_pass(
         if today >= lot.expiry:
             plan.expired.append((lot.lot, lot.pool, "the lot reached its expiry date"))
             plan.explain["lots"][lot.lot] = {"pool": lot.pool, "offered": [], "skipped": {}}
+            continue
+        if lot.bilateral:
+            plan.explain["lots"][lot.lot] = {"pool": lot.pool, "offered": [], "skipped": {},
+                                             "kept": "bilateral donation: not re-offered by the facility"}
             continue
         room, reasons, shelf_days = eligibility(world, lot, held=held, refused=refused.get(lot.lot, set()),
                                                 deadline=deadline, ceiling=ceiling,
@@ -184,7 +196,10 @@ def plan_pass(
         if not offered and left == lot.pool:
             fresh = shelf_days >= world.participants["min_shelf_life_days"].to_numpy()
             k = world.product_index(lot.product)
-            anyone_later = bool((fresh & world.accepts[:, k] & world.storage_ok[:, k]).any())
+            able = fresh & world.accepts[:, k] & world.storage_ok[:, k]
+            if lot.allowed is not None:
+                able &= lot.allowed
+            anyone_later = bool(able.any())
             if not anyone_later:
                 plan.expired.append((lot.lot, lot.pool, "no participant can use the doses before expiry"))
         plan.explain["lots"][lot.lot] = {"pool": lot.pool, "offered": offered, "skipped": _summarise(skipped)}

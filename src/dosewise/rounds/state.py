@@ -19,18 +19,31 @@ import numpy as np
 from dosewise.errors import IntegrityError
 from dosewise.ledger import Event
 from dosewise.rounds.events import (
+    AcceptanceLapsed,
+    BufferDecided,
     BufferHeld,
+    BufferRequested,
     LotAdded,
+    LotDonated,
     LotExpired,
     NeedRecorded,
+    OfferAcceptedInPart,
     OfferAnswered,
+    OfferDelayed,
     OfferMade,
     OfferMoved,
+    ProductOptedOut,
+    ReadinessRecorded,
     ReallocationPass,
     RoundAdvanced,
     RoundApproved,
     RoundOpened,
     RoundProposed,
+    ShipmentDelivered,
+    ShipmentExpired,
+    ShipmentSent,
+    TransferAnswered,
+    TransferProposed,
     payload_of,
 )
 
@@ -51,7 +64,7 @@ __all__ = [
     "project",
 ]
 
-OfferStatus = Literal["offered", "accepted", "declined", "lapsed", "shipped", "delivered"]
+OfferStatus = Literal["offered", "accepted", "declined", "lapsed", "shipped", "delivered", "transferred"]
 HOLDING: tuple[str, ...] = ("accepted", "shipped", "delivered")
 """Statuses under which a participant holds the offer's doses."""
 NEXT: dict[str, tuple[str, ...]] = {
@@ -105,6 +118,16 @@ class RoundState:
             return "closed"
         return "open" if self.opened else "proposed"
 
+    lot_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per lot with donor terms: donor, channel, earmarks, pledged, donated on."""
+    opted_out: dict[str, set[str]] = field(default_factory=dict)
+    """Per participant, the products it opted out of for the rest of the round."""
+    transfers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    readiness: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    """Per (participant, product): condition → the date it was met."""
+    buffer_requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shipments: dict[str, dict[str, Any]] = field(default_factory=dict)
+
     # -- projection ---------------------------------------------------------------------------
     def apply(self, ev: Event) -> None:
         """Apply one event of this round (events of other types are integrity failures)."""
@@ -141,6 +164,7 @@ class RoundState:
             self.today.isoformat(), "lots": self.lots, "offers": offers, "passes": self.passes, "need": self.need,
             "need_source": self.need_source, "closed": self.closed, "last_seq": self.last_seq,
             "proposal": self.proposal, "approval": self.approval,
+            **self._mechanism_json(),
         }, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -152,11 +176,37 @@ class RoundState:
         cols = data["offers"]
         n = len(cols["offer"])
         offers = {cols["offer"][i]: {c: cols[c][i] for c in _OFFER_FIELDS} for i in range(n)}
-        return cls(round_id=data["round_id"], opened=data["opened"],
-                   today=None if data["today"] is None else dt.date.fromisoformat(data["today"]),
-                   lots=data["lots"], offers=offers, passes=data["passes"], need=data["need"],
-                   need_source=data["need_source"], closed=data["closed"], last_seq=data["last_seq"],
-                   proposal=data.get("proposal"), approval=data.get("approval"))
+        state = cls(round_id=data["round_id"], opened=data["opened"],
+                    today=None if data["today"] is None else dt.date.fromisoformat(data["today"]),
+                    lots=data["lots"], offers=offers, passes=data["passes"], need=data["need"],
+                    need_source=data["need_source"], closed=data["closed"], last_seq=data["last_seq"],
+                    proposal=data.get("proposal"), approval=data.get("approval"))
+        state._mechanism_load(data.get("mechanism"))
+        return state
+
+    def _mechanism_json(self) -> dict[str, Any]:
+        """Donor terms, opt-outs, transfers, readiness, buffer requests, shipments and the offers'
+        own extra fields (partial acceptance, delay, shipped doses), when the round has any."""
+        extra = {oid: {k: v for k, v in o.items() if k not in _OFFER_FIELDS}
+                 for oid, o in self.offers.items() if len(o) > len(_OFFER_FIELDS)}
+        body = {"lot_terms": self.lot_terms, "opted_out": {k: sorted(v) for k, v in self.opted_out.items()},
+                "transfers": self.transfers, "buffer_requests": self.buffer_requests, "shipments": self.shipments,
+                "readiness": [[p, q, met] for (p, q), met in sorted(self.readiness.items())], "offers": extra}
+        return {"mechanism": body} if any(body.values()) else {}
+
+    def _mechanism_load(self, body: dict[str, Any] | None) -> None:
+        if not body:
+            return
+        self.lot_terms = body["lot_terms"]
+        self.opted_out = {k: set(v) for k, v in body["opted_out"].items()}
+        self.transfers, self.buffer_requests = body["transfers"], body["buffer_requests"]
+        self.shipments = body["shipments"]
+        self.readiness = {(p, q): met for p, q, met in body["readiness"]}
+        for oid, extra in body["offers"].items():
+            if oid in self.offers:
+                self.offers[oid].update(extra)
+            else:
+                raise IntegrityError(f"snapshot of round {self.round_id}: extra fields for unknown offer {oid}")
 
     # -- views ---------------------------------------------------------------------------------
     def offers_frame(self) -> pd.DataFrame:
@@ -213,9 +263,72 @@ class RoundState:
         """Per lot, the participants that declined or let lapse an offer of it."""
         out: dict[str, set[str]] = {}
         for o in self.offers.values():
-            if o["status"] in ("declined", "lapsed"):
+            if o["status"] in ("declined", "lapsed") or o.get("refused_rest"):
                 out.setdefault(o["lot"], set()).add(o["participant"])
+        for code, products in self.opted_out.items():
+            for lot_id, lot in self.lots.items():
+                if lot["product"] in products:
+                    out.setdefault(lot_id, set()).add(code)
         return out
+
+    # -- views of the rest of the mechanism ----------------------------------------------------
+    def unshipped(self, offer_id: str) -> int:
+        """Doses of a held offer not yet shipped nor promised to a pending transfer."""
+        o = self.offers[offer_id]
+        if o["status"] not in HOLDING:
+            return 0
+        if o.get("whole_shipped"):
+            return 0
+        return int(o["doses"]) - int(o.get("shipped", 0)) - int(o.get("reserved", 0))
+
+    def ready(self, participant: str, product: str, conditions: Iterable[str], on: dt.date) -> list[str]:
+        """The conditions the participant has not met for the product by ``on`` (empty: ready)."""
+        met = self.readiness.get((participant, product), {})
+        return [c for c in conditions if c not in met or dt.date.fromisoformat(met[c]) > on]
+
+    def delivery_report(self) -> pd.DataFrame:
+        """Per participant and product: doses offered, accepted, shipped, delivered, expired
+        unused at the participant, still to ship; shipments and the least and mean shelf life on
+        arrival."""
+        import pandas as pd
+
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+        def row(code: str, product: str) -> dict[str, Any]:
+            return rows.setdefault((code, product), {
+                "participant": code, "product": product, "offered": 0, "accepted": 0, "shipped": 0,
+                "delivered": 0, "expired_unused": 0, "to_ship": 0, "shipments": 0, "shelf_life_days_min": None,
+                "_shelf": []})
+
+        for oid, o in self.offers.items():
+            r = row(o["participant"], self.lots[o["lot"]]["product"])
+            r["offered"] += int(o.get("offered", o["doses"])) if o["pass"] >= 0 else 0
+            if o["status"] in HOLDING:
+                r["accepted"] += int(o["doses"])
+                if o.get("whole_shipped"):
+                    r["shipped"] += int(o["doses"])
+                    if o["status"] == "delivered":
+                        r["delivered"] += int(o["doses"])
+                r["to_ship"] += self.unshipped(oid) + int(o.get("reserved", 0))
+        for sh in self.shipments.values():
+            r = row(sh["participant"], sh["product"])
+            r["shipments"] += 1
+            r["shipped"] += sh["doses"]
+            if sh["delivered_on"] is not None:
+                r["delivered"] += sh["doses"]
+                r["_shelf"].append(sh["shelf_life_days"])
+            r["expired_unused"] += sh["expired"]
+        out = []
+        for r in rows.values():
+            shelf = r.pop("_shelf")
+            r["shelf_life_days_min"] = min(shelf) if shelf else None
+            r["shelf_life_days_mean"] = round(sum(shelf) / len(shelf), 1) if shelf else None
+            out.append(r)
+        cols = ["participant", "product", "offered", "accepted", "shipped", "delivered", "expired_unused",
+                "to_ship", "shipments", "shelf_life_days_min", "shelf_life_days_mean"]
+        if not out:
+            return pd.DataFrame(columns=cols)
+        return pd.DataFrame(out)[cols].sort_values(["participant", "product"]).reset_index(drop=True)
 
 
 def _proposed(s: RoundState, ev: Event, p: Any) -> None:
@@ -246,6 +359,7 @@ def _lot_added(s: RoundState, ev: Event, p: Any) -> None:
     assert isinstance(p, LotAdded)
     s.lots[p.lot] = LotBalance(product=p.product, supply=p.doses, available=p.available.isoformat(),
                                expiry=p.expiry.isoformat(), pool=p.doses, open=0, accepted=0, expired=0, buffer=0)
+    _record_terms(s, p)
 
 
 def _buffer(s: RoundState, ev: Event, p: Any) -> None:
@@ -293,7 +407,11 @@ def _moved(s: RoundState, ev: Event, p: Any) -> None:
     if target not in NEXT.get(offer["status"], ()):
         raise IntegrityError(f"event seq {ev.seq}: offer {p.offer} cannot go from {offer['status']} to {target}",
                              seq=ev.seq)
+    if offer.get("shipped") or offer.get("reserved"):
+        raise IntegrityError(f"event seq {ev.seq}: offer {p.offer} has shipments or a pending transfer; ship "
+                             "it by shipment", seq=ev.seq)
     offer["status"] = target
+    offer["whole_shipped"] = True
 
 
 def _expired(s: RoundState, ev: Event, p: Any) -> None:
@@ -341,6 +459,211 @@ _HANDLERS: dict[str, Callable[[RoundState, Event, Any], None]] = {
     "reallocation.pass": _pass,
     "round.closed": _closed,
 }
+
+
+# -- the rest of the mechanism ------------------------------------------------------------------
+
+
+def _fail(ev: Event, why: str) -> IntegrityError:
+    return IntegrityError(f"event seq {ev.seq} ({ev.type}): {why}", seq=ev.seq)
+
+
+def _lot_donated(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, LotDonated)
+    if p.lot in s.lots:
+        raise _fail(ev, f"lot {p.lot} added twice")
+    _lot_added(s, ev, p)
+
+
+def _record_terms(s: RoundState, p: LotAdded) -> None:
+    terms = {k: v for k, v in (("donor", p.donor), ("channel", p.channel), ("earmarks", p.earmarks),
+                               ("pledged", None if p.pledged is None else p.pledged.isoformat())) if v is not None}
+    if isinstance(p, LotDonated):
+        terms["donated_on"] = p.on.isoformat()
+    if terms:
+        s.lot_terms[p.lot] = terms
+
+
+def _accepted_in_part(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, OfferAcceptedInPart)
+    offer = s.offers[p.offer]
+    if offer["status"] != "offered":
+        raise _fail(ev, f"offer {p.offer} answered twice")
+    if p.doses >= offer["doses"]:
+        raise _fail(ev, f"offer {p.offer}: part of {p.doses:,} is not below the {offer['doses']:,} offered")
+    lot = s.lots[offer["lot"]]
+    lot["open"] -= offer["doses"]
+    lot["accepted"] += p.doses
+    lot["pool"] += offer["doses"] - p.doses
+    offer.update(status="accepted", offered=offer["doses"], doses=p.doses, note=p.note, refused_rest=True,
+                 answered_on=p.on.isoformat())
+
+
+def _opted_out(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, ProductOptedOut)
+    s.opted_out.setdefault(p.participant, set()).add(p.product)
+
+
+def _delayed(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, OfferDelayed)
+    offer = s.offers[p.offer]
+    if offer["status"] != "accepted":
+        raise _fail(ev, f"offer {p.offer} is {offer['status']}, not accepted")
+    offer["ship_after"] = p.until.isoformat()
+
+
+def _transfer_proposed(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, TransferProposed)
+    if p.transfer in s.transfers or p.transfer in s.offers:
+        raise _fail(ev, f"transfer {p.transfer} proposed twice")
+    if s.unshipped(p.offer) < p.doses:
+        raise _fail(ev, f"offer {p.offer} has fewer than {p.doses:,} unshipped doses")
+    offer = s.offers[p.offer]
+    if p.to == offer["participant"]:
+        raise _fail(ev, "a transfer to the offer's own participant")
+    offer["reserved"] = int(offer.get("reserved", 0)) + p.doses
+    s.transfers[p.transfer] = {"transfer": p.transfer, "offer": p.offer, "from": offer["participant"], "to": p.to,
+                               "doses": p.doses, "status": "proposed", "proposed_on": p.on.isoformat(),
+                               "note": p.note}
+
+
+def _transfer_answered(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, TransferAnswered)
+    t = s.transfers[p.transfer]
+    if t["status"] != "proposed":
+        raise _fail(ev, f"transfer {p.transfer} answered twice")
+    offer = s.offers[t["offer"]]
+    offer["reserved"] = int(offer.get("reserved", 0)) - t["doses"]
+    t["answered_on"] = p.on.isoformat()
+    if ev.type == "transfer.refused":
+        t["status"] = "refused"
+        return
+    t["status"] = "accepted"
+    offer["doses"] -= t["doses"]
+    if offer["doses"] == 0:
+        offer["status"] = "transferred"
+    s.offers[p.transfer] = {
+        "offer": p.transfer, "lot": offer["lot"], "participant": t["to"], "doses": t["doses"], "status": "accepted",
+        "deadline": offer["deadline"], "pass": offer["pass"], "why": f"transfer from {t['from']}", "reason": None,
+        "note": p.note, "wish": None, "answered_on": p.on.isoformat(), "offered": 0,
+    }
+
+
+def _readiness(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, ReadinessRecorded)
+    met = s.readiness.setdefault((p.participant, p.product), {})
+    if p.condition not in met or p.on.isoformat() < met[p.condition]:
+        met[p.condition] = p.on.isoformat()
+
+
+def _acceptance_lapsed(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, AcceptanceLapsed)
+    offer = s.offers[p.offer]
+    if p.doses > s.unshipped(p.offer):
+        raise _fail(ev, f"offer {p.offer} has fewer than {p.doses:,} unshipped doses")
+    lot = s.lots[offer["lot"]]
+    lot["accepted"] -= p.doses
+    lot["pool"] += p.doses
+    offer["doses"] -= p.doses
+    offer["refused_rest"] = True
+    offer["reason"] = p.reason
+    if offer["doses"] == 0:
+        offer["status"] = "lapsed"
+    elif int(offer.get("shipped", 0)) == offer["doses"]:
+        offer["status"] = "shipped"
+
+
+def _buffer_requested(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, BufferRequested)
+    if p.request in s.buffer_requests:
+        raise _fail(ev, f"buffer request {p.request} made twice")
+    if p.lot not in s.lots:
+        raise KeyError(p.lot)
+    s.buffer_requests[p.request] = {**p.model_dump(mode="json"), "status": "requested", "decided_on": None,
+                                    "reason": None}
+
+
+def _buffer_decided(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, BufferDecided)
+    r = s.buffer_requests[p.request]
+    if r["status"] != "requested":
+        raise _fail(ev, f"buffer request {p.request} decided twice")
+    r["decided_on"], r["reason"] = p.on.isoformat(), p.reason
+    if ev.type == "buffer.refused":
+        r["status"] = "refused"
+        return
+    lot = s.lots[r["lot"]]
+    if lot["buffer"] < r["doses"]:
+        raise _fail(ev, f"lot {r['lot']} holds {lot['buffer']:,} buffer doses, fewer than {r['doses']:,}")
+    lot["buffer"] -= r["doses"]
+    lot["accepted"] += r["doses"]
+    r["status"] = "approved"
+    oid = buffer_offer_id(s.round_id, p.request)
+    s.offers[oid] = {
+        "offer": oid, "lot": r["lot"], "participant": r["participant"], "doses": r["doses"], "status": "accepted",
+        "deadline": p.on.isoformat(), "pass": -1, "why": f"humanitarian buffer: {r['why']} (for {r['for_whom']})",
+        "reason": None, "note": None, "wish": None, "answered_on": p.on.isoformat(), "offered": 0,
+    }
+
+
+def buffer_offer_id(round_id: str, request: str) -> str:
+    """The id under which an approved buffer request is held (and shipped)."""
+    return f"{round_id}:buffer:{request}"
+
+
+def _shipment_sent(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, ShipmentSent)
+    if p.shipment in s.shipments:
+        raise _fail(ev, f"shipment {p.shipment} sent twice")
+    if p.doses > s.unshipped(p.offer):
+        raise _fail(ev, f"offer {p.offer} has fewer than {p.doses:,} doses left to ship")
+    offer = s.offers[p.offer]
+    offer["shipped"] = int(offer.get("shipped", 0)) + p.doses
+    if offer["shipped"] == offer["doses"]:
+        offer["status"] = "shipped"
+    s.shipments[p.shipment] = {"shipment": p.shipment, "offer": p.offer, "participant": offer["participant"],
+                               "lot": offer["lot"], "product": s.lots[offer["lot"]]["product"], "doses": p.doses,
+                               "sent_on": p.on.isoformat(), "delivered_on": None, "shelf_life_days": None,
+                               "expired": 0}
+
+
+def _shipment_delivered(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, ShipmentDelivered)
+    sh = s.shipments[p.shipment]
+    if sh["delivered_on"] is not None:
+        raise _fail(ev, f"shipment {p.shipment} delivered twice")
+    sh["delivered_on"], sh["shelf_life_days"] = p.on.isoformat(), p.shelf_life_days
+    offer = s.offers[sh["offer"]]
+    offer["delivered"] = int(offer.get("delivered", 0)) + sh["doses"]
+    if offer["delivered"] == offer["doses"]:
+        offer["status"] = "delivered"
+
+
+def _shipment_expired(s: RoundState, ev: Event, p: Any) -> None:
+    assert isinstance(p, ShipmentExpired)
+    sh = s.shipments[p.shipment]
+    if sh["delivered_on"] is None or sh["expired"] + p.doses > sh["doses"]:
+        raise _fail(ev, f"shipment {p.shipment}: {p.doses:,} expired doses exceed the delivered doses")
+    sh["expired"] += p.doses
+
+
+_HANDLERS.update({
+    "lot.donated": _lot_donated,
+    "offer.accepted_in_part": _accepted_in_part,
+    "product.opted_out": _opted_out,
+    "offer.delayed": _delayed,
+    "transfer.proposed": _transfer_proposed,
+    "transfer.accepted": _transfer_answered,
+    "transfer.refused": _transfer_answered,
+    "readiness.recorded": _readiness,
+    "acceptance.lapsed": _acceptance_lapsed,
+    "buffer.requested": _buffer_requested,
+    "buffer.approved": _buffer_decided,
+    "buffer.refused": _buffer_decided,
+    "shipment.sent": _shipment_sent,
+    "shipment.delivered": _shipment_delivered,
+    "shipment.expired": _shipment_expired,
+})
 
 
 def project(events: Iterable[Event], round_id: str) -> RoundState:
