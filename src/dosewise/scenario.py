@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dosewise.epidemic import EpidemicSettings
 from dosewise.errors import InputError, ScenarioError
 from dosewise.products import STORAGE_CLASSES, Product, StorageClass, catalogue, resolve_product
 
@@ -158,6 +159,7 @@ class Scenario(_Model):
     lots: tuple[Lot, ...] = Field(min_length=1)
     policy: PolicyParams = PolicyParams()
     round: RoundRules = RoundRules()
+    epidemic: EpidemicSettings | None = None
     sources: dict[str, str] = Field(default_factory=dict)
 
 

@@ -224,5 +224,5 @@ def build_world(sc: Scenario) -> World:
         lots=lots,
         as_of=sc.as_of,
         name=sc.name,
-        meta={"year": sc.year, "sources": dict(sc.sources)},
+        meta={"year": sc.year, "sources": dict(sc.sources), "epidemic": sc.epidemic},
     )

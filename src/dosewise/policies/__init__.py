@@ -13,6 +13,8 @@ from dosewise.errors import InputError
 from dosewise.policies.fixed import allocate_fixed
 from dosewise.policies.need_weighted import allocate_need_weighted
 from dosewise.policies.pro_rata import allocate_pro_rata, round_to_units, water_fill_level
+from dosewise.policies.targeted import PRESETS as TARGETED_PRESETS
+from dosewise.policies.targeted import allocate_priority_groups, preset
 from dosewise.scenario import PolicyParams
 from dosewise.world import World
 
@@ -44,6 +46,8 @@ POLICIES: dict[str, Policy] = {
     "covax-need-weighted": allocate_need_weighted,
     "covax-pro-rata": allocate_pro_rata,
     "fixed": allocate_fixed,
+    "priority-groups": preset("priority-groups"),
+    **{name: preset(name) for name in TARGETED_PRESETS},
     **{name: _optimal(name) for name in OPTIMAL_FLOORS},
 }
 
@@ -62,6 +66,7 @@ __all__ = [
     "Policy",
     "allocate_fixed",
     "allocate_need_weighted",
+    "allocate_priority_groups",
     "allocate_pro_rata",
     "get_policy",
     "optimal_params",
