@@ -204,3 +204,21 @@ def with_overrides(base: EpidemicSettings | None, overrides: dict[str, Any], *, 
         msg = err["msg"].removeprefix("Value error, ")
         raise InputError(msg, file=None if flag else file, field=flag or f"epidemic.{key}",
                          value=given.get(key, data.get(key))) from None
+
+
+def world_settings(world: Any) -> EpidemicSettings:
+    """The scenario's ``epidemic:`` section as carried by the world (defaults when it has none)."""
+    found = getattr(world, "meta", {}).get("epidemic")
+    return found if isinstance(found, EpidemicSettings) else EpidemicSettings()
+
+
+def impact_setting(world: Any, settings: EpidemicSettings | None = None) -> tuple[ImpactParams, dt.date | None]:
+    """(engine parameters, day 0) for a world: day 0 is ``start`` or the earliest lot availability,
+    the same day the dose schedule counts from."""
+    s = settings or world_settings(world)
+    first = None
+    lots = getattr(world, "lots", None)
+    if lots is not None and len(lots):
+        first = lots["available"].min().date()
+    start = s.start or first
+    return s.impact_params(start), start

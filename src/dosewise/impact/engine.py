@@ -393,7 +393,7 @@ class NegativeCompartmentError(AssertionError):
     """A compartment went negative: a bug in the engine, never a user error."""
 
 
-BLOCK = 512
+BLOCK = 128
 """Participants integrated together: a block's work arrays (~1 MB per compartment row set) stay in
 cache, so the cost per participant-day does not grow with the number of participants (or of
 scenarios stacked along the participant axis)."""

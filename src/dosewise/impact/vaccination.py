@@ -110,6 +110,42 @@ def daily_capacity(world: World, allocation: Allocation, rollout_days: int | Non
     return cap
 
 
+def lot_schedule(
+    alloc: FloatArray, arrive: npt.NDArray[np.int64], e_day: npt.NDArray[np.int64], cap: FloatArray, days: int
+) -> tuple[FloatArray, FloatArray]:
+    """Doses of each lot given per day, (N, L, days), and doses expired in stock, (N, L).
+
+    ``alloc`` (N, L) doses arrive on day ``arrive`` (N, L) and are given at ``cap`` (N,) doses a
+    day, earliest expiry first, until the lot expires on day ``e_day`` (L,). Rows are
+    independent, so several allocations can be stacked along the first axis.
+    """
+    n, nl = alloc.shape
+    order = np.argsort(e_day, kind="stable")
+    per_lot = np.zeros((n, nl, days))
+    stock = np.zeros((n, nl))
+    wasted = np.zeros((n, nl))
+    events = np.unique(np.concatenate([arrive.ravel(), e_day]))
+    last_event = int(events.max()) if events.size else 0
+    for d in range(days):
+        hit = arrive == d
+        if hit.any():
+            stock += np.where(hit, alloc, 0.0)
+        exp_now = e_day <= d
+        if exp_now.any() and stock[:, exp_now].any():
+            wasted[:, exp_now] += stock[:, exp_now]
+            stock[:, exp_now] = 0.0
+        if not stock.any():
+            if d > last_event:
+                break
+            continue
+        s = stock[:, order]
+        before = np.cumsum(s, axis=1) - s
+        use = np.clip(cap[:, None] - before, 0.0, s)
+        stock[:, order] -= use
+        per_lot[:, order, d] = use
+    return per_lot, wasted
+
+
 def doses_from_allocation(
     world: World, allocation: Allocation, days: int, start: dt.date | None = None,
     capacity_per_day: FloatArray | None = None,
@@ -136,29 +172,7 @@ def doses_from_allocation(
     cap = world.participants["capacity_per_week"].to_numpy(dtype=np.float64) / 7.0
     if capacity_per_day is not None:
         cap = np.asarray(capacity_per_day, dtype=np.float64)
-    order = np.argsort(e_day, kind="stable")
-    per_lot = np.zeros((n, nl, days))
-    stock = np.zeros((n, nl))
-    wasted = np.zeros((n, nl))
-    events = np.unique(np.concatenate([arrive.ravel(), e_day]))
-    last_event = int(events.max()) if events.size else 0
-    for d in range(days):
-        hit = arrive == d
-        if hit.any():
-            stock += np.where(hit, alloc, 0.0)
-        exp_now = e_day <= d
-        if exp_now.any() and stock[:, exp_now].any():
-            wasted[:, exp_now] += stock[:, exp_now]
-            stock[:, exp_now] = 0.0
-        if not stock.any():
-            if d > last_event:
-                break
-            continue
-        s = stock[:, order]
-        before = np.cumsum(s, axis=1) - s
-        use = np.clip(cap[:, None] - before, 0.0, s)
-        stock[:, order] -= use
-        per_lot[:, order, d] = use
+    per_lot, wasted = lot_schedule(alloc, arrive, e_day, cap, days)
     by_lot = per_lot.sum(axis=2)
     after = alloc - by_lot - wasted
     products = tuple(dict.fromkeys(str(p) for p in lots["product"]))
