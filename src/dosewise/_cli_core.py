@@ -21,8 +21,16 @@ from dosewise.world import World, build_world
 console = Console()
 
 
-def run_allocation(sc: Scenario, policy: str | None = None) -> tuple[World, Allocation]:
+def run_allocation(
+    sc: Scenario, policy: str | None = None, epidemic: dict[str, object] | None = None, *, file: str | None = None
+) -> tuple[World, Allocation]:
+    """Build the world and allocate; ``epidemic`` overrides the scenario's ``epidemic:`` section
+    (what ``optimal`` optimises)."""
     world = build_world(sc)
+    if epidemic and any(v is not None for v in epidemic.values()):
+        from dosewise.epidemic import with_overrides
+
+        world.meta["epidemic"] = with_overrides(sc.epidemic, dict(epidemic), file=file)
     params = sc.policy if policy is None else sc.policy.model_copy(update={"name": policy})
     return world, get_policy(params.name)(world, params)
 
@@ -96,12 +104,21 @@ def register(app: typer.Typer) -> None:
         policy: Annotated[str | None, typer.Option(help="Policy name (default: the scenario's).")] = None,
         out: Annotated[Path | None, typer.Option(help="Write the allocation to .csv, .json or .parquet.")] = None,
         show_all: Annotated[bool, typer.Option("--all", help="Print every participant.")] = False,
+        r0: Annotated[float | None, typer.Option(help="R0 for optimal (overrides epidemic.r0).")] = None,
+        days: Annotated[int | None, typer.Option(help="Horizon for optimal, 1-3650 days (epidemic.days).")] = None,
+        prior_immunity: Annotated[float | None, typer.Option(help="Share immune at the start, [0, 1).")] = None,
+        health_system: Annotated[str | None, typer.Option(help="levin2022 or none.")] = None,
+        priority: Annotated[str | None, typer.Option(help="oldest-first or pro-rata.")] = None,
     ) -> None:
-        """Allocate a scenario's lots by a policy; print a table and optionally write a file."""
+        """Allocate a scenario's lots by a policy; print a table and optionally write a file.
+
+        ``optimal`` optimises the scenario's ``epidemic:`` setting; the flags override it."""
         if out is not None:
             check_out(out)
         sc = load_scenario(scenario)
-        world, alloc = run_allocation(sc, policy)
+        overrides = {"r0": r0, "days": days, "prior_immunity": prior_immunity, "health_system": health_system,
+                     "priority": priority}
+        world, alloc = run_allocation(sc, policy, overrides, file=str(scenario))
         print_allocation(world, alloc, limit=None if show_all else 30)
         if out is not None:
             write_frame(allocation_frame(world, alloc), out)

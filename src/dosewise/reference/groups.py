@@ -4,9 +4,9 @@
 ``LMIC``, ``LIC``: those economies by World Bank income level as shipped in hdx-python-country
 4.2.5 (OCHA Countries & Territories Taxonomy), which matches the World Bank's FY2024
 classification of 1 July 2023 (for example Indonesia upper-middle, Algeria, Iran and Ukraine
-lower-middle, Russia and Bulgaria upper-middle); economies without an income level there
-(e.g. Venezuela) are in ``ALL`` only. ``AFRO``, ``AMRO``, ``EMRO``, ``EURO``, ``SEARO``,
-``WPRO``: WHO regions (the ``WHO_region`` column of WHO's weekly COVID-19 file, shipped as
+lower-middle, Russia and Bulgaria upper-middle); Venezuela, unclassified there and by the World
+Bank since FY2022, takes its last published level (upper-middle). ``AFRO``, ``AMRO``, ``EMRO``,
+``EURO``, ``SEARO``, ``WPRO``: WHO regions (the ``WHO_region`` column of WHO's weekly COVID-19 file, shipped as
 ``dosewise/data/who_regions.csv``), also limited to economies with population. ``SFP``:
 self-financing participants, here every economy in ``ALL`` that is not AMC-eligible (COVAX's
 self-financing participants were the non-AMC economies that joined the Facility; which of them
