@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,7 @@ console = Console()
 
 
 def run_allocation(
-    sc: Scenario, policy: str | None = None, epidemic: dict[str, object] | None = None, *, file: str | None = None
+    sc: Scenario, policy: str | None = None, epidemic: Mapping[str, object] | None = None, *, file: str | None = None
 ) -> tuple[World, Allocation]:
     """Build the world and allocate; ``epidemic`` overrides the scenario's ``epidemic:`` section
     (what ``optimal`` optimises)."""

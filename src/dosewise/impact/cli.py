@@ -137,7 +137,8 @@ def income_rich_table(frame: pd.DataFrame) -> Table:
     table.add_column("income group", no_wrap=True)
     table.add_column("population", justify="right")
     table.add_column("deaths w/o vaccine per M", justify="right")
-    policies = [c for c in frame.columns if c not in ("population", "deaths_no_vaccine", "deaths_no_vaccine_per_million")]
+    fixed = ("population", "deaths_no_vaccine", "deaths_no_vaccine_per_million")
+    policies = [c for c in frame.columns if c not in fixed]
     for name in policies:
         table.add_column(f"averted: {name}", justify="right")
     for group, row in frame.iterrows():

@@ -230,7 +230,7 @@ def plot_comparison(
     names = [str(i) for i in frame.index]
     x = np.arange(len(names))
     averted = frame["deaths_averted"].to_numpy(dtype=np.float64)
-    ref = float(frame.loc[reference, "deaths_averted"]) if reference in frame.index else float("nan")
+    ref = float(frame["deaths_averted"].get(reference, float("nan")))
     rows = 2 if doses_per_100 is not None else 1
     width = max(12.0, 1.0 * len(names) * 4 + 3)
     fig = plt.figure(figsize=(width, 4.8 * rows))

@@ -161,7 +161,7 @@ def doses_from_allocation(
         raise InputError("allocation lacks participants of the world", field="participants",
                          value=str(codes[np.flatnonzero(idx < 0)[0]]))
     alloc = allocation.doses[idx].astype(np.float64)
-    n, nl = alloc.shape
+    n = alloc.shape[0]
     avail = pd.to_datetime(lots["available"])
     expiry = pd.to_datetime(lots["expiry"])
     t0 = pd.Timestamp(start) if start is not None else avail.min()
@@ -172,7 +172,7 @@ def doses_from_allocation(
     cap = world.participants["capacity_per_week"].to_numpy(dtype=np.float64) / 7.0
     if capacity_per_day is not None:
         cap = np.asarray(capacity_per_day, dtype=np.float64)
-    per_lot, wasted = lot_schedule(alloc, arrive, e_day, cap, days)
+    per_lot, wasted = lot_schedule(alloc, arrive.astype(np.int64), np.asarray(e_day, dtype=np.int64), cap, days)
     by_lot = per_lot.sum(axis=2)
     after = alloc - by_lot - wasted
     products = tuple(dict.fromkeys(str(p) for p in lots["product"]))

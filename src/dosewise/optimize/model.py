@@ -162,7 +162,7 @@ def make_context(world: World, params: Any, start: Any, setup: Any = None, basel
     parts = world.participants
     lead = parts["lead_time_days"].to_numpy(dtype=np.int64)
     shelf = parts["min_shelf_life_days"].to_numpy(dtype=np.int64)
-    arrive = np.maximum(a_day[None, :] + lead[:, None], 0)
+    arrive = np.maximum(a_day[None, :] + lead[:, None], 0).astype(np.int64)
     deliverable = world.usable() & (arrive + shelf[:, None] <= e_day[None, :]) & (arrive < params.days)
     prods = list(lots["product"].astype(str))
     uniq = list(dict.fromkeys(prods))
@@ -175,7 +175,8 @@ def make_context(world: World, params: Any, start: Any, setup: Any = None, basel
     uptake = params.uptake_by_band()
     if uptake is not None:
         limit = np.minimum(limit, (setup.pop * uptake[None, :]).sum(axis=1))
-    return ModelContext(world, params, t0.date(), setup, baseline, course, eff, arrive, e_day, limit, deliverable,
+    return ModelContext(world, params, t0.date(), setup, baseline, course, eff, arrive, e_day.astype(np.int64), limit,
+                        deliverable,
                         baseline.deaths[-1].sum(axis=1))
 
 
@@ -229,7 +230,7 @@ def lot_factor(ctx: ModelContext, mix: FloatArray) -> FloatArray:
     mix itself has factor 1."""
     deaths = ctx.baseline.deaths.sum(axis=2)  # (days + 1, n)
     total = deaths[-1]
-    delay = int(round(ctx.params.delay_to_protection_days))
+    delay = round(ctx.params.delay_to_protection_days)
     day = np.clip(ctx.arrive + delay, 0, deaths.shape[0] - 1)
     remaining = total[:, None] - np.take_along_axis(deaths.T, day, axis=1)
     share = np.divide(remaining, total[:, None], out=np.ones_like(remaining), where=total[:, None] > 0)
@@ -347,7 +348,8 @@ def solve_model(
         sim = simulate_allocation(ctx, alloc)
         est = float(alloc.notes["objective_rounded"])
         history.append({"iteration": float(len(history) + 1), "lp_estimate": est, "simulated": sim,
-                        "gap_share": (est - sim) / sim if sim else float("nan"), "points": float(curves.people.shape[1])})
+                        "gap_share": (est - sim) / sim if sim else float("nan"),
+                        "points": float(curves.people.shape[1])})
         return sim, alloc, lp, sol, data, mix.copy()
 
     for it in range(max_iter):

@@ -56,7 +56,8 @@ def target_population(world: World, age: str) -> FloatArray:
                          value=age)
     band = int(text[:-1]) // 5
     ages = world.pop_by_age
-    bad = [str(c) for c, ok in zip(world.codes, np.isfinite(ages).all(axis=1), strict=True) if not ok]
+    complete = np.asarray(np.isfinite(ages).all(axis=1), dtype=np.bool_)
+    bad = [str(c) for c, ok in zip(world.codes, complete.tolist(), strict=True) if not ok]
     if bad:
         raise InputError(f"no population by age for {', '.join(bad[:10])}; set `age_structure_like:` for them",
                          field="policy.options.age", value=age)
@@ -69,7 +70,7 @@ def group_masks(world: World, order: Sequence[Any]) -> list[npt.NDArray[np.bool_
     from dosewise.reference.groups import group_members
 
     codes = [str(c) for c in world.codes]
-    parents = world.participants["parent"] if "parent" in world.participants else None
+    parents = world.participants.get("parent", None)
     key = [str(parents.iloc[i]) if parents is not None and isinstance(parents.iloc[i], str) else c
            for i, c in enumerate(codes)]
     taken = np.zeros(len(codes), dtype=np.bool_)
