@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dosewise.surveillance.cli import participants_from_reference
 from dosewise.surveillance.indicators import indicator_panel
 from dosewise.surveillance.need import need_panel
 from dosewise.surveillance.quality import quality_flags
 from dosewise.surveillance.readers import read_who_weekly
+from dosewise.world import participants_from_reference
 
 DATA = Path(os.environ.get("DOSEWISE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 WHO = DATA / "surveillance" / "WHO-COVID-19-global-data.csv"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dosewise.impact.regression import baseline_figures
+from dosewise.regression import baseline_figures
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "impact" / "baseline.json"
 

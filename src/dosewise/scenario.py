@@ -21,16 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dosewise.epidemic import EpidemicSettings
 from dosewise.errors import InputError, ScenarioError
 from dosewise.products import STORAGE_CLASSES, Product, StorageClass, catalogue, resolve_product
-
-DeclineReason = Literal[
-    "efficacy_concerns",
-    "short_shelf_life",
-    "cold_chain",
-    "regulatory",
-    "absorptive_capacity",
-    "no_workforce",
-    "other",
-]
+from dosewise.vocabulary import DECLINE_REASONS, DeclineReason
 
 
 class _Model(BaseModel):
@@ -314,6 +305,7 @@ def load_demo() -> Scenario:
 
 
 __all__ = [
+    "DECLINE_REASONS",
     "STORAGE_CLASSES",
     "DeclineReason",
     "Lot",

@@ -24,6 +24,7 @@ attribute               shape                       meaning
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,3 +227,22 @@ def build_world(sc: Scenario) -> World:
         name=sc.name,
         meta={"year": sc.year, "sources": dict(sc.sources), "epidemic": sc.epidemic},
     )
+
+
+def participants_from_reference(codes: Sequence[str], year: int = 2020) -> pd.DataFrame:
+    """Participants frame (name, population, share_65plus, income_level) from dosewise.reference:
+    UN WPP 2024 population and the OCHA/World Bank income level. Codes WPP lacks get NaN
+    population (flagged ``population_missing`` by the need score), never zero."""
+    covered = wpp_coverage()
+    have = [c for c in codes if c in covered]
+    by_age = population_by_age(have, year)
+    old = AGE_BANDS.index("65-69")
+    frame = pd.DataFrame(index=pd.Index(list(codes), name="participant"))
+    frame["name"] = [country_info(c).name for c in codes]
+    total = pd.Series(by_age.sum(axis=1), index=have, dtype=float)
+    frame["population"] = total.reindex(frame.index)
+    frame["share_65plus"] = (pd.Series(by_age[:, old:].sum(axis=1), index=have, dtype=float) / total).reindex(
+        frame.index
+    )
+    frame["income_level"] = [country_info(c).income_level for c in codes]
+    return frame

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from dosewise.errors import InputError
-from dosewise.policies import get_policy
 from dosewise.reference.groups import group_members, who_regions
 from dosewise.reference.population import population_by_age
+from dosewise.registry import get_policy
 from dosewise.scenario import Scenario
 from dosewise.world import build_world
 

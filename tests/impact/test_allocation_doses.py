@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dosewise.impact import ImpactParams, doses_from_allocation, run_impact
-from dosewise.policies import get_policy
+from dosewise.registry import get_policy
 from dosewise.scenario import PolicyParams
 from dosewise.world import World
 

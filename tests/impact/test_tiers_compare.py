@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dosewise.impact import ImpactParams, compare_policies, tier_values
+from dosewise.compare import compare_policies
+from dosewise.impact import ImpactParams, tier_values
 from dosewise.world import World
 
 
@@ -63,7 +64,7 @@ def test_cli_unknown_policy_is_a_clear_error(capsys: pytest.CaptureFixture[str])
 
 
 def test_regression_baseline() -> None:
-    from dosewise.impact.regression import baseline_figures
+    from dosewise.regression import baseline_figures
 
     stored = json.loads((Path(__file__).parent / "baseline.json").read_text())
     now = baseline_figures()
@@ -76,7 +77,7 @@ def test_regression_baseline() -> None:
 
 
 def test_run_policies_inequality_and_closed_loop(small_world: World) -> None:
-    from dosewise.impact.compare import comparison_table, run_policies
+    from dosewise.compare import comparison_table, run_policies
 
     runs = run_policies(small_world, ["covax-pro-rata", "optimal"], ImpactParams(days=90))
     frame = comparison_table(runs)
@@ -96,7 +97,7 @@ def test_run_policies_inequality_and_closed_loop(small_world: World) -> None:
 
 
 def test_optimal_in_compare_follows_compare_r0(small_world: World) -> None:
-    from dosewise.impact.compare import compare_policies
+    from dosewise.compare import compare_policies
 
     low = compare_policies(small_world, ["optimal"], ImpactParams(days=90, r0=1.3))
     high = compare_policies(small_world, ["optimal"], ImpactParams(days=90, r0=3.0))

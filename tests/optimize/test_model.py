@@ -13,8 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dosewise.compare import comparison_table, run_policies
 from dosewise.epidemic import EpidemicSettings
-from dosewise.impact.compare import comparison_table, run_policies
 from dosewise.optimize.model import concave_envelope, envelope_value
 from dosewise.scenario import Scenario, load_demo, parse_scenario
 from dosewise.world import build_world
@@ -78,7 +78,7 @@ def test_demo_optimal_is_best_and_its_estimate_within_2_percent(demo_runs) -> No
 
 
 def test_demo_income_table(demo_runs) -> None:  # type: ignore[no-untyped-def]
-    from dosewise.impact.cli import income_table
+    from dosewise.compare import income_table
 
     table = income_table(demo_runs)
     assert set(table.index) <= {"High", "Upper middle", "Lower middle", "Low"}

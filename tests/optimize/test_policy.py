@@ -7,7 +7,8 @@ import pytest
 
 from dosewise.errors import AllocationError
 from dosewise.optimize import inequality, solve_optimal
-from dosewise.policies import POLICIES, allocate_pro_rata
+from dosewise.policies import allocate_pro_rata
+from dosewise.registry import POLICIES
 from dosewise.scenario import PolicyParams, Scenario
 from dosewise.world import World
 

@@ -193,7 +193,9 @@ def test_optimal_reallocation_reoptimises_declined_doses_and_resumes(tmp_path: o
     new = [o for o in rounds.state(rid).offers.values() if o["pass"] == 1]
     assert new and all(o["participant"] != first["participant"] for o in new)
     assert sum(o["doses"] for o in new) <= first["doses"]
-    assert all("re-optimised after" in o["why"] for o in new)
+    # the re-optimised targets first; what they leave (capped by the same rules) goes by the fallback order
+    assert any("re-optimised after" in o["why"] for o in new)
+    assert all("re-optimised after" in o["why"] or "pro rata" in o["why"] for o in new)
     record = next(e for e in events if e.type == "reallocation.pass").payload
     assert record["reoptimized"] == [[first["participant"], "CV", first["doses"]]]
     assert rounds.state(rid).balance_ok()

@@ -155,7 +155,7 @@ def test_need_cli_writes_delivered_per100(
     assert info.value.code in (0, None), capsys.readouterr().err
     frame = pd.read_csv(out_csv, index_col=0, keep_default_na=False, na_values={"delivered_per100": [""]})
     raw = pd.read_csv(undp_path, keep_default_na=False, na_values={"vaccinesdelivered": [""]}).set_index("iso3")
-    from dosewise.surveillance.cli import participants_from_reference
+    from dosewise.world import participants_from_reference
 
     pop = participants_from_reference(["KEN"])["population"].iloc[0]
     assert frame.loc["KEN", "delivered_per100"] == pytest.approx(raw.loc["KEN", "vaccinesdelivered"] / pop * 100)

@@ -3,10 +3,10 @@
 ``prepare`` (population, contacts, IFR, β) → ``simulate`` (SEIR with vaccination, vectorised
 over participants) → ``ImpactResult`` (frames and a summary). ``doses_from_allocation`` turns an
 allocation into doses per day; ``tier_values`` gives the optimiser the marginal value of a dose
-by priority tier; ``compare_policies`` runs several policies on one world.
+by priority tier.
+:mod:`dosewise.compare` runs several policies on one world.
 """
 
-from dosewise.impact.compare import compare_policies
 from dosewise.impact.engine import Layout, Setup, Trajectory, Vaccines, prepare, product_vaccines, simulate
 from dosewise.impact.outcomes import ImpactResult, run_impact
 from dosewise.impact.parameters import BANDS, IFR_SOURCES, ImpactParams, ifr_by_band
@@ -26,7 +26,6 @@ __all__ = [
     "Trajectory",
     "Vaccines",
     "administer",
-    "compare_policies",
     "doses_from_allocation",
     "ifr_by_band",
     "prepare",

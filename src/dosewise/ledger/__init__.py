@@ -12,7 +12,8 @@ from __future__ import annotations
 from dosewise.ledger.events import GENESIS_HASH, Event, NewEvent, VerifyReport, canonical_json, verify_rows
 from dosewise.ledger.export import export_events, load_export
 from dosewise.ledger.memory import MemoryStore
-from dosewise.ledger.store import LedgerView, Precondition, Store, default_db, existing_db, open_store
+from dosewise.ledger.open import default_db, existing_db, open_store
+from dosewise.ledger.store import LedgerView, Precondition, Store
 
 __all__ = [
     "GENESIS_HASH",

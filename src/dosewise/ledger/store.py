@@ -1,4 +1,4 @@
-"""The store protocol, the append planning shared by every backend, and :func:`open_store`.
+"""The store protocol and the append planning shared by every backend.
 
 Append semantics (identical on every backend):
 
@@ -22,7 +22,6 @@ Append semantics (identical on every backend):
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,9 +42,6 @@ __all__ = [
     "LedgerView",
     "Precondition",
     "Store",
-    "default_db",
-    "existing_db",
-    "open_store",
 ]
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
@@ -193,36 +189,3 @@ def resolve(results: list[Event | int], rows: list[tuple[Any, ...]]) -> list[Eve
 
 def head_of(head: Event | None) -> tuple[int, str]:
     return (0, GENESIS_HASH) if head is None else (head.seq, head.hash)
-
-
-def default_db() -> str:
-    """``$DOSEWISE_DB`` or ``dosewise.db`` in the current directory."""
-    return os.environ.get("DOSEWISE_DB") or "dosewise.db"
-
-
-def existing_db(db: str | None) -> str:
-    """The ledger URL for ``db`` (default :func:`default_db`), refusing a SQLite path that does not
-    exist, so that commands which only read or extend a ledger never create an empty one."""
-    url = db or default_db()
-    if "://" not in url and not Path(url).exists():
-        from dosewise.errors import LedgerError
-
-        raise LedgerError(f"no ledger at {url} (give --db or set DOSEWISE_DB)")
-    return url
-
-
-def open_store(url: str | Path | None = None) -> Store:
-    """Open a store.
-
-    ``None`` or ``"memory"`` → a new in-memory store; a plain path → a SQLite file
-    (created, migrated); ``sqlite:///path`` and ``postgresql://…`` (or
-    ``postgresql+psycopg://…``) URLs → the SQL store. The schema is brought to the
-    latest Alembic revision on open.
-    """
-    if url is None or str(url) == "memory":
-        from dosewise.ledger.memory import MemoryStore
-
-        return MemoryStore()
-    from dosewise.ledger.sql import SQLStore
-
-    return SQLStore(str(url))

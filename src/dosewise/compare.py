@@ -27,7 +27,7 @@ from dosewise.impact.engine import prepare, simulate
 from dosewise.impact.outcomes import ImpactResult, run_impact
 from dosewise.impact.parameters import ImpactParams
 from dosewise.impact.tiers import TierValues
-from dosewise.scenario import PolicyParams
+from dosewise.scenario import PolicyParams, Scenario
 from dosewise.world import World
 
 COLUMNS = (
@@ -66,6 +66,16 @@ class PolicyRuns:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def like_from_scenario(sc: Scenario) -> dict[str, str]:
+    """Participants' ``age_structure_like`` (and units' parents): the stand-ins for contact matrices."""
+    p = sc.participants
+    out = {u.id: str(u.age_structure_like or u.parent).upper() for u in p.units if u.age_structure_like or u.parent}
+    for code, prof in p.overrides.items():
+        if prof.age_structure_like:
+            out[code.upper()] = prof.age_structure_like.upper()
+    return out
+
+
 def _options_for(base: PolicyParams, name: str, extra: Mapping[str, Mapping[str, Any]] | None) -> PolicyParams:
     options = {**base.options, **dict((extra or {}).get(name, {}))}
     return base.model_copy(update={"name": name, "options": options})
@@ -80,12 +90,14 @@ def run_policies(
     like: Mapping[str, str] | None = None,
     policy_options: Mapping[str, Mapping[str, Any]] | None = None,
     start: dt.date | None = None,
+    allocations: Mapping[str, Allocation] | None = None,
 ) -> PolicyRuns:
     """Allocate by each named policy (from :data:`dosewise.policies.POLICIES`) and run the impact model.
 
     ``params`` default to the world's epidemic settings (the scenario's ``epidemic:`` section);
     ``start`` is day 0 of the simulation (default: the settings' start, else the earliest lot).
-    ``policy_options`` adds options for single policies (``{"covax-need-weighted": {"need": ...}}``).
+    ``policy_options`` adds options for single policies (``{"covax-need-weighted": {"need": ...}}``);
+    ``allocations`` adds allocations made elsewhere (a round's holdings), valued under their labels.
     The ``optimal`` variants (:data:`dosewise.policies.OPTIMAL_FLOORS`) optimise this very
     simulation (:mod:`dosewise.optimize.model`: value curves from the same setup, epidemic and
     priority order), sharing one set of curves; ``optimal`` is solved last with every other
@@ -94,9 +106,10 @@ def run_policies(
     from dosewise.epidemic import impact_setting
     from dosewise.optimize.model import Curves, make_context
     from dosewise.optimize.policy import solve_optimal
-    from dosewise.policies import OPTIMAL_FLOORS, allocate_pro_rata, get_policy, optimal_params
+    from dosewise.policies import allocate_pro_rata
+    from dosewise.registry import OPTIMAL_FLOORS, get_policy, optimal_params
 
-    if not policies:
+    if not policies and not allocations:
         raise InputError("name at least one policy", field="--policies")
     for name in policies:
         get_policy(name)  # unknown names fail before any work
@@ -111,16 +124,17 @@ def run_policies(
     reference = allocate_pro_rata(world, base.model_copy(update={"name": "covax-pro-rata"}))
     ctx = make_context(world, params, start, setup=setup, baseline=baseline)
     seconds["setup"] = time.perf_counter() - t0
-    allocations: dict[str, Allocation] = {}
+    extra = dict(allocations or {})
+    made: dict[str, Allocation] = {}
     for name in [p for p in policies if p not in OPTIMAL_FLOORS]:
         t = time.perf_counter()
         pp = _options_for(base, name, policy_options)
         if name == "covax-pro-rata" and not (policy_options or {}).get(name):
-            allocations[name] = reference
+            made[name] = reference
         else:
-            allocations[name] = get_policy(name)(world, pp)
+            made[name] = get_policy(name)(world, pp)
         seconds[name] = time.perf_counter() - t
-    rules = {"covax-pro-rata": reference, **allocations}
+    rules = {"covax-pro-rata": reference, **made, **extra}
     curves: Curves | None = None
 
     def optimal(name: str, candidates: Mapping[str, Allocation]) -> Allocation:
@@ -136,26 +150,28 @@ def run_policies(
 
     wanted = [p for p in OPTIMAL_FLOORS if p in policies]
     if "optimal" in wanted:
-        allocations["optimal"] = optimal("optimal", rules)
+        made["optimal"] = optimal("optimal", rules)
     for name in wanted:
         if name != "optimal":
-            allocations[name] = optimal(name, rules)
+            made[name] = optimal(name, rules)
     if "optimal" in wanted:
         from dosewise.optimize.model import simulate_allocation
 
-        best = simulate_allocation(ctx, allocations["optimal"])
-        beaten = {k: a for k, a in allocations.items() if k != "optimal" and simulate_allocation(ctx, a) > best}
+        best = simulate_allocation(ctx, made["optimal"])
+        beaten = {k: a for k, a in made.items() if k != "optimal" and simulate_allocation(ctx, a) > best}
         if beaten:  # a variant found a better point: solve again from the richer curves with it as a candidate
-            allocations["optimal"] = optimal("optimal", {**rules, **beaten})
+            made["optimal"] = optimal("optimal", {**rules, **beaten})
+    made.update(extra)
+    labels = [*policies, *[k for k in extra if k not in policies]]
     out: dict[str, ImpactResult] = {}
-    for name in policies:
+    for name in labels:
         t = time.perf_counter()
-        out[name] = run_impact(world, allocations[name], params, start=start, setup=setup, baseline=baseline)
+        out[name] = run_impact(world, made[name], params, start=start, setup=setup, baseline=baseline)
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t
     return PolicyRuns(
         world=world,
         results=out,
-        allocations={name: allocations[name] for name in policies},
+        allocations={name: made[name] for name in labels},
         reference=reference,
         tier_values=None,
         seconds=seconds,
@@ -195,6 +211,22 @@ def compare_policies(
     return comparison_table(
         run_policies(world, policies, params, policy_params=policy_params, like=like, policy_options=policy_options)
     )
+
+
+def income_table(runs: PolicyRuns) -> pd.DataFrame:
+    """Deaths without vaccine per million, and deaths averted by each policy, by World Bank income group."""
+    first = next(iter(runs.results.values()))
+    per = first.by_participant
+    income = runs.world.participants["income_level"].reindex(per.index).fillna("(no income level)")
+    frame = pd.DataFrame({"population": per["population"], "deaths_no_vaccine": per["deaths_no_vaccine"]})
+    for name, res in runs.results.items():
+        frame[name] = res.by_participant["deaths_averted"]
+    grouped = frame.groupby(income.to_numpy()).sum()
+    order = [g for g in ("High", "Upper middle", "Lower middle", "Low") if g in grouped.index]
+    grouped = grouped.loc[order + [g for g in grouped.index if g not in order]]
+    grouped.insert(2, "deaths_no_vaccine_per_million", 1e6 * grouped["deaths_no_vaccine"] / grouped["population"])
+    grouped.index.name = "income_level"
+    return grouped
 
 
 def doses_per_100_frame(runs: PolicyRuns) -> pd.DataFrame:

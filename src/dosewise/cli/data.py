@@ -2,81 +2,39 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
-import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from dosewise.cli._common import OutOption, check_out, console, parse_date, safe, write_rows
 from dosewise.errors import InputError
-from dosewise.surveillance.demo import DPRK_SITREPS
-from dosewise.surveillance.need import need_from_feed
-from dosewise.surveillance.pull import SOURCES, default_cache_dir, pull
-from dosewise.surveillance.readers import (
-    read_owid,
-    read_sitreps,
-    read_undp_deliveries,
-    read_who_vaccination,
-    read_who_weekly,
-)
 
-console = Console()
+SOURCE_NAMES = ("who", "owid")
 data_app = typer.Typer(help="Fetch surveillance files into the local cache.", no_args_is_help=True)
 
 
 @data_app.command("pull")
 def pull_command(
-    source: Annotated[str, typer.Argument(help=f"one of: {', '.join(SOURCES)}")],
+    source: Annotated[str, typer.Argument(help=f"one of: {', '.join(SOURCE_NAMES)}")],
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="default: the user cache dir")] = None,
     url: Annotated[str | None, typer.Option("--url", help="download from this address instead")] = None,
 ) -> None:
     """Download the current file (conditional request, checksum recorded, atomic write)."""
+    from dosewise.surveillance.pull import pull
+
     result = pull(source, cache_dir=cache_dir, url=url)
     console.print(result.message, highlight=False)
 
 
-def participants_from_reference(codes: Sequence[str], year: int = 2020) -> pd.DataFrame:
-    """Participants frame (population, share_65plus, income_level) from dosewise.reference:
-    UN WPP 2024 population and the OCHA/World Bank income level. Codes WPP lacks get NaN
-    population (flagged ``population_missing`` by the need score), never zero."""
-    from dosewise.reference.countries import country_info
-    from dosewise.reference.population import AGE_BANDS, population_by_age, wpp_coverage
-
-    covered = wpp_coverage()
-    have = [c for c in codes if c in covered]
-    by_age = population_by_age(have, year)
-    old = AGE_BANDS.index("65-69")
-    frame = pd.DataFrame(index=pd.Index(list(codes), name="participant"))
-    frame["name"] = [country_info(c).name for c in codes]
-    total = pd.Series(by_age.sum(axis=1), index=have, dtype=float)
-    frame["population"] = total.reindex(frame.index)
-    frame["share_65plus"] = (pd.Series(by_age[:, old:].sum(axis=1), index=have, dtype=float) / total).reindex(
-        frame.index
-    )
-    frame["income_level"] = [country_info(c).income_level for c in codes]
-    return frame
-
-
-def _read_vaccination(path: Path) -> pd.DataFrame:
-    with open(path, encoding="utf-8") as fh:
-        header = fh.readline()
-    return read_who_vaccination(path) if "ISO3" in header.split(",") else read_owid(path)
-
-
 def _default_who() -> Path:
-    path = default_cache_dir() / SOURCES["who"].filename
-    if not path.exists():
-        raise InputError(
-            "no WHO weekly file: pass --who FILE or run `dosewise data pull who` first",
-            field="--who",
-            value=str(path),
-        )
+    from dosewise.app import cached_who
+
+    path = cached_who()
+    if path is None:
+        raise InputError("no WHO weekly file: pass --who FILE or run `dosewise data pull who` first", field="--who")
     return path
 
 
@@ -109,53 +67,39 @@ def need_command(
     ] = None,
     top: Annotated[int | None, typer.Option("--top", min=1, help="show the first N only")] = None,
     no_report_weeks: Annotated[int, typer.Option("--no-report-weeks", min=1)] = 4,
-    out: Annotated[Path | None, typer.Option("--out", help="also write the full table (.csv)")] = None,
+    out: OutOption = None,
 ) -> None:
-    """Rank participants by need as of a date, showing every component and flag."""
+    """Rank participants by need as of a date, showing every component and flag.
+
+    Scores lie in [0, 1]; coverage and the gap to 70% are shares of the population; deaths and
+    cases are per 100,000 people over the last 28 days. A participant with no surveillance data
+    has no threat value (flag ``no_threat_data``), never a zero.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from dosewise import app as api
+
+    check_out(out)
     if (scenario is None) == (group is None):
         raise InputError("give either a SCENARIO file or --group", field="--group")
     if scenario is not None:
-        from dosewise.scenario import load_scenario
         from dosewise.world import build_world
 
-        sc = load_scenario(scenario)
+        sc = api.load(scenario)
         participants = build_world(sc).participants
-        when = as_of or (sc.as_of.isoformat() if sc.as_of else None)
+        date = parse_date(as_of, "--as-of") or sc.as_of
     else:
-        from dosewise.reference.groups import group_members
-
-        participants = participants_from_reference(group_members(str(group)))
-        when = as_of
-    if when is None:
+        participants = api.participants_for_group(str(group))
+        date = parse_date(as_of, "--as-of")
+    if date is None:
         raise InputError("no date: pass --as-of YYYY-MM-DD", field="--as-of")
-    try:
-        date = dt.date.fromisoformat(when)
-    except ValueError as exc:
-        raise InputError("not a date (YYYY-MM-DD)", field="--as-of", value=when) from exc
-
-    weekly = read_who_weekly(who or _default_who())
-    vax = _read_vaccination(vaccination) if vaccination is not None else None
-    sitreps = read_sitreps(DPRK_SITREPS if sitrep == "demo" else Path(sitrep)) if sitrep else None
-    supply = None
-    if deliveries is not None:
-        if deliveries_date is None:
-            raise InputError(
-                "the deliveries file has no date: pass --deliveries-date YYYY-MM-DD (its publication date)",
-                file=str(deliveries),
-                field="--deliveries-date",
-            )
-        supply = read_undp_deliveries(deliveries, as_of=deliveries_date)
-    scores = need_from_feed(
-        participants,
-        weekly,
-        as_of=date,
-        vaccination=vax,
-        sitreps=sitreps,
-        deliveries=supply,
-        no_report_weeks=no_report_weeks,
-    ).sort_values("rank", kind="stable")
+    scores = api.need(participants, who or _default_who(), date, vaccination=vaccination, sitreps=sitrep,
+                      deliveries=deliveries, deliveries_date=deliveries_date, no_report_weeks=no_report_weeks)
+    for note in scores.attrs.get("notes", []):
+        console.print(f"[yellow]{safe(note)}[/]")
     if out is not None:
-        scores.to_csv(out)
+        write_rows(scores, out, index=True)
 
     week = scores["week"].iloc[0] if len(scores) else pd.Timestamp(date)
     table = Table(title=f"Need as of {date} (WHO week {week:%Y-%m-%d}); weights: Jain et al. 2022", show_lines=False)
@@ -184,7 +128,7 @@ def need_command(
     for code, r in shown.iterrows():
         table.add_row(
             str(r["rank"]),
-            f"{code} {names.get(code, '')}",
+            f"{safe(code)} {safe(names.get(code, ''))}",
             _fmt(r["need"], ".3f"),
             _fmt(r["threat"], ".2f"),
             _fmt(r["vulnerability"], ".2f"),
@@ -195,7 +139,7 @@ def need_command(
             _fmt(r["share_65plus"] * 100 if r["share_65plus"] == r["share_65plus"] else np.nan, ".1f"),
             str(r["income_level"] or "–"),
             _fmt(r["coverage_gap"] * 100 if r["coverage_gap"] == r["coverage_gap"] else np.nan, ".0f"),
-            str(r["flags"]),
+            safe(r["flags"]),
         )
     console.print(table)
     console.print(

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections import deque
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from dosewise.ledger.events import format_time
-from dosewise.ledger.store import existing_db, open_store
+from dosewise.cli._common import DbOption, console, safe
 
 __all__ = ["register"]
 
@@ -22,19 +19,6 @@ ledger_app = typer.Typer(
     help="Inspect, verify and export the append-only, hash-chained event ledger.",
     no_args_is_help=True,
 )
-console = Console()
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Ledger database: a SQLite file path, sqlite:///… or postgresql://… URL "
-        "(default: $DOSEWISE_DB, else dosewise.db in the current directory).",
-        show_default=False,
-    ),
-]
-
-
 class Format(StrEnum):
     jsonl = "jsonl"
     csv = "csv"
@@ -51,17 +35,16 @@ def verify(db: DbOption = None) -> None:
 
     Exit code 2: the ledger could not be opened or read.
     """  # noqa: E501
-    store = open_store(existing_db(db))
-    try:
-        report = store.verify()
-    finally:
-        store.close()
+    from dosewise.app import Desk
+
+    with Desk.open(db) as desk:
+        report = desk.verify()
     console.print(f"events checked: {report.checked}")
     console.print(f"head: seq {report.head_seq or 0}, hash {report.head_hash or '-'}", soft_wrap=True)
     if report.ok:
         console.print("[bold green]OK[/]: the hash chain verifies")
         return
-    console.print(f"[bold red]TAMPERED[/] at seq {report.first_bad_seq}: {report.problem}", highlight=False,
+    console.print(f"[bold red]TAMPERED[/] at seq {report.first_bad_seq}: {safe(report.problem)}", highlight=False,
                   soft_wrap=True)
     raise typer.Exit(1)
 
@@ -73,12 +56,11 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Export every event (all fields, hashes included) to JSON Lines, CSV or Parquet."""
-    store = open_store(existing_db(db))
-    try:
-        n = store.export(out, format.value)
-    finally:
-        store.close()
-    console.print(f"wrote {n} events to {out} ({format.value})")
+    from dosewise.app import Desk
+
+    with Desk.open(db) as desk:
+        n = desk.export(out, format.value)
+    console.print(f"wrote {n} events to {safe(out)} ({format.value})")
 
 
 @ledger_app.command("log")
@@ -88,11 +70,11 @@ def log(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show the last N events.")] = 50,
 ) -> None:
     """Show the latest events as a table."""
-    store = open_store(existing_db(db))
-    try:
-        events = deque(store.read(round_id=round_id), maxlen=limit)
-    finally:
-        store.close()
+    from dosewise.app import Desk
+    from dosewise.ledger.events import format_time
+
+    with Desk.open(db) as desk:
+        events = desk.log(round_id=round_id, limit=limit)
     table = Table(title=f"ledger events ({len(events)} shown)")
     columns = ("seq", "recorded (UTC)", "type", "round", "offer", "participant", "actor", "payload", "hash")
     for name in columns:
@@ -100,9 +82,8 @@ def log(
     for ev in events:
         payload = json.dumps(ev.payload, sort_keys=True, ensure_ascii=False)
         when = format_time(ev.recorded_at)[:16].replace("T", " ")
-        table.add_row(str(ev.seq), when, ev.type, ev.round_id or "", ev.offer_id or "", ev.participant or "",
-                      ev.actor,
-                      payload if len(payload) <= 60 else payload[:57] + "...", ev.hash[:12])
+        table.add_row(str(ev.seq), when, safe(ev.type), safe(ev.round_id or ""), safe(ev.offer_id or ""),
+                      safe(ev.participant or ""), safe(ev.actor), safe(payload, limit=60), ev.hash[:12])
     console.print(table)
 
 

@@ -36,7 +36,7 @@ def baseline_scenario() -> dict[str, Any]:
 
 def baseline_figures() -> dict[str, Any]:
     """Summary figures of the fixed scenario (totals and per-participant deaths averted)."""
-    from dosewise.policies import get_policy
+    from dosewise.registry import get_policy
     from dosewise.scenario import Scenario
     from dosewise.world import build_world
 

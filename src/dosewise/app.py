@@ -1,0 +1,457 @@
+"""The application layer: the one Python API that the CLI, the REST service and sweeps call.
+
+Every operation takes and returns typed objects (:class:`~dosewise.scenario.Scenario`,
+:class:`~dosewise.world.World`, :class:`~dosewise.allocation.Allocation`,
+:class:`~dosewise.rounds.RoundState`, data frames) and never prints. Interfaces parse their
+input, call one function here, and render the result.
+
+Stateless operations are functions (:func:`allocate`, :func:`compare`, :func:`need`);
+operations on a ledger go through :class:`Desk`, which holds one open store and the round
+layer's caches for as long as the caller keeps it (a CLI command, a service process).
+
+Examples
+--------
+>>> from dosewise import app
+>>> result = app.allocate(app.load("demo"))
+>>> int(result.allocation.doses.sum()) > 0
+True
+>>> desk = app.Desk.open("memory")
+>>> state = desk.open_round(app.load("demo"), round_id="R1")
+>>> state.balance_ok()
+True
+>>> desk.close()
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from dosewise.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dosewise.allocation import Allocation
+    from dosewise.compare import PolicyRuns
+    from dosewise.epidemic import EpidemicSettings
+    from dosewise.impact.parameters import ImpactParams
+    from dosewise.ledger import Event, Store, VerifyReport
+    from dosewise.ledger.store import ExportFormat
+    from dosewise.rounds import Rounds, RoundState
+    from dosewise.scenario import Scenario
+    from dosewise.world import World
+
+__all__ = [
+    "DEMO_NEED_AS_OF",
+    "Allocated",
+    "Comparison",
+    "DemoResult",
+    "Desk",
+    "allocate",
+    "cached_who",
+    "compare",
+    "demo_texts",
+    "load",
+    "need",
+    "need_for_world",
+    "participants_for_group",
+]
+
+DEMO_NEED_AS_OF = dt.date(2021, 8, 29)
+"""The week before the demo's CoronaVac round opened: the need ranking its reallocation uses."""
+
+
+def load(scenario: Scenario | str | Path) -> Scenario:
+    """A validated scenario: an object as it is, ``"demo"`` for the built-in demo, or a YAML file."""
+    from dosewise.scenario import Scenario, load_demo, load_scenario
+
+    if isinstance(scenario, Scenario):
+        return scenario
+    if str(scenario) == "demo":
+        return load_demo()
+    return load_scenario(scenario)
+
+
+@dataclass(frozen=True)
+class Allocated:
+    """A scenario's world and the allocation a policy made of its lots."""
+
+    scenario: Scenario
+    world: World
+    allocation: Allocation
+
+    def frame(self) -> pd.DataFrame:
+        """One row per participant and product (doses, doses per 100 people); participants with no
+        dose are kept, so a file written from it lists every participant."""
+        return self.allocation.by_participant_product(self.world).reset_index(drop=True)
+
+
+def allocate(scenario: Scenario, *, policy: str | None = None, need: Mapping[str, float] | None = None,
+             epidemic: EpidemicSettings | None = None) -> Allocated:
+    """Allocate ``scenario``'s lots by its policy (or by ``policy``, with the same parameters).
+
+    ``need`` gives need scores to ``covax-need-weighted`` when the scenario carries none;
+    ``epidemic`` replaces the scenario's ``epidemic:`` section (what ``optimal`` optimises).
+    """
+    from dosewise.registry import get_policy
+    from dosewise.world import build_world
+
+    params = scenario.policy if policy is None else scenario.policy.model_copy(update={"name": policy})
+    get_policy(params.name)  # an unknown name fails before any work
+    world = build_world(scenario)
+    if epidemic is not None:
+        world.meta["epidemic"] = epidemic
+    if need is not None and params.name == "covax-need-weighted" and "need" not in params.options:
+        params = params.model_copy(update={"options": {**params.options, "need": dict(need)}})
+    return Allocated(scenario, world, get_policy(params.name)(world, params))
+
+
+# -- surveillance -------------------------------------------------------------------------------
+
+
+def cached_who() -> Path | None:
+    """The WHO weekly file that ``dosewise data pull who`` keeps in the user cache, if present."""
+    from dosewise.surveillance.pull import SOURCES, default_cache_dir
+
+    path = default_cache_dir() / SOURCES["who"].filename
+    return path if path.exists() else None
+
+
+def participants_for_group(group: str, year: int = 2020) -> pd.DataFrame:
+    """A named group's participants with population (UN WPP 2024), share aged 65+ and income level."""
+    from dosewise.reference.groups import group_members
+    from dosewise.world import participants_from_reference
+
+    return participants_from_reference(group_members(group), year)
+
+
+def need(
+    participants: pd.DataFrame,
+    who: str | Path,
+    as_of: dt.date,
+    *,
+    vaccination: str | Path | None = None,
+    sitreps: str | Path | None = None,
+    deliveries: str | Path | None = None,
+    deliveries_date: str | None = None,
+    no_report_weeks: int = 4,
+) -> pd.DataFrame:
+    """Need scores with every component and data-quality flag, ranked (see :mod:`dosewise.surveillance.need`).
+
+    ``who`` is a WHO weekly cases/deaths CSV; ``vaccination`` a WHO vaccination or OWID file;
+    ``sitreps`` a situation-report CSV or ``"demo"`` for the DPRK records; ``deliveries`` the UNDP
+    vaccine-equity file with its publication date.
+    """
+    from dosewise.surveillance.demo import DPRK_SITREPS
+    from dosewise.surveillance.need import need_from_feed
+    from dosewise.surveillance.readers import (
+        read_owid,
+        read_sitreps,
+        read_undp_deliveries,
+        read_who_vaccination,
+        read_who_weekly,
+    )
+
+    weekly = read_who_weekly(who)
+    vax = None
+    if vaccination is not None:
+        with open(vaccination, encoding="utf-8") as fh:
+            header = fh.readline()
+        vax = read_who_vaccination(vaccination) if "ISO3" in header.split(",") else read_owid(vaccination)
+    reports = read_sitreps(DPRK_SITREPS if str(sitreps) == "demo" else Path(sitreps)) if sitreps else None
+    supply = None
+    if deliveries is not None:
+        if deliveries_date is None:
+            raise InputError(
+                "the deliveries file has no date: pass --deliveries-date YYYY-MM-DD (its publication date)",
+                file=str(deliveries),
+                field="--deliveries-date",
+            )
+        supply = read_undp_deliveries(deliveries, as_of=deliveries_date)
+    scores = need_from_feed(
+        participants,
+        weekly,
+        as_of=as_of,
+        vaccination=vax,
+        sitreps=reports,
+        deliveries=supply,
+        no_report_weeks=no_report_weeks,
+    )
+    return scores.sort_values("rank", kind="stable")
+
+
+def need_for_world(world: World, who: str | Path, as_of: dt.date) -> dict[str, float]:
+    """Need scores of a world's participants as a mapping (participants without a score left out)."""
+    scores = need(world.participants, who, as_of)
+    return {str(k): float(v) for k, v in scores["need"].dropna().items()}
+
+
+# -- compare ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Deaths averted by several policies on one scenario, with the notes a reader needs."""
+
+    scenario: Scenario
+    frame: pd.DataFrame
+    runs: PolicyRuns
+    params: ImpactParams
+    notes: list[str] = field(default_factory=list)
+    epidemic: EpidemicSettings | None = None
+
+
+def compare(
+    scenario: Scenario,
+    *,
+    policies: Sequence[str] | None = None,
+    params: ImpactParams | None = None,
+    who: str | Path | None = None,
+    as_of: dt.date | None = None,
+    allocations: Mapping[str, Allocation] | None = None,
+    epidemic: EpidemicSettings | None = None,
+) -> Comparison:
+    """Run each policy on the same scenario and the impact model on each allocation.
+
+    Without ``policies``, :data:`~dosewise.compare.DEFAULT_POLICIES`; ``covax-need-weighted``
+    takes need scores from ``who`` (or the cached WHO file) as of ``as_of`` and is left out of the
+    default list, with a note, when there are none. ``allocations`` adds allocations made
+    elsewhere (e.g. a round's holdings, :meth:`Desk.round_allocation`) under their own labels.
+    The epidemic is ``params`` if given, else ``epidemic`` (the scenario's ``epidemic:`` section
+    with any overrides), else the scenario's own section, else the defaults; the ``optimal``
+    variants optimise that same setting.
+    """
+    from dosewise.compare import DEFAULT_POLICIES, comparison_table, like_from_scenario, run_policies
+    from dosewise.epidemic import EpidemicSettings, impact_setting
+    from dosewise.registry import POLICIES, get_policy
+    from dosewise.world import build_world
+
+    names = [p for p in DEFAULT_POLICIES if p in POLICIES] if policies is None else list(policies)
+    for name in names:
+        get_policy(name)
+    world = build_world(scenario)
+    settings = epidemic or scenario.epidemic or EpidemicSettings()
+    world.meta["epidemic"] = settings
+    start = None
+    if params is None:
+        params, start = impact_setting(world, settings)
+    notes: list[str] = []
+    extra: dict[str, dict[str, Any]] = {}
+    opts = scenario.policy.options
+    if "covax-need-weighted" in names and not ("need" in opts or ("who" in opts and "as_of" in opts)):
+        source = who if who is not None else cached_who()
+        if source is None:
+            if policies is not None:
+                raise InputError("covax-need-weighted needs need scores: pass --who FILE or run "
+                                 "`dosewise data pull who`", field="--who")
+            names.remove("covax-need-weighted")
+            notes.append("covax-need-weighted left out: it needs need scores "
+                         "(pass --who FILE, or run `dosewise data pull who`)")
+        else:
+            day = as_of or scenario.as_of or min(lot.available for lot in scenario.lots)
+            extra["covax-need-weighted"] = {"need": need_for_world(world, source, day)}
+            notes.append(f"need scores as of {day} from {source}")
+    runs = run_policies(world, names, params, policy_params=scenario.policy, like=like_from_scenario(scenario),
+                        policy_options=extra, allocations=allocations, start=start)
+    return Comparison(scenario, comparison_table(runs), runs, params, notes, settings)
+
+
+# -- rounds and the ledger ------------------------------------------------------------------------
+
+
+class Desk:
+    """Rounds and the ledger behind one open store: what a coordinator, a participant or an
+    observer does, as calls. Keep one for as long as the process serves requests."""
+
+    def __init__(self, store: Store, *, actor: str = "dosewise") -> None:
+        from dosewise.rounds import Rounds
+
+        self.store = store
+        self.actor = actor
+        self.rounds: Rounds = Rounds(store, actor=actor)
+
+    @classmethod
+    def open(cls, db: str | None = None, *, create: bool = False, actor: str = "dosewise") -> Desk:
+        """Open the ledger at ``db`` (SQLite path or URL; ``"memory"`` for a throwaway one).
+
+        Only ``create=True`` may make a new SQLite file; otherwise a missing file is an error,
+        so a mistyped path never yields an empty ledger.
+        """
+        from dosewise.ledger import default_db, existing_db, open_store
+
+        if db == "memory":
+            return cls(open_store("memory"), actor=actor)
+        url = (db or default_db()) if create else existing_db(db)
+        return cls(open_store(url), actor=actor)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Desk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # rounds ------------------------------------------------------------------------------------
+    def open_round(
+        self,
+        scenario: Scenario,
+        *,
+        round_id: str | None = None,
+        need: Mapping[str, float] | None = None,
+        need_source: str = "",
+        file: str | None = None,
+    ) -> RoundState:
+        """Allocate the scenario's lots by its policy and record the round and its offers.
+
+        ``need`` is the need vector the round's reallocation ranks by (recorded in the ledger);
+        opening the same round again with the same scenario records nothing.
+        """
+        rid = self.rounds.open(scenario, round_id=round_id, need=need, need_source=need_source, file=file)
+        return self.rounds.state(rid)
+
+    def respond(
+        self,
+        offer_id: str,
+        action: Literal["accept", "decline"],
+        *,
+        reason: str | None = None,
+        note: str | None = None,
+        wish: str | None = None,
+        on: dt.date | None = None,
+        key: str | None = None,
+        actor: str | None = None,
+    ) -> Event:
+        """Accept or decline an open offer; a retry with the same ``key`` returns the first answer."""
+        return self.rounds.respond(offer_id, action, reason=reason, note=note, wish=wish, on=on,
+                                   idempotency_key=key, actor=actor)
+
+    def advance(self, round_id: str, to: dt.date, *, need: Mapping[str, float] | None = None,
+                need_source: str = "") -> list[Event]:
+        """Move the round's date to ``to``: overdue offers lapse, unusable doses expire, one
+        reallocation pass re-offers the pool. A date already reached records nothing new.
+        ``need`` replaces the need vector recorded in the round (recorded in turn)."""
+        return self.rounds.advance(round_id, to, need=need, need_source=need_source)
+
+    def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False) -> Event:
+        """Record shipment (or delivery) of an accepted offer."""
+        return self.rounds.ship(offer_id, on=on, delivered=delivered)
+
+    def round(self, round_id: str) -> RoundState:
+        """The round's state, brought up to date with every recorded event."""
+        return self.rounds.state(round_id)
+
+    def round_ids(self) -> list[str]:
+        return self.rounds.rounds()
+
+    def world(self, round_id: str) -> World:
+        """The world the round was opened on."""
+        return self.rounds.world(round_id)
+
+    def round_allocation(self, round_id: str, *, include_open: bool = False) -> Allocated:
+        """What participants hold in the round (accepted, shipped, delivered; with
+        ``include_open`` also offers still open) as an allocation the impact model can value."""
+        from dosewise.rounds import held_allocation
+
+        state = self.round(round_id)
+        sc, world = self.rounds.scenario_world(round_id)
+        return Allocated(sc, world, held_allocation(state, world, include_open=include_open))
+
+    def offered_allocation(self, round_id: str, *, passes: Sequence[int] = (0,)) -> Allocated:
+        """The offers made in the given passes (0: the policy's first offers), whatever their answer."""
+        from dosewise.rounds import offered_allocation
+
+        state = self.round(round_id)
+        sc, world = self.rounds.scenario_world(round_id)
+        return Allocated(sc, world, offered_allocation(state, world, passes=passes))
+
+    # ledger ------------------------------------------------------------------------------------
+    def verify(self) -> VerifyReport:
+        return self.store.verify()
+
+    def export(self, path: str | Path, fmt: ExportFormat = "jsonl") -> int:
+        return self.store.export(path, fmt)
+
+    def log(self, *, round_id: str | None = None, limit: int = 50) -> list[Event]:
+        from collections import deque
+
+        return list(deque(self.store.read(round_id=round_id), maxlen=limit))
+
+
+# -- the demo -----------------------------------------------------------------------------------
+
+
+def demo_texts() -> tuple[str, str]:
+    """The demo's two scenario files (the AMC92 AstraZeneca round; DPRK's CoronaVac)."""
+    base = resources.files("dosewise") / "data"
+    return ((base / "demo_amc92.yaml").read_text(encoding="utf-8"),
+            (base / "demo_coronavac.yaml").read_text(encoding="utf-8"))
+
+
+def coronavac_scenario() -> Scenario:
+    """The CoronaVac round's scenario, with the AMC92 participants of the first round merged in."""
+    import yaml
+
+    from dosewise.scenario import parse_scenario
+
+    first_text, second_text = demo_texts()
+    first: dict[str, Any] = yaml.safe_load(first_text)
+    second: dict[str, Any] = yaml.safe_load(second_text)
+    second["participants"] = first["participants"]
+    second["sources"] = {**first.get("sources", {}), **second.get("sources", {})}
+    return parse_scenario(second, file="demo_coronavac.yaml")
+
+
+@dataclass
+class DemoResult:
+    """The demo's two rounds as played, and where the need scores came from."""
+
+    first: RoundState
+    second: RoundState
+    need_source: str | None
+    verify: VerifyReport
+    allocation: Allocated
+    impact: Comparison | None = None
+
+
+def run_demo(desk: Desk, *, who: str | Path | None = None, impact: bool = True) -> DemoResult:
+    """Record both demo rounds on ``desk``'s ledger and play them out as scripted.
+
+    With a WHO weekly file (``who``, else the cached one), the CoronaVac doses DPRK declines are
+    re-offered by need score as of :data:`DEMO_NEED_AS_OF`; without one, pro rata to population,
+    and the round records that order. With ``impact``, the CoronaVac round is valued twice by the
+    impact model: as first offered, and as held after DPRK's decline and the re-offer.
+    """
+    from dosewise.scenario import load_demo
+
+    first_sc = load_demo()
+    allocated = allocate(first_sc)
+    first = desk.open_round(first_sc, round_id="demo-amc92-az-2021-02", file="demo_amc92.yaml")
+    desk.rounds.play(first.round_id)
+    second_sc = coronavac_scenario()
+    source = who if who is not None else cached_who()
+    need_vec = None
+    if source is not None:
+        from dosewise.world import build_world
+
+        need_vec = need_for_world(build_world(second_sc), source, DEMO_NEED_AS_OF)
+    second = desk.open_round(second_sc, need=need_vec, file="demo_coronavac.yaml",
+                             need_source="" if source is None else f"{Path(source).name} as of {DEMO_NEED_AS_OF}")
+    desk.rounds.play(second.round_id)
+    comparison = None
+    if impact:
+        first_offers = desk.offered_allocation(second.round_id)
+        held = desk.round_allocation(second.round_id)
+        comparison = compare(second_sc, policies=[], allocations={
+            "as first offered": first_offers.allocation, "held after decline and re-offer": held.allocation,
+        })
+    return DemoResult(first=desk.round(first.round_id), second=desk.round(second.round_id),
+                      need_source=None if source is None else str(source), verify=desk.verify(),
+                      allocation=allocated, impact=comparison)
+

@@ -1,0 +1,3 @@
+from dosewise.cli.main import main
+
+main()

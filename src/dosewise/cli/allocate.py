@@ -1,0 +1,154 @@
+"""Commands: ``allocate``, ``products``, ``participants``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from dosewise.cli._common import OutOption, check_out, console, safe, write_rows
+
+if TYPE_CHECKING:
+    from dosewise.app import Allocated
+
+
+def print_allocation(result: Allocated, *, highlight: tuple[str, ...] = (), limit: int | None = None) -> None:
+    """Doses and doses per 100 people per participant (largest population first), then the lots."""
+    import pandas as pd
+
+    world, alloc = result.world, result.allocation
+    per = pd.DataFrame({"doses": alloc.totals()}, index=alloc.participants)
+    per["name"] = world.participants["name"]
+    per["population"] = world.participants["population"]
+    per["per_100"] = 100 * per["doses"] / per["population"]
+    per = per.sort_values("population", ascending=False)
+    table = Table(title=f"{safe(world.name)} — policy {safe(alloc.policy)}", show_lines=False)
+    for col, just in [("", "left"), ("participant", "left"), ("population (people)", "right"),
+                      ("doses", "right"), ("doses per 100 people", "right")]:
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    rows = per if limit is None else per.head(limit)
+    shown = set(rows.index)
+    extra = per.loc[[c for c in highlight if c in per.index and c not in shown]]
+    for code, r in pd.concat([rows, extra]).iterrows():
+        mark = "▶" if code in highlight else ""
+        style = "bold yellow" if code in highlight else None
+        table.add_row(mark, f"{safe(code)} {safe(r['name'])}", f"{r['population']:,.0f}", f"{r['doses']:,.0f}",
+                      f"{r['per_100']:.2f}", style=style)
+    console.print(table)
+    if highlight:
+        console.print(f"▶ highlighted: {', '.join(highlight)}")
+    lots = alloc.per_lot()
+    lt = Table(title="lots (doses)")
+    for col in ["lot", "product", "supply", "allocated", "buffer", "remainder", "recipients"]:
+        lt.add_column(col, justify="left" if col in ("lot", "product") else "right")
+    for lot, r in lots.iterrows():
+        lt.add_row(safe(lot), safe(r["product"]), *(f"{int(r[c]):,}" for c in
+                                                  ["supply", "allocated", "buffer", "remainder", "recipients"]))
+    console.print(lt)
+    if limit is not None and len(per) > limit:
+        console.print(f"[dim]{len(per) - limit} more participants not shown; use --all or --out FILE[/]")
+
+
+def allocate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    policy: Annotated[str | None, typer.Option(help="Policy name (default: the scenario's).")] = None,
+    out: OutOption = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Print every participant.")] = False,
+    r0: Annotated[float | None, typer.Option(help="R0 for optimal (overrides epidemic.r0).")] = None,
+    days: Annotated[int | None, typer.Option(help="Horizon for optimal, 1-3,650 days (epidemic.days).")] = None,
+    prior_immunity: Annotated[float | None, typer.Option(help="Share immune at the start, [0, 1).")] = None,
+    health_system: Annotated[str | None, typer.Option(help="levin2022 or none.")] = None,
+    priority: Annotated[str | None, typer.Option(help="oldest-first or pro-rata.")] = None,
+) -> None:
+    """Allocate a scenario's lots by a policy; print a table and optionally write every row.
+
+    Written rows: participant, product, doses, doses_per_100 (doses per 100 people) and
+    coverage (share of the population a full course would cover), one per participant and
+    product, participants with no dose included. ``optimal`` optimises the scenario's
+    ``epidemic:`` setting; the flags override it.
+    """
+    from dosewise import app as api
+    from dosewise.epidemic import with_overrides
+
+    check_out(out)
+    overrides = {"r0": r0, "days": days, "prior_immunity": prior_immunity, "health_system": health_system,
+                 "priority": priority}
+    with_overrides(None, overrides)  # a bad flag fails before any file is read
+    sc = api.load(scenario)
+    epidemic = with_overrides(sc.epidemic, overrides, file=str(scenario)) if any(
+        v is not None for v in overrides.values()) else None
+    result = api.allocate(sc, policy=policy, epidemic=epidemic)
+    print_allocation(result, limit=None if show_all else 30)
+    if out is not None:
+        write_rows(result.frame(), out)
+
+
+def products(
+    sources: Annotated[bool, typer.Option("--sources", help="Show the source of every figure.")] = False,
+) -> None:
+    """List the built-in product catalogue with the source of every figure."""
+    from dosewise.products import builtin_products
+
+    if sources:
+        st = Table(title="product sources", show_lines=True)
+        for col in ["product", "figure", "source"]:
+            st.add_column(col, overflow="fold")
+        for p in builtin_products():
+            for figure, text in p.sources.items():
+                st.add_row(p.id, figure, safe(text, limit=2000))
+        console.print(st)
+        return
+    table = Table(title="products")
+    for col in ["id", "name", "course (doses)", "interval (days)", "storage", "shelf life (days)",
+                "shipping unit (doses)", "eff. symptomatic", "eff. severe"]:
+        table.add_column(col)
+    for p in builtin_products():
+        table.add_row(p.id, p.name, str(p.doses_per_course), str(p.interval_days), p.storage_class,
+                      "—" if p.shelf_life_days is None else str(p.shelf_life_days), f"{p.shipping_unit:,}",
+                      "—" if p.efficacy_symptomatic is None else f"{p.efficacy_symptomatic:.1%}",
+                      "—" if p.efficacy_severe is None else f"{p.efficacy_severe:.1%}")
+    console.print(table)
+    console.print("[dim]sources of every figure: `dosewise products --sources`[/]")
+
+
+def participants(
+    group: Annotated[str, typer.Argument(help="A named group, e.g. AMC92.")],
+    year: Annotated[int, typer.Option(help="WPP year for population.", min=1950, max=2100)] = 2020,
+    out: OutOption = None,
+) -> None:
+    """List a named group's participants with population, income level and region."""
+    from dosewise.reference.countries import country_info
+    from dosewise.reference.groups import group_members
+    from dosewise.reference.population import population_by_age, wpp_coverage
+
+    check_out(out)
+    codes = group_members(group)
+    covered = wpp_coverage()
+    have = [c for c in codes if c in covered]
+    pops = dict(zip(have, population_by_age(have, year).sum(axis=1), strict=True))
+    table = Table(title=f"{safe(group.upper())}: {len(codes)} participants")
+    for col in ["ISO3", "name", f"population {year} (people, WPP 2024)", "income level", "region"]:
+        table.add_column(col)
+    rows = []
+    for c in codes:
+        info = country_info(c)
+        pop = f"{pops[c]:,.0f}" if c in pops else "[red]not in WPP 2024 — supply in scenario[/]"
+        table.add_row(c, safe(info.name), pop, info.income_level or "—", info.region or "—")
+        rows.append({"participant": c, "name": info.name, "population": round(float(pops[c])) if c in pops else None,
+                     "income_level": info.income_level, "region": info.region})
+    console.print(table)
+    missing = [c for c in codes if c not in covered]
+    if missing:
+        console.print(f"missing from UN WPP 2024 (starsim-data): {', '.join(missing)}")
+    if out is not None:
+        import pandas as pd
+
+        write_rows(pd.DataFrame(rows), out)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(allocate)
+    app.command()(products)
+    app.command()(participants)

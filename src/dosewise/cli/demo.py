@@ -1,0 +1,96 @@
+"""``dosewise demo``: the first COVAX AstraZeneca round among the AMC92 participants, then the
+CoronaVac doses for DPRK, declined and reallocated, all recorded on a verifiable ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dosewise.cli._common import OutOption, check_out, console, safe, write_rows
+
+if TYPE_CHECKING:
+    from dosewise.app import DemoResult
+
+
+def demo(
+    db: Annotated[str | None, typer.Option(help="Write the demo's ledger here (URL or SQLite path); "
+                                                "default: in memory.")] = None,
+    who: Annotated[Path | None, typer.Option(help="WHO weekly cases/deaths CSV: rank reallocation by need.")]
+    = None,
+    out: OutOption = None,
+    impact: Annotated[bool, typer.Option(help="Value the CoronaVac round before and after the decline "
+                                              "with the impact model.")] = True,
+) -> None:
+    """Run the built-in demo: the AMC92 AstraZeneca round, then DPRK's declined CoronaVac, reallocated."""
+    from dosewise import app as api
+
+    check_out(out)
+    if who is not None and not who.is_file():
+        from dosewise.errors import InputError
+
+        raise InputError("file not found", file=str(who), field="--who")
+    first = api.load("demo")
+    console.rule(f"[bold]1. {safe(first.name)}")
+    console.print(safe(first.description.strip(), limit=5000))
+    with api.Desk.open(db or "memory", create=True, actor="covax-demo") as desk:
+        result = api.run_demo(desk, who=who, impact=impact)
+        _story(result, db=db)
+    if out is not None:
+        write_rows(result.allocation.frame(), out)
+
+
+def _story(result: DemoResult, *, db: str | None) -> None:
+    import numpy as np
+
+    from dosewise.cli.allocate import print_allocation
+    from dosewise.cli.rounds import print_offers, print_status
+
+    alloc = result.allocation
+    world = alloc.world
+    print_allocation(alloc, highlight=("PRK", "MNG", "LAO", "VNM", "KHM", "MMR"), limit=15)
+    totals = alloc.allocation.totals()
+    per100 = 100 * totals / world.population
+    i = int(np.flatnonzero(world.codes == "PRK")[0])
+    console.print(
+        f"DPRK: {totals[i]:,} doses = {per100[i]:.2f} per 100 people "
+        f"(median of all participants {np.median(per100):.2f}). The published interim forecast of Feb 2021 "
+        "gave DPRK 1,992,000 doses; see README, 'The demo against the published figures', for why the "
+        "figures differ (population estimate, India's cap, the envelope)."
+    )
+    second = result.second
+    console.rule(f"[bold]2. {safe(second.opened['name'])}")
+    if result.need_source:
+        console.print(f"need scores as of 2021-08-29 from {safe(result.need_source)}")
+    prk = next(o for o in second.offers.values() if o["participant"] == "PRK")
+    console.print(
+        f"DPRK was offered {prk['doses']:,} CoronaVac doses and [bold]{prk['status']}[/] them "
+        f"(reason: {safe(prk['reason'])}; note: {safe(prk['note'])}; wish: {safe(prk['wish'])})."
+    )
+    for p in second.passes:
+        for lot, info in p["lots"].items():
+            order = ("need score (highest first)" if p["order"] == "need"
+                     else "pro rata to population (no need scores recorded in the round: pass --who FILE or run "
+                     "`dosewise data pull who` to rank by need)")
+            console.print(f"pass {p['pass']} on {p['on']}: {info['pool']:,} doses of {safe(lot)} re-offered by "
+                          f"{order}; {len(info['offered'])} offers")
+            for why, codes in info["skipped"].items():
+                console.print(f"  skipped ({safe(why)}): {', '.join(codes[:12])}{' …' if len(codes) > 12 else ''}")
+    print_offers(second, limit=12, compact=True)
+    print_status(result.first)
+    print_status(second)
+    if result.impact is not None:
+        frame = result.impact.frame
+        console.print("deaths averted by the CoronaVac round (impact model, R0 2.5, 365 days):")
+        for label, row in frame.iterrows():
+            console.print(f"  {safe(label)}: {float(row['deaths_averted']):,.0f} "
+                          f"({float(row['doses_administered']):,.0f} doses administered)")
+    report = result.verify
+    console.print(f"ledger verify: {'[green]OK[/]' if report.ok else '[red]FAILED[/]'} — {report.checked} events, "
+                  f"head {report.head_hash[:16] if report.head_hash else '-'}…"
+                  + (f" (written to {safe(db)}; check with `dosewise ledger verify --db {safe(db)}`)" if db else ""))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)

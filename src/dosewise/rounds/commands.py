@@ -1,0 +1,465 @@
+"""Round commands: open, respond, advance, ship, and scripted play, each recorded on the ledger.
+
+A round is opened over a scenario's lots with a policy (or an allocation decided elsewhere);
+the allocation becomes offers. Each offer is accepted, declined with a reason (and optionally a
+wish for where the doses should go), or lapses at its deadline. Declined and lapsed doses
+return to the pool and are re-offered, one pass per :meth:`Rounds.advance`, by the order in
+:mod:`dosewise.rounds.reallocate`.
+
+Commands that re-offer doses (:meth:`Rounds.advance`) are serialised per round across
+processes: the batch is computed from the round's state at its last sequence number and
+appended only if no event of the round was recorded since (a compare-and-set checked inside
+the ledger's write lock); otherwise the state is read again and the batch recomputed. Answers
+and shipments hold a unique slot per offer, so the first answer wins.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from dosewise.errors import ConflictError, InputError, RoundError
+from dosewise.ledger import Event, LedgerView, NewEvent, Store
+from dosewise.rounds.events import (
+    BufferHeld,
+    LotAdded,
+    NeedRecorded,
+    OfferAnswered,
+    OfferMade,
+    OfferMoved,
+    ReallocationPass,
+    RoundAdvanced,
+    RoundOpened,
+    new_event,
+)
+from dosewise.rounds.reallocate import LotPool, plan_pass
+from dosewise.rounds.state import NEXT, RoundState
+from dosewise.scenario import Scenario, parse_scenario, parse_scenario_text
+from dosewise.vocabulary import DECLINE_REASONS
+
+if TYPE_CHECKING:
+    from dosewise.allocation import Allocation
+    from dosewise.world import World
+
+__all__ = ["DECLINE_REASONS", "LATEST_DATE", "Rounds", "Signer"]
+
+LATEST_DATE = dt.date(2199, 12, 31)
+"""No round date, answer or shipment may lie beyond this."""
+_RETRIES = 100
+
+Signer = Callable[[NewEvent], NewEvent]
+"""Turns an event into the same event carrying its actor's signature."""
+
+
+class _RoundMoved(ConflictError):
+    """The round recorded events after the state a batch was computed from."""
+
+
+def _d(value: str | dt.date) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
+def _check_day(day: dt.date, field: str) -> dt.date:
+    if day > LATEST_DATE:
+        raise InputError(f"dates after {LATEST_DATE} are not accepted", field=field, value=day.isoformat())
+    return day
+
+
+def scenario_text(sc: Scenario) -> str:
+    """The canonical JSON text a round records of its scenario (replayed to rebuild the world)."""
+    return json.dumps(sc.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _need_payload(need: Mapping[str, float], source: str, as_of: dt.date | None) -> NeedRecorded:
+    scores: dict[str, str] = {}
+    for code, value in sorted(need.items()):
+        x = float(value)
+        if x != x or x in (float("inf"), float("-inf")):
+            raise InputError("need scores must be finite numbers", field=f"need.{code}", value=value)
+        scores[str(code)] = f"{x:.6f}"
+    return NeedRecorded(scores=scores, source=source, as_of=as_of)
+
+
+class Rounds:
+    """Runs rounds against a ledger store. The ledger is the state; the caches here (projections,
+    worlds, the live optimal solution) are brought up to date from it on every call."""
+
+    def __init__(self, store: Store, *, actor: str = "dosewise", need: Mapping[str, float] | None = None) -> None:
+        self.store = store
+        self.actor = actor
+        self.need = dict(need) if need is not None else None
+        self._worlds: dict[str, tuple[Scenario, World]] = {}
+        self._states: dict[str, RoundState] = {}
+        self._offer_round: dict[str, str] = {}
+        self._optimal: dict[str, Any] = {}  # round id -> OptimalState kept for warm re-solves
+
+    # -- reading -------------------------------------------------------------------------------
+    def state(self, round_id: str) -> RoundState:
+        """The round's projection, brought up to date with events recorded since the last call
+        (by this process or any other): only the new events are read and applied."""
+        state = self._states.get(round_id) or RoundState(round_id)
+        for ev in self.store.read(after_seq=state.last_seq, round_id=round_id):
+            state.apply(ev)
+            if ev.type == "offer.made" and ev.offer_id:
+                self._offer_round[ev.offer_id] = round_id
+        if not state.opened:
+            raise InputError("no such round in the ledger", field="round", value=round_id)
+        self._states[round_id] = state
+        return state
+
+    def rounds(self) -> list[str]:
+        return [ev.round_id for ev in self.store.read(types=["round.opened"]) if ev.round_id]
+
+    def world(self, round_id: str) -> World:
+        """The world the round was opened on, rebuilt from the scenario recorded in the ledger."""
+        return self.scenario_world(round_id)[1]
+
+    def scenario_world(self, round_id: str) -> tuple[Scenario, World]:
+        """The scenario recorded when the round opened, and its world."""
+        state = self.state(round_id)
+        rid = state.round_id
+        if rid not in self._worlds:
+            from dosewise.world import build_world
+
+            sc = parse_scenario(json.loads(state.opened["scenario"]), file=f"ledger round {rid}")
+            self._worlds[rid] = (sc, build_world(sc))
+        return self._worlds[rid]
+
+    def _offer(self, offer_id: str) -> tuple[RoundState, dict[str, Any]]:
+        rid = self._offer_round.get(offer_id)
+        if rid is None:
+            first = next(iter(self.store.read(offer_id=offer_id, types=["offer.made"])), None)
+            if first is None or first.round_id is None:
+                raise InputError("no such offer in the ledger", field="offer", value=offer_id)
+            rid = first.round_id
+        state = self.state(rid)
+        return state, state.offers[offer_id]
+
+    # -- opening -------------------------------------------------------------------------------
+    def open(
+        self,
+        scenario: Scenario | str,
+        *,
+        file: str | None = None,
+        round_id: str | None = None,
+        allocation: Allocation | None = None,
+        need: Mapping[str, float] | None = None,
+        need_source: str = "",
+    ) -> str:
+        """Open a round: allocate the scenario's lots by its policy (or take ``allocation``) and
+        record the round, its lots, the buffer and the offers as one batch.
+
+        ``scenario`` is a :class:`~dosewise.scenario.Scenario` or its YAML text. ``need`` (else
+        the need this object was made with) is recorded as the need vector the round's
+        reallocation ranks by. Opening the same round again with the same scenario changes
+        nothing and returns its id; the same id with another scenario is a
+        :class:`~dosewise.errors.ConflictError`.
+        """
+        from dosewise.world import build_world
+
+        sc = parse_scenario_text(scenario, file=file) if isinstance(scenario, str) else scenario
+        text = scenario_text(sc)
+        rules = sc.round
+        rid = round_id or rules.id or "R-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+        if self._already_open(rid, text):
+            return rid
+        world = build_world(sc)
+        opens = _check_day(rules.opens or sc.as_of or min(lot.available for lot in sc.lots), "round.opens")
+        if allocation is None:
+            if rules.reallocation == "optimal":
+                from dosewise.optimize.policy import solve_optimal
+                from dosewise.registry import optimal_params
+
+                opt = solve_optimal(world, optimal_params(sc.policy.name, sc.policy))
+                self._optimal[rid] = opt
+                allocation = opt.allocation
+            else:
+                from dosewise.registry import get_policy
+
+                allocation = get_policy(sc.policy.name)(world, sc.policy)
+        deadline = opens + dt.timedelta(days=rules.response_days)
+        actor = self.actor
+        events = [
+            new_event("round.opened", RoundOpened(
+                opens=opens, policy=sc.policy.name, name=sc.name, response_days=rules.response_days,
+                reallocation=rules.reallocation, min_shelf_life_days=rules.min_shelf_life_days, scenario=text,
+                participants=[str(c) for c in world.codes]),
+                actor=actor, round_id=rid, unique_slot=f"round:{rid}:opened"),
+        ]
+        need = need if need is not None else self.need
+        if need is not None:
+            events.append(new_event("need.recorded", _need_payload(need, need_source, sc.as_of), actor=actor,
+                                    round_id=rid))
+        for j, (lot_id, lot) in enumerate(world.lots.iterrows()):
+            lid = str(lot_id)
+            events.append(new_event("lot.added", LotAdded(
+                lot=lid, product=str(lot["product"]), doses=int(lot["doses"]), available=lot["available"].date(),
+                expiry=lot["expiry"].date(), source=str(lot["source"])), actor=actor, round_id=rid, lot_id=lid))
+            if allocation.buffer[j]:
+                events.append(new_event("buffer.held", BufferHeld(lot=lid, doses=int(allocation.buffer[j])),
+                                        actor=actor, round_id=rid, lot_id=lid))
+        import numpy as np
+
+        rows, cols = np.nonzero(allocation.doses)
+        for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+            code, lot_id = str(world.codes[i]), str(world.lots.index[j])
+            oid = f"{rid}:{lot_id}:{code}:0"
+            events.append(new_event("offer.made", OfferMade(
+                offer=oid, lot=lot_id, participant=code, doses=int(allocation.doses[i, j]), deadline=deadline,
+                pass_=0, why=f"{allocation.policy} allocation"), actor=actor, round_id=rid, offer_id=oid,
+                lot_id=lot_id, participant=code))
+        try:
+            self.store.append(events)
+        except ConflictError:
+            if self._already_open(rid, text):  # another process opened it first
+                return rid
+            raise
+        self._worlds[rid] = (sc, world)
+        return rid
+
+    def _already_open(self, rid: str, text: str) -> bool:
+        opened = next(iter(self.store.read(round_id=rid, types=["round.opened"])), None)
+        if opened is None:
+            return False
+        if opened.payload.get("scenario") != text:
+            raise ConflictError(f"round {rid} is already open with another scenario; give the new round another id")
+        return True
+
+    # -- responses -----------------------------------------------------------------------------
+    def respond(
+        self,
+        offer_id: str,
+        action: Literal["accept", "decline"],
+        *,
+        reason: str | None = None,
+        note: str | None = None,
+        wish: str | None = None,
+        on: dt.date | None = None,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
+        sign: Signer | None = None,
+    ) -> Event:
+        """Accept or decline an open offer, before its deadline.
+
+        A second answer is a :class:`~dosewise.errors.ConflictError`; a retry with the same
+        ``idempotency_key`` returns the first answer, whatever the round's date is by then.
+        ``sign`` attaches the actor's signature to the event before it is recorded.
+        """
+        if action not in ("accept", "decline"):
+            raise InputError("action must be accept or decline", field="action", value=action)
+        if action == "decline":
+            if reason not in DECLINE_REASONS:
+                raise InputError(f"decline reason must be one of {', '.join(DECLINE_REASONS)}", field="reason",
+                                 value=reason)
+        elif reason is not None or wish is not None:
+            raise InputError("only a decline takes a reason and a wish", field="reason" if reason else "wish",
+                             value=reason or wish)
+        state, offer = self._offer(offer_id)
+        target = "accepted" if action == "accept" else "declined"
+        if idempotency_key is not None:
+            stored = next((ev for ev in self.store.read(offer_id=offer_id)
+                           if ev.idempotency_key == idempotency_key), None)
+            if stored is not None:
+                if stored.type != f"offer.{target}":
+                    raise ConflictError(f"idempotency key {idempotency_key!r} was used for {stored.type} of "
+                                        f"{offer_id}, not offer.{target}")
+                return stored
+        day = _check_day(on or state.today or _d(state.opened["opens"]), "on")
+        status = offer["status"]
+        if status != "offered":
+            raise ConflictError(f"offer {offer_id} is already {status}; cannot mark it {target}")
+        if day > _d(offer["deadline"]):
+            raise RoundError(f"offer {offer_id}: response on {day} is after the deadline {offer['deadline']}")
+        if day < _d(state.opened["opens"]):
+            raise RoundError(f"offer {offer_id}: response on {day} is before the round opened on "
+                             f"{state.opened['opens']}")
+        payload = OfferAnswered(offer=offer_id, on=day, reason=reason, note=note, wish=wish)
+        ev = new_event(f"offer.{target}", payload, actor=actor or offer["participant"], round_id=state.round_id,
+                       offer_id=offer_id, lot_id=offer["lot"], participant=offer["participant"],
+                       idempotency_key=idempotency_key, unique_slot=f"offer:{offer_id}:response")
+        return self.store.append_one(sign(ev) if sign is not None else ev)
+
+    def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False) -> Event:
+        """Record shipment (or delivery) of an accepted offer."""
+        state, offer = self._offer(offer_id)
+        target = "delivered" if delivered else "shipped"
+        if target not in NEXT.get(offer["status"], ()):
+            raise RoundError(f"offer {offer_id} is {offer['status']}; it cannot be {target}")
+        return self.store.append_one(
+            new_event(f"offer.{target}", OfferMoved(offer=offer_id, on=_check_day(on, "on")), actor=self.actor,
+                      round_id=state.round_id, offer_id=offer_id, lot_id=offer["lot"],
+                      participant=offer["participant"], unique_slot=f"offer:{offer_id}:{target}")
+        )
+
+    # -- time and reallocation -----------------------------------------------------------------
+    def _append_for_round(self, round_id: str, build: Callable[[RoundState], list[NewEvent]]) -> list[Event]:
+        """Compute a batch from the round's state and append it only if the round has not moved
+        since (compare-and-set on the round's last sequence, inside the ledger's write lock)."""
+        for _ in range(_RETRIES):
+            state = self.state(round_id)
+            events = build(state)
+            if not events:
+                return []
+            seen = state.last_seq
+
+            def unchanged(view: LedgerView, seen: int = seen) -> None:
+                if next(iter(view.read(after_seq=seen, round_id=round_id)), None) is not None:
+                    raise _RoundMoved(f"round {round_id} moved on while this command ran")
+
+            try:
+                return self.store.append(events, precondition=unchanged)
+            except _RoundMoved:
+                self._optimal.pop(round_id, None)  # its live model may hold this batch's re-solves
+                time.sleep(0.001)
+                continue
+        raise ConflictError(f"round {round_id} kept changing while this command ran; try again")
+
+    def advance(self, round_id: str, to: dt.date, *, need: Mapping[str, float] | None = None,
+                need_source: str = "") -> list[Event]:
+        """Move the round's clock to ``to``: lapse overdue offers, expire unusable doses, and run one
+        reallocation pass over the pool, all as one atomic batch.
+
+        A date the round has already reached with a pass records nothing (so a retry after a
+        crash or a second process advancing to the same date adds no second pass). ``need`` (else
+        the need this object was made with) replaces the round's recorded need vector; without
+        either, the one recorded earlier in the round is used.
+        """
+        _check_day(to, "--to")
+        need = need if need is not None else self.need
+        return self._append_for_round(round_id, lambda state: self._advance_batch(state, to, need, need_source))
+
+    def _advance_batch(self, state: RoundState, to: dt.date, need: Mapping[str, float] | None,
+                       need_source: str) -> list[NewEvent]:
+        rid = state.round_id
+        if state.closed:
+            raise RoundError(f"round {rid} is closed")
+        if state.today is not None and to < state.today:
+            raise RoundError(f"round {rid} is already at {state.today}; cannot go back to {to}")
+        if state.today == to and any(p.get("on") == to.isoformat() for p in state.passes):
+            return []
+        sc, world = self.scenario_world(rid)
+        actor = self.actor
+        events: list[NewEvent] = [new_event("round.advanced", RoundAdvanced(to=to, from_=str(state.today)),
+                                            actor=actor, round_id=rid)]
+        if need is not None:
+            payload = _need_payload(need, need_source, to)
+            if state.need is None or {k: f"{v:.6f}" for k, v in state.need.items()} != payload.scores:
+                events.append(new_event("need.recorded", payload, actor=actor, round_id=rid))
+        for oid, o in state.offers.items():
+            if o["status"] == "offered" and _d(o["deadline"]) < to:
+                events.append(new_event("offer.lapsed", OfferAnswered(offer=oid, on=to, reason="deadline passed"),
+                                        actor=actor, round_id=rid, offer_id=oid, lot_id=o["lot"],
+                                        participant=o["participant"], unique_slot=f"offer:{oid}:response"))
+        # apply the batch so far to a scratch projection so the pass sees lapsed doses in the pool
+        scratch = copy.deepcopy(state)
+        for k, ne in enumerate(events):
+            scratch.apply(_as_event(ne, scratch.last_seq + 1 + k))
+        pass_no = len(state.passes) + 1
+        deadline = to + dt.timedelta(days=sc.round.response_days)
+        order = sc.round.reallocation
+        extra: dict[str, Any] = {}
+        targets = None
+        if order == "optimal":
+            targets, extra = self._reoptimize(scratch, sc, world)
+        pools = [LotPool(lot_id, lot["product"], int(lot["pool"]), _d(lot["expiry"]))
+                 for lot_id, lot in scratch.lots.items()]
+        plan = plan_pass(world, pools, holdings=scratch.holdings(), refused=scratch.refused(), today=to,
+                         deadline=deadline, order=order, need=scratch.need, recipients_per_pass=_per_pass(sc),
+                         ceiling=float(sc.policy.tranches[-1]), pass_no=pass_no, targets=targets)
+        for lot_id, doses, why in plan.expired:
+            events.append(new_event("lot.expired", {"lot": lot_id, "doses": doses, "why": why}, actor=actor,
+                                    round_id=rid, lot_id=lot_id))
+        for lot_id, code, doses, why in plan.offers:
+            oid = f"{rid}:{lot_id}:{code}:{pass_no}"
+            events.append(new_event("offer.made", OfferMade(offer=oid, lot=lot_id, participant=code, doses=doses,
+                                                            deadline=deadline, pass_=pass_no, why=why),
+                                    actor=actor, round_id=rid, offer_id=oid, lot_id=lot_id, participant=code))
+        events.append(new_event("reallocation.pass", ReallocationPass.model_validate(
+            {"pass": pass_no, "on": to.isoformat(), **plan.explain, **extra}), actor=actor, round_id=rid))
+        return events
+
+    def _optimal_state(self, state: RoundState, sc: Scenario, world: World) -> Any:
+        """The live optimal solution of the round; after a restart, solved again and brought to
+        the ledger's state by replaying the recorded re-optimisations in order."""
+        from dosewise.optimize.policy import solve_optimal
+        from dosewise.optimize.reoptimize import reoptimize_after_decline
+        from dosewise.registry import optimal_params
+
+        opt = self._optimal.get(state.round_id)
+        if opt is None:
+            opt = solve_optimal(world, optimal_params(sc.policy.name, sc.policy))
+            for p in state.passes:
+                for participant, lot, doses in p.get("reoptimized", []):
+                    reoptimize_after_decline(opt, participant, lot, doses)
+            self._optimal[state.round_id] = opt
+        return opt
+
+    def _reoptimize(self, state: RoundState, sc: Scenario,
+                    world: World) -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
+        """Re-optimise each declined or lapsed offer not yet handled, on the live HiGHS model
+        (warm start); returns the new targets per lot and participant, and what to record."""
+        from dosewise.optimize.reoptimize import reoptimize_after_decline
+
+        opt = self._optimal_state(state, sc, world)
+        handled = {oid for p in state.passes for oid in p.get("handled", [])}
+        done: list[list[Any]] = []
+        handled_now: list[str] = []
+        targets: dict[str, dict[str, int]] = {}
+        t0 = time.perf_counter()
+        for oid, o in state.offers.items():
+            if o["status"] not in ("declined", "lapsed") or oid in handled:
+                continue
+            new = reoptimize_after_decline(opt, o["participant"], o["lot"], int(o["doses"]))
+            done.append([o["participant"], o["lot"], int(o["doses"])])
+            handled_now.append(oid)
+            lot_targets = targets.setdefault(o["lot"], {})
+            for code, d in new[new > 0].items():
+                lot_targets[str(code)] = lot_targets.get(str(code), 0) + int(d)
+        ms = round((time.perf_counter() - t0) * 1e3)
+        return targets, {"reoptimized": done, "handled": handled_now, "reoptimize_ms": int(ms)}
+
+    # -- scripted play (demo, tests) -----------------------------------------------------------
+    def play(self, round_id: str, *, until_passes: int | None = None) -> RoundState:
+        """Answer offers as the scenario scripts them (others by ``default_response``), advancing
+        past each deadline until the pool is empty or ``max_passes`` is reached."""
+        state = self.state(round_id)
+        sc, _ = self.scenario_world(round_id)
+        script = {(r.participant.upper(), r.lot): r for r in sc.round.responses}
+        for _ in range(until_passes or sc.round.max_passes):
+            for oid, o in list(state.offers.items()):
+                if o["status"] != "offered":
+                    continue
+                r = script.get((o["participant"], o["lot"])) or script.get((o["participant"], None))
+                if r is not None and o["pass"] == 0:
+                    self.respond(oid, r.action, reason=r.reason, note=r.note, wish=r.wish,
+                                 idempotency_key=f"{oid}:script")
+                elif sc.round.default_response == "accept":
+                    self.respond(oid, "accept", idempotency_key=f"{oid}:script")
+            state = self.state(round_id)
+            if sum(lot["pool"] for lot in state.lots.values()) == 0:
+                break
+            latest = max((_d(o["deadline"]) for o in state.offers.values()), default=state.today)
+            assert latest is not None
+            self.advance(round_id, max(latest + dt.timedelta(days=1), state.today or latest))
+            state = self.state(round_id)
+        return state
+
+
+def _per_pass(sc: Scenario) -> int:
+    value = sc.policy.options.get("recipients_per_pass", 3)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError("must be a whole number ≥ 1", field="policy.options.recipients_per_pass", value=value)
+    return value
+
+
+def _as_event(ne: NewEvent, seq: int) -> Event:
+    """A provisional event for the scratch projection (never stored)."""
+    import uuid
+
+    return Event(seq, str(uuid.uuid4()), ne.type, ne.round_id, ne.offer_id, ne.lot_id, ne.participant,
+                 dict(ne.payload), ne.actor, dt.datetime.now(dt.UTC), ne.idempotency_key, ne.unique_slot, "", "")
