@@ -57,6 +57,7 @@ FloatArray = npt.NDArray[np.float64]
 GRID = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 1.0)
 """First coverage levels (share of each participant's people who may be vaccinated)."""
 LOCAL = (0.85, 1.15)
+MAX_LOT_FACTOR = 1.5
 """Points added around each participant's solution at every re-linearisation."""
 
 
@@ -236,7 +237,11 @@ def lot_factor(ctx: ModelContext, mix: FloatArray) -> FloatArray:
     share = np.divide(remaining, total[:, None], out=np.ones_like(remaining), where=total[:, None] > 0)
     raw = ctx.eff[None, :] * np.maximum(share, 1e-6)
     norm = (mix * raw).sum(axis=1, keepdims=True)
-    return np.asarray(np.divide(raw, norm, out=np.ones_like(raw), where=norm > 0), dtype=np.float64)
+    factor = np.divide(raw, norm, out=np.ones_like(raw), where=norm > 0)
+    # a first-order correction only: far from the mix (a lot arriving long before or after the
+    # mix's doses) it is not trusted beyond a factor of MAX_LOT_FACTOR; the re-linearisation then
+    # moves the mix toward the lots the LP chooses, where the factor is exact
+    return np.asarray(np.clip(factor, 0.0, MAX_LOT_FACTOR), dtype=np.float64)
 
 
 def initial_mix(ctx: ModelContext) -> FloatArray:
