@@ -149,3 +149,23 @@ def test_optimal_follows_the_priority_order_it_is_judged_by() -> None:
     frame = comparison_table(runs)
     assert_optimal_best(frame, gap=0.05)
     assert runs.results["optimal"].setup.params.priority == "pro-rata"
+
+
+def test_world_scenario_optimal_beats_every_rule() -> None:
+    """The shipped world scenario (Rt schedule, prior immunity, 187 economies): optimal is best
+    among pro rata (oldest first), pro rata to people 65+, high-income first and low-income first."""
+    from importlib import resources
+
+    from dosewise.compare import income_table
+    from dosewise.scenario import parse_scenario_text
+
+    text = (resources.files("dosewise") / "data" / "world_rt.yaml").read_text(encoding="utf-8")
+    sc = parse_scenario_text(text, file="world_rt.yaml")
+    runs = run_policies(build_world(sc), ALL_RULES + ["optimal"], policy_params=sc.policy)
+    frame = comparison_table(runs)
+    assert_optimal_best(frame)
+    table = income_table(runs)
+    assert list(table.index) == ["High", "Upper middle", "Lower middle", "Low"]
+    # high-income first averts nothing outside high income; low-income first nothing outside low income
+    assert table.loc[["Upper middle", "Lower middle", "Low"], "high-income-first"].abs().max() < 1.0
+    assert table.loc[["High", "Upper middle", "Lower middle"], "low-income-first"].abs().max() < 1.0
