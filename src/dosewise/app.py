@@ -99,15 +99,17 @@ def allocate(scenario: Scenario, *, policy: str | None = None, need: Mapping[str
     ``epidemic`` replaces the scenario's ``epidemic:`` section (what ``optimal`` optimises).
     """
     from dosewise.registry import get_policy
+    from dosewise.scenario import policy_params
     from dosewise.world import build_world
 
-    params = scenario.policy if policy is None else scenario.policy.model_copy(update={"name": policy})
-    get_policy(params.name)  # an unknown name fails before any work
+    if policy is not None:
+        get_policy(policy)  # an unknown name fails before any work
+    params = scenario.policy if policy is None else policy_params(scenario.policy, name=policy)
     world = build_world(scenario)
     if epidemic is not None:
         world.meta["epidemic"] = epidemic
     if need is not None and params.name == "covax-need-weighted" and "need" not in params.options:
-        params = params.model_copy(update={"options": {**params.options, "need": dict(need)}})
+        params = policy_params(params, need=dict(need))
     return Allocated(scenario, world, get_policy(params.name)(world, params))
 
 

@@ -28,6 +28,7 @@ from dosewise.impact.outcomes import ImpactResult, run_impact
 from dosewise.impact.parameters import ImpactParams
 from dosewise.impact.tiers import TierValues
 from dosewise.scenario import PolicyParams, Scenario
+from dosewise.scenario import policy_params as params_for
 from dosewise.world import World
 
 COLUMNS = (
@@ -77,8 +78,7 @@ def like_from_scenario(sc: Scenario) -> dict[str, str]:
 
 
 def _options_for(base: PolicyParams, name: str, extra: Mapping[str, Mapping[str, Any]] | None) -> PolicyParams:
-    options = {**base.options, **dict((extra or {}).get(name, {}))}
-    return base.model_copy(update={"name": name, "options": options})
+    return params_for(base, name=name, **dict((extra or {}).get(name, {})))
 
 
 def run_policies(
@@ -121,7 +121,7 @@ def run_policies(
     t0 = time.perf_counter()
     setup = prepare(world, params, like=like)
     baseline = simulate(setup)
-    reference = allocate_pro_rata(world, base.model_copy(update={"name": "covax-pro-rata"}))
+    reference = allocate_pro_rata(world, params_for(base, name="covax-pro-rata"))
     ctx = make_context(world, params, start, setup=setup, baseline=baseline)
     seconds["setup"] = time.perf_counter() - t0
     extra = dict(allocations or {})

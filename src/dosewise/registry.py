@@ -16,7 +16,7 @@ from dosewise.policies.need_weighted import allocate_need_weighted
 from dosewise.policies.pro_rata import allocate_pro_rata
 from dosewise.policies.targeted import PRESETS as TARGETED_PRESETS
 from dosewise.policies.targeted import preset
-from dosewise.scenario import PolicyParams
+from dosewise.scenario import PolicyParams, policy_params
 from dosewise.world import World
 
 __all__ = ["OPTIMAL_FLOORS", "POLICIES", "Policy", "get_policy", "optimal_params"]
@@ -31,9 +31,7 @@ OPTIMAL_FLOORS: dict[str, float | None] = {"optimal": None, "optimal-floor-50": 
 def optimal_params(name: str, params: PolicyParams) -> PolicyParams:
     """``params`` with the equity floor that the named ``optimal`` variant sets."""
     floor = OPTIMAL_FLOORS[name]
-    if floor is None:
-        return params
-    return params.model_copy(update={"options": {**params.options, "equity_floor": floor}})
+    return policy_params(params, name=name, **({} if floor is None else {"equity_floor": floor}))
 
 
 def _optimal(name: str) -> Policy:

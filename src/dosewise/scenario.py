@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import Counter
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -93,14 +94,40 @@ class SmallStateFloor(_Model):
     min_doses_per_100: float = Field(gt=0, le=200)
 
 
+def _flatten_options(data: Any) -> Any:
+    """``{..., options: {k: v}}`` → ``{..., k: v}`` (older files nest policy parameters there)."""
+    if isinstance(data, dict) and "options" in data:
+        options = data["options"]
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise ValueError("policy.options must be a mapping")
+        clash = sorted(set(options) & (set(data) - {"options"}))
+        if clash:
+            raise ValueError(f"given both in policy and policy.options: {', '.join(clash)}")
+        data = {**{k: v for k, v in data.items() if k != "options"}, **options}
+    return data
+
+
 class PolicyParams(_Model):
+    """What every policy shares: the COVAX phase-1 machinery.
+
+    Each policy has its own parameter model below (a discriminated union on ``name``), so an
+    unknown or misspelt key is an error naming it. Older files that put policy parameters under
+    ``options:`` are read the same way (the keys are checked just as strictly).
+    """
+
     name: str = "covax-pro-rata"
     tranches: tuple[float, ...] = (0.03, 0.20)
     buffer: float = Field(default=0.05, ge=0, lt=1)
     small_state_floor: SmallStateFloor | None = None
     caps: dict[str, float] = Field(default_factory=dict)
     round_to_shipping_unit: bool = True
-    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_options(cls, data: Any) -> Any:
+        return _flatten_options(data)
 
     @field_validator("tranches")
     @classmethod
@@ -117,6 +144,129 @@ class PolicyParams(_Model):
                 raise ValueError(f"cap for {k} must be a share of population in (0, 1], got {c}")
         return v
 
+    @property
+    def options(self) -> dict[str, Any]:
+        """The policy's own parameters (those beyond the phase-1 machinery) that are set."""
+        common = set(PolicyParams.model_fields)
+        return self.model_dump(exclude=common, exclude_none=True)
+
+
+class ProRataParams(PolicyParams):
+    """``covax-pro-rata``: phase 1, pro rata to population."""
+
+    name: Literal["covax-pro-rata"] = "covax-pro-rata"
+
+
+class NeedWeightedParams(PolicyParams):
+    """``covax-need-weighted``: population × need score; need from ``need`` or a WHO file."""
+
+    name: Literal["covax-need-weighted"] = "covax-need-weighted"
+    need: dict[str, float] | None = None
+    who: str | None = None
+    as_of: dt.date | None = None
+    vaccination: str | None = None
+    missing_need: Literal["error", "exclude"] = "error"
+
+    @field_validator("need")
+    @classmethod
+    def _finite(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        for k, x in (v or {}).items():
+            if not (x == x and 0 <= x < float("inf")):
+                raise ValueError(f"need score of {k} must be a finite number >= 0, got {x}")
+        return v
+
+
+class FixedParams(PolicyParams):
+    """``fixed``: amounts already decided, ``{participant: doses}`` or ``{lot: {participant: doses}}``."""
+
+    name: Literal["fixed"] = "fixed"
+    amounts: dict[str, Any] | None = None
+
+
+SolverName = Literal["auto", "simplex", "ipm", "pdlp"]
+
+
+class OptimalParams(PolicyParams):
+    """``optimal`` and its equity-floor variants: deaths averted maximised on HiGHS.
+
+    Modelling parameters first; ``solver``, ``threads`` and ``time_limit`` only tell HiGHS how
+    to solve (they never change the optimum's definition).
+    """
+
+    name: Literal["optimal", "optimal-floor-50", "optimal-floor-100"] = "optimal"
+    equity_floor: float = Field(default=0.0, ge=0, le=1)
+    max_share: float | None = Field(default=None, gt=0, le=1)
+    weeks: int = Field(default=52, ge=1, le=520)
+    tiers: int = Field(default=4, ge=1, le=16)
+    late_discount: float = Field(default=0.5, ge=0, lt=1)
+    mip: bool = False
+    start: dt.date | None = None
+    values: Literal["model", "tiers"] = "model"
+    """``model``: value curves simulated by the impact model, re-linearised (the default);
+    ``tiers``: the weekly LP on tier values at 1 % coverage."""
+    max_iter: int = Field(default=6, ge=1, le=50)
+    """Most LP solves on re-linearised value curves."""
+    solver: SolverName = "auto"
+    threads: int | None = Field(default=None, ge=1, le=256)
+    time_limit: float | None = Field(default=None, gt=0, le=86_400)
+
+
+class PriorityGroupsParams(PolicyParams):
+    """``priority-groups`` and its presets (``pro-rata-65+``, ``high-income-first``,
+    ``low-income-first``): named groups served in order, pro rata within a group to the
+    population of an age group (see :mod:`dosewise.policies.targeted`)."""
+
+    name: Literal["priority-groups", "pro-rata-65+", "high-income-first", "low-income-first"] = "priority-groups"
+    order: tuple[str | tuple[str, ...], ...] | None = None
+    age: str | None = None
+    ceiling: float | None = Field(default=None, gt=0, le=1)
+
+
+POLICY_MODELS: dict[str, type[PolicyParams]] = {
+    "covax-pro-rata": ProRataParams,
+    "covax-need-weighted": NeedWeightedParams,
+    "fixed": FixedParams,
+    "optimal": OptimalParams,
+    "optimal-floor-50": OptimalParams,
+    "optimal-floor-100": OptimalParams,
+    "priority-groups": PriorityGroupsParams,
+    "pro-rata-65+": PriorityGroupsParams,
+    "high-income-first": PriorityGroupsParams,
+    "low-income-first": PriorityGroupsParams,
+}
+"""The parameter model of every policy a scenario may name."""
+
+AnyPolicyParams = Annotated[
+    ProRataParams | NeedWeightedParams | FixedParams | OptimalParams | PriorityGroupsParams,
+    Field(discriminator="name"),
+]
+
+
+def policy_params(data: Mapping[str, Any] | PolicyParams | None = None, /, **update: Any) -> PolicyParams:
+    """Validated parameters of the policy ``data["name"]`` (default ``covax-pro-rata``), with
+    ``update`` applied (e.g. another ``name`` keeps the shared phase-1 parameters)."""
+    if isinstance(data, PolicyParams):
+        base = data.model_dump(exclude_none=True)
+        if "name" in update and update["name"] != data.name:  # another policy: keep the shared part only
+            base = {k: v for k, v in base.items() if k in PolicyParams.model_fields}
+        data = base
+    merged: dict[str, Any] = {**dict(data or {}), **update}
+    try:
+        merged = _flatten_options(merged)
+    except ValueError as exc:
+        raise InputError(str(exc), field="policy.options") from None
+    name = merged.setdefault("name", "covax-pro-rata")
+    model = POLICY_MODELS.get(name) if isinstance(name, str) else None
+    if model is None:
+        known = ", ".join(sorted(POLICY_MODELS))
+        raise InputError(f"unknown policy; known: {known}", field="policy.name", value=name)
+    try:
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "policy." + ".".join(str(p) for p in first["loc"])
+        raise InputError(first["msg"], field=where, value=first.get("input")) from None
+
 
 class ScriptedResponse(_Model):
     """A response the demo or a test scripts into a round."""
@@ -132,15 +282,23 @@ class ScriptedResponse(_Model):
 class RoundRules(_Model):
     id: str | None = None
     opens: dt.date | None = None
-    response_days: int = Field(default=7, ge=0)
-    min_shelf_life_days: int = Field(default=70, ge=0)
+    response_days: int = Field(default=7, ge=0, le=3650)
+    min_shelf_life_days: int = Field(default=70, ge=0, le=3650)
     reallocation: Literal["need", "pro-rata", "optimal"] = "need"
-    max_passes: int = Field(default=10, ge=1)
+    max_passes: int = Field(default=10, ge=1, le=1000)
+    recipients_per_pass: int = Field(default=3, ge=1, le=100_000)
     default_response: Literal["accept", "lapse"] = "accept"
     responses: tuple[ScriptedResponse, ...] = ()
 
 
 class Scenario(_Model):
+    @model_validator(mode="before")
+    @classmethod
+    def _policy_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("policy"), dict) and "name" not in data["policy"]:
+            data = {**data, "policy": {**data["policy"], "name": "covax-pro-rata"}}
+        return data
+
     name: str = "scenario"
     description: str = ""
     year: int = Field(default=2020, ge=1950, le=2100)
@@ -148,7 +306,7 @@ class Scenario(_Model):
     participants: Participants
     products: tuple[Product, ...] = ()
     lots: tuple[Lot, ...] = Field(min_length=1)
-    policy: PolicyParams = PolicyParams()
+    policy: AnyPolicyParams = ProRataParams()
     round: RoundRules = RoundRules()
     epidemic: EpidemicSettings | None = None
     sources: dict[str, str] = Field(default_factory=dict)

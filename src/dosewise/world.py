@@ -173,7 +173,7 @@ def build_world(sc: Scenario) -> World:
         if prof.get("cold_chain") is not None:
             coldest = min(STORAGE_CLASSES.index(c) for c in prof["cold_chain"])
             storage_ok[i] = storage >= coldest
-        cap = sc.policy.caps.get(code, sc.policy.caps.get(code.lower(), prof.get("coverage_cap")))
+        cap = prof.get("coverage_cap")
         rows.append(
             {
                 "code": code,

@@ -8,7 +8,7 @@ import pytest
 
 from dosewise.errors import InputError
 from dosewise.policies import allocate_need_weighted, allocate_pro_rata
-from dosewise.scenario import load_demo, parse_scenario
+from dosewise.scenario import load_demo, parse_scenario, policy_params
 from dosewise.world import build_world
 
 
@@ -53,8 +53,7 @@ def test_need_weighted_on_real_who_feed(shared_data: Path) -> None:
     """AMC92 as of the week before the CoronaVac round: need from the real WHO weekly file."""
     sc = load_demo()
     who = shared_data / "surveillance" / "WHO-COVID-19-global-data.csv"
-    params = sc.policy.model_copy(update={"name": "covax-need-weighted",
-                                          "options": {"who": str(who), "as_of": "2021-08-29"}})
+    params = policy_params(sc.policy, name="covax-need-weighted", who=str(who), as_of="2021-08-29")
     world = build_world(sc)
     alloc = allocate_need_weighted(world, params)
     need = alloc.notes["need"]

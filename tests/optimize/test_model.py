@@ -161,7 +161,7 @@ def test_world_scenario_optimal_beats_every_rule() -> None:
 
     text = (resources.files("dosewise") / "data" / "world_rt.yaml").read_text(encoding="utf-8")
     sc = parse_scenario_text(text, file="world_rt.yaml")
-    runs = run_policies(build_world(sc), ALL_RULES + ["optimal"], policy_params=sc.policy)
+    runs = run_policies(build_world(sc), [*ALL_RULES, "optimal"], policy_params=sc.policy)
     frame = comparison_table(runs)
     assert_optimal_best(frame)
     table = income_table(runs)

@@ -9,12 +9,12 @@ from dosewise.errors import AllocationError
 from dosewise.optimize import inequality, solve_optimal
 from dosewise.policies import allocate_pro_rata
 from dosewise.registry import POLICIES
-from dosewise.scenario import PolicyParams, Scenario
+from dosewise.scenario import PolicyParams, Scenario, policy_params
 from dosewise.world import World
 
 
 def params(sc: Scenario, **options: object) -> PolicyParams:
-    return sc.policy.model_copy(update={"name": "optimal", "options": options})
+    return policy_params(sc.policy, name="optimal", **options)
 
 
 def test_registered() -> None:
@@ -115,7 +115,7 @@ def test_floor_variants_registered(demo_world: World, demo_scenario: Scenario) -
     tier values from the impact model itself; the LP's estimate stays near the simulated deaths averted."""
     from dosewise.optimize import closed_loop
 
-    a = POLICIES["optimal-floor-100"](demo_world, demo_scenario.policy.model_copy(update={"name": "optimal"}))
+    a = POLICIES["optimal-floor-100"](demo_world, policy_params(demo_scenario.policy, name="optimal"))
     assert a.notes["equity_floor"] == 1.0
     ent = allocate_pro_rata(demo_world, demo_scenario.policy).totals()
     assert (a.totals() >= ent - 2400 * len(demo_world.lots)).all()

@@ -9,13 +9,13 @@ import pytest
 from dosewise.optimize import build_lp, reoptimize_after_decline, solve_lp, solve_optimal
 from dosewise.optimize.assign import schedule_state
 from dosewise.optimize.solve import read_solution
-from dosewise.scenario import Scenario
+from dosewise.scenario import Scenario, policy_params
 from dosewise.world import World
 
 
 def test_decline_moves_only_returned_doses(demo_world: World, demo_scenario: Scenario, demo_tiers: tuple) -> None:
     sizes, dap = demo_tiers
-    p = demo_scenario.policy.model_copy(update={"name": "optimal", "options": {"equity_floor": 0.5}})
+    p = policy_params(demo_scenario.policy, name="optimal", equity_floor=0.5)
     st = solve_optimal(demo_world, p, tier_sizes=sizes, deaths_averted_per_dose=dap)
     a = st.allocation
     lot = "SII-AZ-2021H1"
@@ -70,7 +70,7 @@ def test_decline_moves_only_returned_doses(demo_world: World, demo_scenario: Sce
 
 def test_second_decline_builds_on_first(demo_world: World, demo_scenario: Scenario, demo_tiers: tuple) -> None:
     sizes, dap = demo_tiers
-    p = demo_scenario.policy.model_copy(update={"name": "optimal"})
+    p = policy_params(demo_scenario.policy, name="optimal")
     st = solve_optimal(demo_world, p, tier_sizes=sizes, deaths_averted_per_dose=dap)
     first = reoptimize_after_decline(st, "IND", "SII-AZ-2021H1")
     taker = str(first.idxmax())

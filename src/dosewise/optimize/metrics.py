@@ -9,6 +9,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from dosewise.allocation import Allocation
+from dosewise.scenario import policy_params
 from dosewise.world import World
 
 FloatArray = npt.NDArray[np.float64]
@@ -69,6 +70,6 @@ def inequality_table(
         from dosewise.scenario import PolicyParams
 
         params = PolicyParams.model_validate(first.params) if first is not None and first.params else PolicyParams()
-        reference = allocate_pro_rata(world, params.model_copy(update={"name": "covax-pro-rata", "options": {}}))
+        reference = allocate_pro_rata(world, policy_params(params, name="covax-pro-rata"))
     rows = {name: inequality(world, alloc, reference) for name, alloc in allocations.items()}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("policy")

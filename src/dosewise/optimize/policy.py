@@ -185,8 +185,10 @@ def solve_optimal(
     start_raw = _option(params, "start", None)
     start = dt.date.fromisoformat(str(start_raw)) if start_raw is not None else None
     t1 = time.perf_counter()
+    from dosewise.policies.pro_rata import with_policy_caps
+
     data = problem_from_world(
-        world,
+        with_policy_caps(world, params),
         tier_sizes=tier_sizes,
         deaths_averted_per_dose=deaths_averted_per_dose,
         product_factor_by_product=product_factor,
@@ -285,12 +287,17 @@ def _solve_model_optimal(
     from dosewise.optimize.model import solve_model
 
     t0 = time.perf_counter()
-    ctx = context or model_context(world, impact)
+    if context is None:
+        from dosewise.policies.pro_rata import with_policy_caps
+
+        context = model_context(with_policy_caps(world, params), impact)
+    ctx = context
     floor_share, floor, entitlement = _floor(world, params, entitlement)
     if candidates is None:
         from dosewise.policies.pro_rata import allocate_pro_rata
+        from dosewise.scenario import policy_params
 
-        candidates = {"covax-pro-rata": allocate_pro_rata(world, params.model_copy(update={"name": "covax-pro-rata"}))}
+        candidates = {"covax-pro-rata": allocate_pro_rata(world, policy_params(params, name="covax-pro-rata"))}
     if floor is not None:  # a candidate must keep the floor
         candidates = {k: a for k, a in candidates.items()
                       if (a.totals().astype(np.float64) >= floor - _unit_tolerance(world)).all()}

@@ -130,6 +130,25 @@ def round_to_units(
     return np.asarray(base * unit, dtype=np.int64)
 
 
+def cap_shares(world: World, params: PolicyParams) -> FloatArray:
+    """Each participant's coverage cap as a share of its population (NaN: none): the policy's
+    ``caps`` where it names the participant, else the participant's own ``coverage_cap``."""
+    caps = world.participants["coverage_cap"].to_numpy(dtype=np.float64).copy()
+    if params.caps:
+        given = {str(k).upper(): float(v) for k, v in params.caps.items()}
+        for i, code in enumerate(world.codes):
+            if str(code).upper() in given:
+                caps[i] = given[str(code).upper()]
+    return caps
+
+
+def with_policy_caps(world: World, params: PolicyParams) -> World:
+    """``world`` whose ``coverage_cap`` column holds :func:`cap_shares` (for solvers that read it)."""
+    if not params.caps:
+        return world
+    return world.with_participants(world.participants.assign(coverage_cap=cap_shares(world, params)))
+
+
 def allocate_pro_rata(world: World, params: PolicyParams) -> Allocation:
     """COVAX phase-1 allocation of every lot in ``world.lots`` (see the module docstring)."""
     return allocate_weighted(world, params, None, policy="covax-pro-rata")
@@ -144,7 +163,7 @@ def allocate_weighted(
     pop = parts["population"].to_numpy(dtype=np.float64)
     n = len(parts)
     covered = parts["people_covered"].to_numpy(dtype=np.float64) / pop
-    cap_share = parts["coverage_cap"].to_numpy(dtype=np.float64)
+    cap_share = cap_shares(world, params)
     cap_share = np.where(np.isnan(cap_share), 1.0, cap_share)
     ceiling = float(params.tranches[-1])
     floor_per_100 = np.zeros(n)

@@ -94,7 +94,7 @@ def group_masks(world: World, order: Sequence[Any]) -> list[npt.NDArray[np.bool_
 
 def allocate_priority_groups(world: World, params: PolicyParams, *, policy: str = "priority-groups") -> Allocation:
     """Groups in priority order, pro rata to each participant's target population within a group."""
-    opts = {**PRESETS.get(policy, {}), **params.options}
+    opts = {**PRESETS.get(policy, {}), **{k: v for k, v in params.options.items() if v is not None}}
     order = opts.get("order")
     if order is None or not isinstance(order, list | tuple):
         raise InputError("priority-groups needs options.order: a list of groups", field="policy.options.order",

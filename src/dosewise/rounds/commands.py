@@ -369,8 +369,9 @@ class Rounds:
         pools = [LotPool(lot_id, lot["product"], int(lot["pool"]), _d(lot["expiry"]))
                  for lot_id, lot in scratch.lots.items()]
         plan = plan_pass(world, pools, holdings=scratch.holdings(), refused=scratch.refused(), today=to,
-                         deadline=deadline, order=order, need=scratch.need, recipients_per_pass=_per_pass(sc),
-                         ceiling=float(sc.policy.tranches[-1]), pass_no=pass_no, targets=targets)
+                         deadline=deadline, order=order, need=scratch.need,
+                         recipients_per_pass=sc.round.recipients_per_pass, ceiling=float(sc.policy.tranches[-1]),
+                         pass_no=pass_no, targets=targets)
         for lot_id, doses, why in plan.expired:
             events.append(new_event("lot.expired", {"lot": lot_id, "doses": doses, "why": why}, actor=actor,
                                     round_id=rid, lot_id=lot_id))
@@ -448,13 +449,6 @@ class Rounds:
             self.advance(round_id, max(latest + dt.timedelta(days=1), state.today or latest))
             state = self.state(round_id)
         return state
-
-
-def _per_pass(sc: Scenario) -> int:
-    value = sc.policy.options.get("recipients_per_pass", 3)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError("must be a whole number ≥ 1", field="policy.options.recipients_per_pass", value=value)
-    return value
 
 
 def _as_event(ne: NewEvent, seq: int) -> Event:
