@@ -16,13 +16,16 @@ lots they come from. Participants do not infect each other in the model, so:
    (vectorised, :func:`concave_envelope`) gives segments of people with falling value per person;
    these are the LP's tiers (``tier_people``, ``value``), so marginal value falls as coverage rises.
    A dose of lot ``l`` is worth the segment's value per person ÷ the lot's doses per course ×
-   ``lot_factor[i, l]``: its efficacy against death and the share of the no-vaccine run's deaths
-   still to come when its protection starts, relative to the mix (1 for the mix itself).
+   ``lot_factor[i, l]``: the deaths averted by a step of courses from lot ``l`` alone over those
+   averted by the same step along the mix, simulated at the current point (:func:`measure`;
+   where the mix's step averts almost nothing, the factors measured at zero coverage stand in),
+   capped at :data:`MAX_LOT_FACTOR`.
 3. **LP.** Participant × lot × segment (capacity and expiry are in the curves, through the
    simulated logistics), lot budgets after the buffer, equity floor and share cap as in the
    weekly LP; solved by HiGHS and rounded to shipping units.
 4. **Re-linearise.** The solution is simulated; new points are added around each participant's
-   solution (×0.85, ×1, ×1.15 of its people) with the solution's lot mix, and the LP is
+   solution (×0.85, ×1, ×1.15 of its people, and the 15 % step with each lot alone) with the
+   solution's lot mix, all in one engine run, and the LP is
    solved again, until the simulated deaths averted improve by less than ``tol`` (default
    0.05 %) or ``max_iter`` is reached. The best solution *in simulation* is kept; its LP
    estimate minus its simulated value is the reported gap.
@@ -57,7 +60,7 @@ FloatArray = npt.NDArray[np.float64]
 GRID = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 1.0)
 """First coverage levels (share of each participant's people who may be vaccinated)."""
 LOCAL = (0.85, 1.15)
-MAX_LOT_FACTOR = 1.5
+MAX_LOT_FACTOR = 3.0
 """Points added around each participant's solution at every re-linearisation."""
 
 
@@ -145,6 +148,8 @@ class ModelContext:
     baseline_deaths: FloatArray  # (n,)
     seconds: dict[str, float] = field(default_factory=dict)
     runs: int = 0
+    first_slope: FloatArray | None = None
+    """(n,) deaths averted per person of the first step along the initial mix (set by :func:`measure`)."""
 
     @property
     def n(self) -> int:
@@ -198,13 +203,17 @@ def _capacity(ctx: ModelContext, doses: FloatArray) -> FloatArray:
 def simulate_points(ctx: ModelContext, people: FloatArray, mix: FloatArray) -> FloatArray:
     """Deaths averted per participant, (P, n), when ``people`` (P, n) start a course with doses
     from the lots in proportions ``mix`` (n, L) of people; one engine run for all P × n."""
+    return simulate_doses(ctx, people[:, :, None] * mix[None, :, :] * ctx.course[None, None, :])
+
+
+def simulate_doses(ctx: ModelContext, doses: FloatArray) -> FloatArray:
+    """Deaths averted per participant, (P, n), for allocations ``doses`` (P, n, L); one engine run."""
     from dosewise.impact.engine import product_vaccines, simulate
     from dosewise.impact.vaccination import lot_schedule
 
     t = time.perf_counter()
-    n_pts, n = people.shape
+    n_pts, n = doses.shape[:2]
     days = ctx.params.days
-    doses = people[:, :, None] * mix[None, :, :] * ctx.course[None, None, :]
     cap = _capacity(ctx, doses)
     per_lot, _ = lot_schedule(
         doses.reshape(n_pts * n, -1), np.tile(ctx.arrive, (n_pts, 1)), ctx.e_day, cap.reshape(-1), days
@@ -244,6 +253,44 @@ def lot_factor(ctx: ModelContext, mix: FloatArray) -> FloatArray:
     return np.asarray(np.clip(factor, 0.0, MAX_LOT_FACTOR), dtype=np.float64)
 
 
+def measure(ctx: ModelContext, people: FloatArray, mix: FloatArray, *, local: bool = True,
+            fallback: FloatArray | None = None) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Simulate, in one engine run, the points around ``people`` (n,) with lot ``mix`` that the
+    next LP needs: the local curve points (×0.85, ×1, ×1.15; or, at zero, a step of 2 % of the
+    people who may be vaccinated) and the same step taken with each lot alone.
+
+    Returns (curve people (n, k), curve deaths averted (n, k), lot factors (n, L)): a lot's factor
+    is its deaths averted per course over the mix's along the same step, measured, not assumed.
+    Where the mix's step averts too little for the ratio to mean anything (less than 5 % of the
+    first step's value per person: capacity or the epidemic's end saturate it), ``fallback`` (the
+    factors measured at zero coverage) or else the heuristic :func:`lot_factor` stands in."""
+    n, n_lots = mix.shape
+    zero = people <= 0
+    step = np.where(zero, 0.02 * ctx.limit, (LOCAL[1] - 1.0) * people)
+    base = np.where(zero, 0.0, people)
+    pts = [base + step] if not local else [np.minimum(f * base, ctx.limit) for f in (LOCAL[0], 1.0)] + [base + step]
+    doses = [p[:, None] * mix * ctx.course[None, :] for p in pts]
+    base_doses = base[:, None] * mix * ctx.course[None, :]
+    for lot in range(n_lots):
+        bump = base_doses.copy()
+        bump[:, lot] += np.where(ctx.deliverable[:, lot], step, 0.0) * ctx.course[lot]
+        doses.append(bump)
+    averted = simulate_doses(ctx, np.stack(doses))
+    n_curve = len(pts)
+    f_base = averted[n_curve - 2] if local else np.zeros(n)
+    f_mix = averted[n_curve - 1] - f_base
+    f_lot = averted[n_curve:].T - f_base[:, None]  # (n, L)
+    per_person = np.divide(f_mix, step, out=np.zeros(n), where=step > 0)
+    first = ctx.first_slope if ctx.first_slope is not None else per_person
+    ok = (f_mix > 0) & (per_person >= 0.05 * first)
+    measured = np.divide(f_lot, f_mix[:, None], out=np.zeros_like(f_lot), where=ok[:, None])
+    factor = np.where(ok[:, None], measured, lot_factor(ctx, mix) if fallback is None else fallback)
+    if ctx.first_slope is None:
+        ctx.first_slope = per_person
+    factor = np.where(ctx.deliverable, np.clip(factor, 0.0, MAX_LOT_FACTOR), 0.0)
+    return np.stack(pts, axis=1), averted[:n_curve].T, np.asarray(factor, dtype=np.float64)
+
+
 def initial_mix(ctx: ModelContext) -> FloatArray:
     """Lots in proportion to their supply in courses, among those each participant can receive."""
     budget = ctx.world.lots["doses"].to_numpy(dtype=np.float64) / ctx.course
@@ -262,7 +309,7 @@ def people_and_mix(ctx: ModelContext, doses: FloatArray, old_mix: FloatArray) ->
 
 def build_problem(
     ctx: ModelContext, curves: Curves, mix: FloatArray, *, floor: FloatArray | None, share_cap: FloatArray,
-    buffer: float,
+    buffer: float, factor: FloatArray | None = None,
 ) -> ProblemData:
     length, slope = concave_envelope(curves.people, curves.averted)
     # keep segments with room; a participant with none gets one empty segment
@@ -289,7 +336,7 @@ def build_problem(
         share_cap=share_cap,
         participants=world.participants.index,
         lots=lots.index,
-        lot_factor=lot_factor(ctx, mix),
+        lot_factor=lot_factor(ctx, mix) if factor is None else factor,
         start=ctx.start,
         meta={"buffer": buf, "values": "impact-model curves"},
     )
@@ -341,11 +388,14 @@ def solve_model(
         grid = np.asarray(GRID)[:, None] * ctx.limit[None, :]  # (K, n), first row zero
         averted = simulate_points(ctx, grid[1:], mix)
         curves = Curves(grid.T.copy(), np.concatenate([np.zeros((n, 1)), averted.T], axis=1))
+    pts, vals, factor = measure(ctx, np.zeros(n), mix, local=False)
+    factor0 = factor
+    curves.add(pts, vals)
     history: list[dict[str, float]] = []
     best: tuple[float, Allocation, LinearProgram, Solution, ProblemData, FloatArray] | None = None
 
     def lp_round() -> tuple[float, Allocation, LinearProgram, Solution, ProblemData, FloatArray]:
-        data = build_problem(ctx, curves, mix, floor=floor, share_cap=share_cap, buffer=buffer)
+        data = build_problem(ctx, curves, mix, floor=floor, share_cap=share_cap, buffer=buffer, factor=factor)
         lp = build_lp(data)
         sol = solve_lp(lp, solver=solver)
         alloc = assign_solution(ctx.world, lp, sol, policy=policy, params=params or {}, round_units=round_units,
@@ -366,10 +416,8 @@ def solve_model(
             break
         # re-linearise around this solution, with its own lot mix
         people, mix = people_and_mix(ctx, cur[1].doses.astype(np.float64), mix)
-        base = np.where(people > 0, people, 0.01 * ctx.limit)
-        pts = np.minimum(np.asarray(LOCAL)[:, None] * base[None, :], ctx.limit[None, :])
-        pts = np.concatenate([pts, people[None, :]], axis=0)
-        curves.add(pts.T, simulate_points(ctx, pts, mix).T)
+        pts, vals, factor = measure(ctx, people, mix, fallback=factor0)
+        curves.add(pts, vals)
     assert best is not None
     chosen = "lp"
     if candidates:
@@ -378,10 +426,9 @@ def solve_model(
         if sims[name] > best[0]:
             # add the candidate's coverage to the curves and solve once more from there
             people, cmix = people_and_mix(ctx, candidates[name].doses.astype(np.float64), mix)
-            pts = np.concatenate([people[None, :], np.minimum(np.asarray(LOCAL)[:, None] * people[None, :],
-                                                               ctx.limit[None, :])], axis=0)
             mix = cmix
-            curves.add(pts.T, simulate_points(ctx, pts, mix).T)
+            pts, vals, factor = measure(ctx, people, mix, fallback=factor0)
+            curves.add(pts, vals)
             cur = lp_round()
             if cur[0] > best[0]:
                 best = cur
