@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from dosewise.errors import AllocationError
 from dosewise.world import World
 
 
@@ -32,12 +34,12 @@ class Allocation:
     def __post_init__(self) -> None:
         supply = self.lots["doses"].to_numpy(dtype=np.int64)
         if self.doses.shape != (len(self.participants), len(self.lots)):
-            raise ValueError(f"allocation shape {self.doses.shape} does not match participants × lots")
+            raise AllocationError(f"allocation shape {self.doses.shape} does not match participants × lots")
         if (self.doses < 0).any() or (self.buffer < 0).any() or (self.remainder < 0).any():
-            raise ValueError("negative doses in an allocation")
+            raise AllocationError("negative doses in an allocation")
         total = self.doses.sum(axis=0) + self.buffer + self.remainder
         if not np.array_equal(total, supply):
-            raise ValueError(f"allocation does not account for every dose: {total} != {supply}")
+            raise AllocationError(f"allocation does not account for every dose: {total} != {supply}")
 
     def by_participant_product(self, world: World) -> pd.DataFrame:
         """Long frame: participant, product, doses, doses per 100 people, share of population covered."""
@@ -71,6 +73,56 @@ class Allocation:
             },
             index=self.lots.index,
         )
+
+    def to_frame(self, world: World | None = None) -> pd.DataFrame:
+        """One row per participant and lot with doses.
+
+        Parameters
+        ----------
+        world : World, optional
+            The world the allocation was made on; with it, ``population`` (people) and
+            ``doses_per_100`` (doses per 100 people) are added.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``participant``, ``lot``, ``product``, ``doses`` (and the two above); every
+            participant appears, with 0 doses where it gets none. ``frame.attrs["units"]`` names
+            the unit of each numeric column.
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> result = app.allocate(app.load("demo"))
+        >>> frame = result.allocation.to_frame(result.world)
+        >>> int(frame["doses"].sum()) == int(result.allocation.doses.sum())
+        True
+        >>> frame.attrs["units"]["doses_per_100"]
+        'doses per 100 people'
+        """
+        n, n_lots = self.doses.shape
+        frame = pd.DataFrame({
+            "participant": np.repeat(self.participants.to_numpy(), n_lots),
+            "lot": np.tile(self.lots.index.to_numpy(), n),
+            "product": np.tile(self.lots["product"].to_numpy(), n),
+            "doses": self.doses.ravel(),
+        })
+        units = {"doses": "doses"}
+        if world is not None:
+            pop = world.participants.loc[self.participants, "population"].to_numpy(dtype=np.float64)
+            frame["population"] = np.repeat(np.round(pop), n_lots).astype(np.int64)
+            frame["doses_per_100"] = 100.0 * frame["doses"] / np.repeat(pop, n_lots)
+            units |= {"population": "people", "doses_per_100": "doses per 100 people"}
+        frame.attrs["units"] = units
+        return frame
+
+    def _repr_html_(self) -> str:
+        """A notebook summary: supply and where it went, per lot."""
+        lots = self.per_lot()
+        head = (f"<p><b>Allocation</b> by <code>{escape(self.policy)}</code>: "
+                f"{int(self.doses.sum()):,} doses to {int((self.totals() > 0).sum())} of "
+                f"{len(self.participants)} participants</p>")
+        return head + lots.to_html(float_format=lambda x: f"{x:,.0f}", escape=True)
 
     def totals(self) -> npt.NDArray[np.int64]:
         return np.asarray(self.doses.sum(axis=1), dtype=np.int64)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEMO_NEED_AS_OF",
+    "FULL_CHECK_EVENTS",
     "Allocated",
     "Comparison",
     "DemoResult",
@@ -61,6 +62,9 @@ __all__ = [
     "need_for_world",
     "participants_for_group",
 ]
+
+FULL_CHECK_EVENTS = 200_000
+"""Up to this many events, a process checks the whole chain before its first write."""
 
 DEMO_NEED_AS_OF = dt.date(2021, 8, 29)
 """The week before the demo's CoronaVac round opened: the need ranking its reallocation uses."""
@@ -88,7 +92,9 @@ class Allocated:
     def frame(self) -> pd.DataFrame:
         """One row per participant and product (doses, doses per 100 people); participants with no
         dose are kept, so a file written from it lists every participant."""
-        return self.allocation.by_participant_product(self.world).reset_index(drop=True)
+        frame = self.allocation.by_participant_product(self.world).reset_index(drop=True)
+        frame["population"] = frame["population"].round().astype("int64")  # people are whole
+        return frame
 
 
 def allocate(scenario: Scenario, *, policy: str | None = None, need: Mapping[str, float] | None = None,
@@ -108,8 +114,15 @@ def allocate(scenario: Scenario, *, policy: str | None = None, need: Mapping[str
     world = build_world(scenario)
     if epidemic is not None:
         world.meta["epidemic"] = epidemic
-    if need is not None and params.name == "covax-need-weighted" and "need" not in params.options:
-        params = policy_params(params, need=dict(need))
+    opts = params.options
+    if params.name == "covax-need-weighted" and "need" not in opts and not ("who" in opts and "as_of" in opts):
+        if need is None:
+            source = cached_who()
+            if source is not None:  # the file `dosewise data pull who` keeps, as compare and need use it
+                day = scenario.as_of or min(lot.available for lot in scenario.lots)
+                need = need_for_world(world, source, day)
+        if need is not None:
+            params = policy_params(params, need=dict(need))
     return Allocated(scenario, world, get_policy(params.name)(world, params))
 
 
@@ -270,12 +283,15 @@ class Desk:
     """Rounds and the ledger behind one open store: what a coordinator, a participant or an
     observer does, as calls. Keep one for as long as the process serves requests."""
 
-    def __init__(self, store: Store, *, actor: str = "dosewise") -> None:
+    def __init__(self, store: Store, *, actor: str = "dosewise", url: str | None = None) -> None:
         from dosewise.rounds import Rounds
 
         self.store = store
         self.actor = actor
+        self.url = url
+        """Where the ledger lives (None: in memory); keys the last point verified on this machine."""
         self.rounds: Rounds = Rounds(store, actor=actor)
+        self._verified: tuple[int, str] | None = None
 
     @classmethod
     def open(cls, db: str | None = None, *, create: bool = False, actor: str = "dosewise") -> Desk:
@@ -289,7 +305,45 @@ class Desk:
         if db == "memory":
             return cls(open_store("memory"), actor=actor)
         url = (db or default_db()) if create else existing_db(db)
-        return cls(open_store(url), actor=actor)
+        key = url if "://" in url else str(Path(url).expanduser().resolve())
+        return cls(open_store(url), actor=actor, url=key)
+
+    def ensure_intact(self) -> None:
+        """Before recording anything: check the chain, so nothing is ever appended to a broken one.
+
+        The first time in a process, the whole chain is checked when it holds at most
+        :data:`FULL_CHECK_EVENTS` events (well under a second), else everything after the point last
+        verified on this machine (which must still be there unchanged); later calls check only what
+        was recorded since. Raises :class:`~dosewise.errors.IntegrityError` pointing to ``dosewise
+        ledger verify``; a ledger in memory is trusted.
+        """
+        if self.url is None:
+            return
+        from dosewise.ledger.trust import check_since, last_verified, remember_verified
+
+        point = self._verified
+        if point is None:
+            head_event = self.store.head()
+            point = last_verified(self.url)
+            if head_event is None or head_event.seq <= FULL_CHECK_EVENTS:
+                check_since(self.store, None)  # raises on any break, wherever it is
+                if point is not None and (head_event is None or head_event.seq < point[0]):
+                    check_since(self.store, point)  # the ledger lost events: say so
+        head = check_since(self.store, point)
+        if head != point:
+            remember_verified(self.url, *head)
+        self._verified = head
+
+    def _recorded(self) -> None:
+        """After a write on a verified chain, the new head is the point to check from next time."""
+        if self.url is None:
+            return
+        from dosewise.ledger.trust import remember_verified
+
+        head = self.store.head()
+        if head is not None:
+            self._verified = (head.seq, head.hash)
+            remember_verified(self.url, head.seq, head.hash)
 
     def close(self) -> None:
         self.store.close()
@@ -315,7 +369,9 @@ class Desk:
         ``need`` is the need vector the round's reallocation ranks by (recorded in the ledger);
         opening the same round again with the same scenario records nothing.
         """
+        self.ensure_intact()
         rid = self.rounds.open(scenario, round_id=round_id, need=need, need_source=need_source, file=file)
+        self._recorded()
         return self.rounds.state(rid)
 
     def respond(
@@ -331,19 +387,34 @@ class Desk:
         actor: str | None = None,
     ) -> Event:
         """Accept or decline an open offer; a retry with the same ``key`` returns the first answer."""
-        return self.rounds.respond(offer_id, action, reason=reason, note=note, wish=wish, on=on,
-                                   idempotency_key=key, actor=actor)
+        self.ensure_intact()
+        ev = self.rounds.respond(offer_id, action, reason=reason, note=note, wish=wish, on=on,
+                                 idempotency_key=key, actor=actor)
+        self._recorded()
+        return ev
 
     def advance(self, round_id: str, to: dt.date, *, need: Mapping[str, float] | None = None,
                 need_source: str = "") -> list[Event]:
         """Move the round's date to ``to``: overdue offers lapse, unusable doses expire, one
         reallocation pass re-offers the pool. A date already reached records nothing new.
         ``need`` replaces the need vector recorded in the round (recorded in turn)."""
-        return self.rounds.advance(round_id, to, need=need, need_source=need_source)
+        if need is None:
+            state = self.round(round_id)
+            source = cached_who() if state.need is None and state.opened.get("reallocation") == "need" else None
+            if source is not None:  # the file `dosewise data pull who` keeps: rank by need, as the round asks
+                need = need_for_world(self.world(round_id), source, to)
+                need_source = f"{source.name} (cache) as of {to}"
+        self.ensure_intact()
+        events = self.rounds.advance(round_id, to, need=need, need_source=need_source)
+        self._recorded()
+        return events
 
     def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False) -> Event:
         """Record shipment (or delivery) of an accepted offer."""
-        return self.rounds.ship(offer_id, on=on, delivered=delivered)
+        self.ensure_intact()
+        ev = self.rounds.ship(offer_id, on=on, delivered=delivered)
+        self._recorded()
+        return ev
 
     def round(self, round_id: str) -> RoundState:
         """The round's state, brought up to date with every recorded event."""
@@ -375,7 +446,28 @@ class Desk:
 
     # ledger ------------------------------------------------------------------------------------
     def verify(self) -> VerifyReport:
-        return self.store.verify()
+        """Walk the whole hash chain; when it verifies, its head becomes this machine's last verified point."""
+        report = self.store.verify()
+        if report.ok and self.url is not None and report.head_seq and report.head_hash:
+            from dosewise.ledger.trust import remember_verified
+
+            self._verified = (report.head_seq, report.head_hash)
+            remember_verified(self.url, report.head_seq, report.head_hash)
+        return report
+
+    def audit_rounds(self) -> dict[str, list[str]]:
+        """Every round replayed from the ledger: the balance problems of each (empty when every dose
+        is accounted for), or why its events cannot be replayed (e.g. an offer made twice)."""
+        from dosewise.errors import IntegrityError as _Integrity
+        from dosewise.rounds import project
+
+        out: dict[str, list[str]] = {}
+        for rid in dict.fromkeys(self.round_ids()):
+            try:
+                out[rid] = project(self.store.read(round_id=rid), rid).problems()
+            except _Integrity as exc:
+                out[rid] = [str(exc)]
+        return out
 
     def export(self, path: str | Path, fmt: ExportFormat = "jsonl") -> int:
         return self.store.export(path, fmt)

@@ -18,6 +18,7 @@ HTTP 4xx answer, never a traceback::
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 __all__ = [
@@ -31,13 +32,30 @@ __all__ = [
     "ReferenceDataError",
     "RoundError",
     "ScenarioError",
+    "mask_secrets",
+    "short_repr",
 ]
+
+
+_SECRET = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<secret>[^@/\s]+)@", re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """``scheme://user:secret@host`` → ``scheme://user:***@host``: database URLs in messages."""
+    return _SECRET.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+def short_repr(value: Any, limit: int = 120) -> str:
+    """``repr(value)`` cut to ``limit`` characters, saying how much was left out (a megabyte of
+    hostile text must not become a megabyte of error message)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
 
 
 class DosewiseError(Exception):
     """Base class of every error a user of dosewise can cause."""
-
-    exit_code: int = 2
 
 
 class InputError(DosewiseError):
@@ -68,7 +86,7 @@ class InputError(DosewiseError):
         if self.field:
             where.append(f"field {self.field!s}")
         head = ": ".join([", ".join(where)] if where else [])
-        value = f" (value: {self.value!r})" if self.value is not None else ""
+        value = f" (value: {short_repr(self.value)})" if self.value is not None else ""
         return f"{head}: {self.message}{value}" if head else f"{self.message}{value}"
 
 
@@ -77,7 +95,8 @@ class ScenarioError(InputError):
 
     def __init__(self, file: str | None, problems: list[tuple[str, str, Any]]) -> None:
         self.problems = problems
-        lines = [f"{field}: {msg}" + (f" (value: {val!r})" if val is not None else "") for field, msg, val in problems]
+        lines = [f"{field}: {msg}" + (f" (value: {short_repr(val)})" if val is not None else "")
+                 for field, msg, val in problems]
         first_field, _, first_value = problems[0] if problems else (None, "", None)
         super().__init__(
             "invalid scenario:\n  " + "\n  ".join(lines),

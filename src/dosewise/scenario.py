@@ -17,24 +17,54 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dosewise.epidemic import EpidemicSettings
 from dosewise.errors import InputError, ScenarioError
 from dosewise.products import STORAGE_CLASSES, Product, StorageClass, catalogue, resolve_product
 from dosewise.vocabulary import DECLINE_REASONS, DeclineReason
 
+MAX_SCENARIO_BYTES = 16 * 1024 * 1024
+"""A scenario file larger than this is refused (its text is recorded in the ledger when a round opens;
+participants by the hundred thousand belong in a units file)."""
+MAX_YAML_NODES = 2_000_000
+"""YAML values after expanding aliases; more is refused (an alias bomb is a few hundred bytes)."""
+MAX_YAML_DEPTH = 50
+MAX_DOSES = 10**15
+"""No lot holds more doses than this (sums of lots stay far inside 64-bit integers)."""
+MAX_PEOPLE = 1e10
+"""No participant has more people than this (about the world's population)."""
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+"""Lot, unit and round ids: letters, digits, ``.``, ``_`` and ``-``, at most 64, starting with a letter
+or digit (``:`` is kept for the ids dosewise composes, such as offer ids)."""
+
+Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Name = Annotated[str, StringConstraints(max_length=200)]
+Text = Annotated[str, StringConstraints(max_length=20_000)]
+Doses = Annotated[int, Strict(), Field(gt=0, le=MAX_DOSES)]
+People = Annotated[float, Field(gt=0, le=MAX_PEOPLE, allow_inf_nan=False)]
+Days = Annotated[int, Strict(), Field(ge=0, le=3650)]
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ParticipantProfile(_Model):
     """What a participant can and will take; every field optional, defaults from ``defaults``."""
 
-    population: float | None = Field(default=None, gt=0)
-    population_source: str | None = None
-    age_structure_like: str | None = None
+    population: People | None = None
+    population_source: Name | None = None
+    age_structure_like: Identifier | None = None
     coverage_cap: float | None = Field(default=None, gt=0, le=1)
     accepts: tuple[str, ...] | None = None
     declines: tuple[str, ...] = ()
@@ -42,19 +72,19 @@ class ParticipantProfile(_Model):
     approved: tuple[str, ...] | None = None
     indemnified: tuple[str, ...] | None = None
     cold_chain: tuple[StorageClass, ...] | None = None
-    capacity_per_week: float | None = Field(default=None, gt=0)
-    min_shelf_life_days: int | None = Field(default=None, ge=0)
-    lead_time_days: int | None = Field(default=None, ge=0)
-    people_covered: float = Field(default=0.0, ge=0)
+    capacity_per_week: float | None = Field(default=None, gt=0, le=MAX_PEOPLE)
+    min_shelf_life_days: Days | None = None
+    lead_time_days: Days | None = None
+    people_covered: float = Field(default=0.0, ge=0, le=MAX_PEOPLE)
 
 
 class Unit(ParticipantProfile):
     """A sub-national participant (province, district, facility) with its own population."""
 
-    id: str = Field(min_length=1)
-    name: str | None = None
-    parent: str | None = None
-    population: float = Field(gt=0)  # type: ignore[assignment]
+    id: Identifier
+    name: Name | None = None
+    parent: Identifier | None = None
+    population: People  # type: ignore[assignment]
 
 
 class Participants(_Model):
@@ -73,12 +103,12 @@ class Participants(_Model):
 
 
 class Lot(_Model):
-    id: str = Field(min_length=1)
-    product: str
-    doses: int = Field(gt=0)
+    id: Identifier
+    product: Name
+    doses: Doses
     available: dt.date
     expiry: dt.date
-    source: str = ""
+    source: Name = ""
 
     @model_validator(mode="after")
     def _dates(self) -> Lot:
@@ -90,7 +120,7 @@ class Lot(_Model):
 class SmallStateFloor(_Model):
     """Participants at or below ``max_population`` get at least ``min_doses_per_100`` doses per 100 people."""
 
-    max_population: float = Field(gt=0)
+    max_population: People
     min_doses_per_100: float = Field(gt=0, le=200)
 
 
@@ -275,12 +305,12 @@ class ScriptedResponse(_Model):
     lot: str | None = None
     action: Literal["accept", "decline"]
     reason: DeclineReason | None = None
-    note: str | None = None
-    wish: str | None = None
+    note: Text | None = None
+    wish: Name | None = None
 
 
 class RoundRules(_Model):
-    id: str | None = None
+    id: Identifier | None = None
     opens: dt.date | None = None
     response_days: int = Field(default=7, ge=0, le=3650)
     min_shelf_life_days: int = Field(default=70, ge=0, le=3650)
@@ -299,9 +329,9 @@ class Scenario(_Model):
             data = {**data, "policy": {**data["policy"], "name": "covax-pro-rata"}}
         return data
 
-    name: str = "scenario"
-    description: str = ""
-    year: int = Field(default=2020, ge=1950, le=2100)
+    name: Name = "scenario"
+    description: Text = ""
+    year: int = Field(default=2020, ge=1950, le=2100, strict=True)
     as_of: dt.date | None = None
     participants: Participants
     products: tuple[Product, ...] = ()
@@ -414,8 +444,14 @@ def parse_scenario(data: Any, *, file: str | None = None) -> Scenario:
         sc = Scenario.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
+        errors = exc.errors()
+        for err in errors:
             loc = tuple(err["loc"])
+            if len(loc) > 1 and loc[0] == "policy" and loc[1] in POLICY_MODELS:
+                loc = (loc[0], *loc[2:])  # the union's tag says nothing the name does not
+            if err["type"] == "too_short" and any(tuple(e["loc"][:len(loc)]) == loc and len(e["loc"]) > len(loc)
+                                                  for e in errors):
+                continue  # "at least one lot" when the lot given is itself invalid
             value = _lookup(data, loc) if err["type"] != "missing" else None
             if isinstance(value, dict | list):  # a whole mapping says nothing the message does not
                 value = None
@@ -428,29 +464,132 @@ def parse_scenario(data: Any, *, file: str | None = None) -> Scenario:
     return sc
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("scenario file not found", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read scenario file: {exc}", file=str(p)) from None
-    return parse_scenario_text(text, file=str(p))
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 1 MB scalars in ms
 
 
-def parse_scenario_text(text: str, *, file: str | None = None) -> Scenario:
-    """Parse YAML text and validate it; YAML errors (and impossible dates such as 2021-02-30,
-    which the YAML loader rejects) are reported with their line."""
+class _StrictLoader(_Base):  # type: ignore[misc]
+    """Safe YAML that refuses duplicate keys (a later key would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _node_limits(root: yaml.Node) -> tuple[int, int]:
+    """(values after expanding aliases, depth) of a composed YAML document, in one pass over its
+    distinct nodes (an alias is the same node object, counted as often as it is used)."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    seen: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            kids = _children(node)
+            size[key] = min(1 + sum(size.get(id(k), 1) for k in kids), MAX_YAML_NODES + 1)
+            depth[key] = 1 + max((depth.get(id(k), 1) for k in kids), default=0)
+            continue
+        if key in seen:
+            continue
+        seen.add(key)
+        if len(seen) > MAX_YAML_NODES:
+            return MAX_YAML_NODES + 1, 0
+        stack.append((node, True))
+        stack.extend((k, False) for k in _children(node) if id(k) not in seen)
+    return size.get(id(root), 1), depth.get(id(root), 1)
+
+
+def read_yaml(text: str, *, file: str | None = None) -> Any:
+    """Parse YAML strictly: safe types only, no duplicate keys, at most :data:`MAX_YAML_NODES` values
+    after expanding aliases and :data:`MAX_YAML_DEPTH` levels. Problems are one clear
+    :class:`~dosewise.errors.InputError` naming the file and line."""
+    if len(text) > MAX_SCENARIO_BYTES:
+        raise InputError(f"file larger than {MAX_SCENARIO_BYTES // (1024 * 1024)} MiB; put participants in a "
+                         "units file", file=file, value=f"{len(text):,} characters")
+    loader = _StrictLoader(text)
     try:
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()  # type: ignore[no-untyped-call]
+        if node is None:
+            return None
+        count, levels = _node_limits(node)
+        if count > MAX_YAML_NODES:
+            raise InputError(f"more than {MAX_YAML_NODES:,} values once aliases are expanded", file=file)
+        if levels > MAX_YAML_DEPTH:
+            raise InputError(f"nested more than {MAX_YAML_DEPTH} levels deep", file=file, value=levels)
+        return loader.construct_document(node)  # type: ignore[no-untyped-call]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise InputError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", file=file) from None
-    except ValueError as exc:
+    except RecursionError:
+        raise InputError(f"nested more than {MAX_YAML_DEPTH} levels deep", file=file) from None
+    except (ValueError, OverflowError) as exc:
         raise InputError(f"not a valid value: {exc}", file=file) from None
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_SCENARIO_BYTES:
+            raise InputError(f"file larger than {MAX_SCENARIO_BYTES // (1024 * 1024)} MiB; put participants in a "
+                             "units file", file=str(p), value=f"{p.stat().st_size:,} bytes")
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("scenario file not found", file=str(p)) from None
+    except IsADirectoryError:
+        raise InputError("a folder, not a scenario file", file=str(p)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start})",
+                         file=str(p)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read scenario file: {exc.strerror or exc}", file=str(p)) from None
+    if "\x00" in text:
+        raise InputError("not a text file (it contains NUL bytes)", file=str(p))
+    return _resolve_paths(parse_scenario_text(text, file=str(p)), p.parent)
+
+
+def _resolve_paths(sc: Scenario, folder: Path) -> Scenario:
+    """Files a scenario names (surveillance feeds) are relative to the scenario file, not the
+    folder the command runs in."""
+    updates = {}
+    for key in ("who", "vaccination"):
+        value = getattr(sc.policy, key, None)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            updates[key] = str((folder / value).resolve())
+    if not updates:
+        return sc
+    return sc.model_copy(update={"policy": policy_params(sc.policy, **updates)})
+
+
+def parse_scenario_text(text: str, *, file: str | None = None) -> Scenario:
+    """Parse YAML text strictly (:func:`read_yaml`) and validate it; YAML errors (and impossible dates
+    such as 2021-02-30, which the YAML loader rejects) are reported with their line."""
+    data = read_yaml(text, file=file)
     return parse_scenario(data, file=file)
 
 

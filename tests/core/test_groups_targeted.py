@@ -88,7 +88,7 @@ def test_priority_groups_errors_name_the_option() -> None:
     _, params = world_of(["KEN"], 1_000_000, {"name": "priority-groups", "options": {"order": ["NOPE"]}})
     with pytest.raises(InputError) as exc:
         get_policy("priority-groups")(world, params)
-    assert exc.value.field == "policy.options.order[0]"
+    assert exc.value.field == "policy.order[0]"
     _, params = world_of(["KEN"], 1_000_000, {"name": "priority-groups", "options": {"order": ["ALL"], "age": "66+"}})
     with pytest.raises(InputError, match="multiple of 5"):
         get_policy("priority-groups")(world, params)

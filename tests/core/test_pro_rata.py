@@ -20,20 +20,25 @@ def demo() -> tuple[World, Any]:
 
 
 def test_demo_reproduces_interim_forecast_shape(demo: tuple[World, Any]) -> None:
-    """Feb 2021 interim forecast: every AZ/SII recipient at ~7.8-8.0 doses per 100, multiples of 2,400,
-    small states above their pro rata share."""
+    """Feb 2021 interim forecast: every AZ/SII recipient at one level of doses per 100, multiples of
+    2,400, small states above their pro rata share, India held at its published 7.04 per 100 (its
+    supply deal). The level is above the forecast's ~7.7 because the demo leaves out the
+    self-financing participants the envelope also served (README: the demo against the published
+    figures)."""
     world, alloc = demo
     assert (alloc.doses % 2400 == 0).all()
     per100 = 100 * alloc.totals() / world.population
+    india = np.asarray(world.codes == "IND")
+    assert abs(per100[india][0] - 7.04) <= 100 * 2400 / world.population[india][0] + 1e-9
     small = world.population <= 1_000_000
-    big = ~small
-    assert 7.5 < np.median(per100[big]) < 8.5
+    big = ~small & ~india
+    assert 7.5 < np.median(per100[big]) < 8.6
     # equal doses per 100 up to one shipping unit of rounding
     assert np.all(np.abs(per100[big] - np.median(per100[big])) <= 100 * 2400 / world.population[big] + 1e-9)
     assert (per100[small] >= 14 - 1e-9).all()
     assert (per100[small] > np.median(per100[big])).all()
     prk = list(world.codes).index("PRK")
-    assert 1_900_000 < alloc.totals()[prk] < 2_200_000  # forecast: 1,992,000 with WPP 2019 population
+    assert 1_900_000 < alloc.totals()[prk] < 2_300_000  # forecast: 1,992,000 with WPP 2019 population
     lots = alloc.per_lot()
     assert (lots["buffer"] == (0.05 * lots["supply"]).round()).all()
     assert ((lots["allocated"] + lots["buffer"] + lots["remainder"]) == lots["supply"]).all()

@@ -21,11 +21,17 @@ def pull_command(
     source: Annotated[str, typer.Argument(help=f"one of: {', '.join(SOURCE_NAMES)}")],
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="default: the user cache dir")] = None,
     url: Annotated[str | None, typer.Option("--url", help="download from this address instead")] = None,
+    from_file: Annotated[Path | None, typer.Option("--from", help="import a local copy of the file instead "
+                                                                  "of downloading it")] = None,
 ) -> None:
-    """Download the current file (conditional request, checksum recorded, atomic write)."""
-    from dosewise.surveillance.pull import pull
+    """Download the current file (conditional request, checksum recorded, atomic write), or import
+    a local copy with --from FILE."""
+    from dosewise.surveillance.pull import import_file, pull
 
-    result = pull(source, cache_dir=cache_dir, url=url)
+    if from_file is not None and url is not None:
+        raise InputError("give --url or --from, not both", field="--from", value=str(from_file))
+    result = (import_file(source, from_file, cache_dir=cache_dir) if from_file is not None
+              else pull(source, cache_dir=cache_dir, url=url))
     console.print(result.message, highlight=False)
 
 

@@ -53,11 +53,19 @@ def _story(result: DemoResult, *, db: str | None) -> None:
     totals = alloc.allocation.totals()
     per100 = 100 * totals / world.population
     i = int(np.flatnonzero(world.codes == "PRK")[0])
+    india = int(np.flatnonzero(world.codes == "IND")[0])
+    others = np.delete(per100, india)
     console.print(
-        f"DPRK: {totals[i]:,} doses = {per100[i]:.2f} per 100 people "
-        f"(median of all participants {np.median(per100):.2f}). The published interim forecast of Feb 2021 "
-        "gave DPRK 1,992,000 doses; see README, 'The demo against the published figures', for why the "
-        "figures differ (population estimate, India's cap, the envelope)."
+        f"DPRK: {totals[i]:,} doses = {per100[i]:.2f} per 100 people; India, held at its supply deal: "
+        f"{totals[india]:,} = {per100[india]:.2f} per 100; the other participants {np.median(others):.2f} per 100 "
+        "(median)."
+    )
+    console.print(
+        "[dim]Published (COVAX interim forecast, 3 Feb 2021): DPRK 1,992,000 doses, 7.73 per 100 on the UN WPP 2019 "
+        "population COVAX used (25.8 M); India 97,164,000 (7.04 per 100); most others near 7.7. Why this demo "
+        "differs: the forecast's envelope also served self-financing participants, which are left out here, so "
+        "each AMC92 participant gets more; and UN WPP 2024 revised the 2020 populations (set "
+        "participants.overrides.CODE.population to use another estimate).[/]"
     )
     second = result.second
     console.rule(f"[bold]2. {safe(second.opened['name'])}")

@@ -31,7 +31,7 @@ def verify(db: DbOption = None) -> None:
 
     Exit code 0: every event verified.
 
-    Exit code 1: tampering found (an edited, deleted or reordered event, or a broken link); the first bad seq and the reason are printed.
+    Exit code 1: tampering found (an edited, deleted or reordered event, or a broken link), or a round whose events do not balance (an offer made twice, open doses without offers); the first bad seq or round and the reason are printed.
 
     Exit code 2: the ledger could not be opened or read.
     """  # noqa: E501
@@ -39,14 +39,21 @@ def verify(db: DbOption = None) -> None:
 
     with Desk.open(db) as desk:
         report = desk.verify()
+        rounds = desk.audit_rounds() if report.ok else {}
     console.print(f"events checked: {report.checked}")
     console.print(f"head: seq {report.head_seq or 0}, hash {report.head_hash or '-'}", soft_wrap=True)
-    if report.ok:
-        console.print("[bold green]OK[/]: the hash chain verifies")
-        return
-    console.print(f"[bold red]TAMPERED[/] at seq {report.first_bad_seq}: {safe(report.problem)}", highlight=False,
-                  soft_wrap=True)
-    raise typer.Exit(1)
+    if not report.ok:
+        console.print(f"[bold red]TAMPERED[/] at seq {report.first_bad_seq}: {safe(report.problem)}",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    broken = {rid: problems for rid, problems in rounds.items() if problems}
+    if broken:
+        for rid, problems in broken.items():
+            console.print(f"[bold red]ROUND {safe(rid)} DOES NOT BALANCE[/]: {safe('; '.join(problems))}",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"[bold green]OK[/]: the hash chain verifies and every dose of {len(rounds)} round(s) "
+                  "is accounted for")
 
 
 @ledger_app.command("export")

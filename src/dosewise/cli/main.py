@@ -2,14 +2,14 @@
 
 Every command calls :mod:`dosewise.app`; command modules import the domain (pandas, SQLAlchemy,
 HiGHS) inside their functions, so ``dosewise --help`` stays fast. Errors a user can cause are
-printed as one line with exit code 2 (1 for a ledger that fails verification), never as a
-traceback; secrets in database URLs are masked.
+printed as one line, never as a traceback, with the exit codes decided here and only here: 2
+for bad input or a state that forbids the command, 1 for a ledger that fails verification
+(:class:`~dosewise.errors.IntegrityError`); secrets in database URLs are masked.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 import typer
@@ -18,7 +18,7 @@ from rich.text import Text
 from dosewise import __version__
 from dosewise.cli import allocate, compare, data, demo, ledger, rounds
 from dosewise.cli._common import err_console
-from dosewise.errors import DosewiseError
+from dosewise.errors import DosewiseError, IntegrityError, mask_secrets
 
 app = typer.Typer(
     name="dosewise",
@@ -45,14 +45,6 @@ def _root(
 for _module in (allocate, rounds, ledger, compare, data, demo):
     _module.register(app)
 
-_SECRET = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<secret>[^@/\s]+)@", re.IGNORECASE)
-
-
-def mask_secrets(text: str) -> str:
-    """``scheme://user:secret@host`` → ``scheme://user:***@host`` (database URLs in messages)."""
-    return _SECRET.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-
-
 def _plain_width() -> None:
     """Rich tables are 80 columns wide when output is not a terminal; give pipes and files room."""
     if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
@@ -65,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="dosewise")
     except DosewiseError as exc:
-        _fail(str(exc), exc.exit_code)
+        _fail(str(exc), 1 if isinstance(exc, IntegrityError) else 2)
     except OSError as exc:  # a file that cannot be read or written
         where = f" ({exc.filename})" if exc.filename else ""
         _fail(f"{exc.strerror or exc}{where}", 2)
@@ -78,5 +70,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    err_console.print(Text.assemble(("error: ", "bold red"), mask_secrets(message)), highlight=False)
+    err_console.print(Text.assemble(("error: ", "bold red"), mask_secrets(message)), highlight=False, soft_wrap=True)
     sys.exit(code)

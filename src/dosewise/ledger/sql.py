@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy import exc as sa_exc
 
-from dosewise.errors import ConflictError, InputError, LedgerError
+from dosewise.errors import ConflictError, InputError, LedgerError, mask_secrets
 from dosewise.ledger.events import Event, NewEvent, VerifyReport, verify_rows
 from dosewise.ledger.export import export_events
 from dosewise.ledger.schema import EVENTS, HEAD_REVISION, VERSION_TABLE
@@ -59,8 +59,8 @@ def normalise_url(url: str) -> sa.URL:
         return sa.URL.create("sqlite", database=str(Path(url).expanduser().resolve()))
     try:
         parsed = sa.make_url(url)
-    except sa_exc.ArgumentError as exc:
-        raise InputError(f"not a database URL: {exc}", field="db", value=url) from exc
+    except (sa_exc.ArgumentError, ValueError) as exc:
+        raise InputError(f"not a database URL: {mask_secrets(str(exc))}", field="db", value=mask_secrets(url)) from None
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+psycopg")
@@ -68,7 +68,7 @@ def normalise_url(url: str) -> sa.URL:
         if not parsed.database or parsed.database == ":memory:":
             raise InputError("use 'memory' for an in-memory ledger, or a file path", field="db", value=url)
         return parsed
-    raise InputError("the ledger supports SQLite and PostgreSQL URLs", field="db", value=url)
+    raise InputError("the ledger supports SQLite and PostgreSQL URLs", field="db", value=mask_secrets(url))
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
@@ -159,7 +159,9 @@ class SQLStore:
         self.dialect = self.url.get_backend_name()
         try:
             if self.dialect == "sqlite":
-                Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
+                folder = Path(self.url.database or "").parent
+                if not folder.is_dir():
+                    raise LedgerError(f"cannot create the ledger: the folder {folder} does not exist")
                 self.engine = _sqlite_engine(self.url)
             else:
                 self.engine = sa.create_engine(self.url, pool_pre_ping=True)
@@ -181,6 +183,7 @@ class SQLStore:
             return
         from alembic import command
         from alembic.config import Config
+        from alembic.util.exc import CommandError
 
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
@@ -188,7 +191,11 @@ class SQLStore:
             if self.dialect == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            try:
+                command.upgrade(cfg, "head")
+            except CommandError as exc:
+                raise LedgerError(f"the ledger's schema version {current!r} is not one this version of dosewise "
+                                  f"knows (a newer dosewise, or an edited version table): {exc}") from None
 
     # -- writing --------------------------------------------------------------------------------
     @contextlib.contextmanager

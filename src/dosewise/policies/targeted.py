@@ -1,12 +1,12 @@
 """Targeted rules: groups served in priority order, pro rata to the population of an age group.
 
 ``priority-groups`` takes, lot by lot in order of availability (after the humanitarian buffer),
-the named groups in ``options.order`` one after the other; within a group every participant is
+the named groups in ``policy.order`` one after the other; within a group every participant is
 raised to the same coverage of its *target population* (water-filling, as in
-``covax-pro-rata``) until the group reaches ``options.ceiling`` or the lot runs out, then the
+``covax-pro-rata``) until the group reaches ``policy.ceiling`` or the lot runs out, then the
 next group is served. Participants in none of the listed groups come last, pro rata.
 
-Options (``policy.options``):
+Parameters (``policy:`` in a scenario):
 
 ==============  ==========  ==================================================================
 option          default     meaning
@@ -52,7 +52,7 @@ def target_population(world: World, age: str) -> FloatArray:
         return world.population
     text = str(age).strip()
     if not text.endswith("+") or not text[:-1].isdigit() or int(text[:-1]) % 5 or int(text[:-1]) > 100:
-        raise InputError("must be 'all' or a multiple of 5 followed by + (e.g. 65+)", field="policy.options.age",
+        raise InputError("must be 'all' or a multiple of 5 followed by + (e.g. 65+)", field="policy.age",
                          value=age)
     band = int(text[:-1]) // 5
     ages = world.pop_by_age
@@ -60,7 +60,7 @@ def target_population(world: World, age: str) -> FloatArray:
     bad = [str(c) for c, ok in zip(world.codes, complete.tolist(), strict=True) if not ok]
     if bad:
         raise InputError(f"no population by age for {', '.join(bad[:10])}; set `age_structure_like:` for them",
-                         field="policy.options.age", value=age)
+                         field="policy.age", value=age)
     return np.asarray(ages[:, band:].sum(axis=1), dtype=np.float64)
 
 
@@ -80,11 +80,11 @@ def group_masks(world: World, order: Sequence[Any]) -> list[npt.NDArray[np.bool_
             try:
                 members = set(group_members(g))
             except InputError as exc:
-                raise InputError(exc.message, field=f"policy.options.order[{i}]", value=g) from None
+                raise InputError(exc.message, field=f"policy.order[{i}]", value=g) from None
         elif isinstance(g, list | tuple):
             members = {str(c).upper() for c in g}
         else:
-            raise InputError("a group name or a list of ISO3 codes", field=f"policy.options.order[{i}]", value=g)
+            raise InputError("a group name or a list of ISO3 codes", field=f"policy.order[{i}]", value=g)
         mask = np.array([k in members or c in members for c, k in zip(codes, key, strict=True)]) & ~taken
         taken |= mask
         masks.append(mask)
@@ -97,14 +97,14 @@ def allocate_priority_groups(world: World, params: PolicyParams, *, policy: str 
     opts = {**PRESETS.get(policy, {}), **{k: v for k, v in params.options.items() if v is not None}}
     order = opts.get("order")
     if order is None or not isinstance(order, list | tuple):
-        raise InputError("priority-groups needs options.order: a list of groups", field="policy.options.order",
+        raise InputError("priority-groups needs policy.order: a list of groups", field="policy.order",
                          value=order)
     try:
         ceiling = float(opts.get("ceiling", 1.0))
     except (TypeError, ValueError):
-        raise InputError("must be a number", field="policy.options.ceiling", value=opts.get("ceiling")) from None
+        raise InputError("must be a number", field="policy.ceiling", value=opts.get("ceiling")) from None
     if not 0 < ceiling <= 1:
-        raise InputError("must be in (0, 1]", field="policy.options.ceiling", value=ceiling)
+        raise InputError("must be in (0, 1]", field="policy.ceiling", value=ceiling)
     target = target_population(world, str(opts.get("age", "all")))
     masks = group_masks(world, order)
     parts = world.participants

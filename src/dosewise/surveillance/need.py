@@ -79,7 +79,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dosewise.errors import InputError
+from dosewise.errors import DataSourceError, InputError
 
 __all__ = [
     "COMPONENTS",
@@ -311,6 +311,7 @@ def need_scores(
         for code, flag in recent[["participant", "flag"]].drop_duplicates().itertuples(index=False):
             notes[code].append(flag)
     threat_missing = np.isnan(scores["deaths"][0]) & np.isnan(scores["incidence"][0])
+    out.loc[threat_missing, "threat"] = np.nan  # no surveillance: no threat value, whatever the trend says
     for code, absent, no_threat, pop in zip(index, ~in_feed, threat_missing, static["population"], strict=True):
         if absent:
             notes[code].append("not_in_feed")
@@ -377,6 +378,13 @@ def need_from_feed(
     from dosewise.surveillance.indicators import compute_indicators, weekly_tests_from_sitreps
     from dosewise.surveillance.quality import quality_flags
 
+    if len(weekly):
+        first, last = weekly["week"].min(), weekly["week"].max()
+        if not first <= pd.Timestamp(as_of) < last + pd.Timedelta(days=7):
+            raise DataSourceError(
+                f"as of {as_of} lies outside the weekly file, which runs from {first:%Y-%m-%d} to {last:%Y-%m-%d}: "
+                "need scores there would rank on vulnerability alone; pick a date inside, or a newer file"
+            )
     pop = participants["population"]
     tests = weekly_tests_from_sitreps(sitreps) if sitreps is not None and len(sitreps) else None
     indicators = compute_indicators(

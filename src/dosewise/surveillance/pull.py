@@ -57,7 +57,7 @@ SOURCES: dict[str, Source] = {
     ),
 }
 
-Status = Literal["downloaded", "not_modified", "offline"]
+Status = Literal["downloaded", "not_modified", "offline", "imported"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,8 @@ class PullResult:
             return f"offline: kept cached copy from {when} ({self.path})"
         if self.status == "not_modified":
             return f"not modified since {when}: {self.path}"
+        if self.status == "imported":
+            return f"imported {self.meta.get('size', 0):,} bytes, sha256 {self.meta.get('sha256')}: {self.path}"
         return f"downloaded {self.meta.get('size', 0):,} bytes, sha256 {self.meta.get('sha256')}: {self.path}"
 
 
@@ -192,3 +194,40 @@ def pull(
     finally:
         if own:
             http.close()
+
+
+def import_file(source: str, local: Path | str, *, cache_dir: Path | None = None) -> PullResult:
+    """Put a local copy of ``source``'s file (e.g. one downloaded by hand behind a firewall) into the
+    cache, where ``need``, ``compare``, ``round advance`` and ``allocate`` look for it. The file must
+    read as that source (it is parsed first); it is copied atomically with its sha256 recorded."""
+    import shutil
+
+    if source not in SOURCES:
+        raise DataSourceError(f"unknown source {source!r}; known: {', '.join(SOURCES)}")
+    spec = SOURCES[source]
+    src = Path(local)
+    if not src.is_file():
+        raise DataSourceError(f"{src}: file not found")
+    if source == "who":
+        from dosewise.surveillance.readers import read_who_weekly
+
+        read_who_weekly(src)  # refuse a file that is not the WHO weekly table
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / spec.filename
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{spec.filename}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                out.write(chunk)
+                digest.update(chunk)
+        shutil.copymode(src, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    meta = {"url": f"file:{src.resolve()}", "sha256": digest.hexdigest(), "size": path.stat().st_size,
+            "fetched_at": _now()}
+    _write_atomic(_sidecar(path), json.dumps(meta, indent=2))
+    return PullResult(source, path, "imported", meta)
