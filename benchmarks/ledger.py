@@ -1,6 +1,8 @@
-"""Ledger throughput: batched vs one-event-per-transaction appends, and replay of 1M events.
+"""Ledger throughput: appends, replay of 1M events, and the parties' checks (checkpoints, proofs, signatures).
 
-Run: ``.venv/bin/python benchmarks/ledger.py [--replay N]``
+Run: ``.venv/bin/python benchmarks/ledger.py [--replay N] [--trust-events N] [--signed-every K] [--only trust]``
+
+Figures are printed and written to ``benchmarks/ledger.json``.
 
 * Appends are durable: SQLite in WAL mode with ``synchronous=FULL`` (the WAL is
   fsynced at every commit); PostgreSQL (a throwaway server started here from the
@@ -9,22 +11,47 @@ Run: ``.venv/bin/python benchmarks/ledger.py [--replay N]``
 * Replay: ``verify()`` over N events (read every stored row back in seq order and
   recompute the whole hash chain), and ``read()`` (materialise every :class:`Event`).
 
-Targets: >= 5,000 events/s appended in batches on SQLite; replay of 1M events < 10 s.
+* Trust: appends with a signed checkpoint every 1,000 events (baseline: the same appends
+  without); a log of N events where every K-th is a participant's signed answer (the demo
+  rounds' ledger has one answer per offer: K = 2); inclusion and consistency proofs as library
+  calls (each opens its own connection; baseline: the same proof built by reading every event
+  hash and hashing the tree, as one would without the node cache); full verification (hash
+  chain, Merkle tree, every signature, a held checkpoint; baseline: the hash chain alone); and
+  the commands a party runs, timed end to end as processes.
+
+Targets: >= 5,000 events/s appended in batches on SQLite (also with a checkpoint every 1,000
+events); replay of 1M events < 10 s; inclusion and consistency proofs in a 1M-event log < 10 ms;
+full verification of 1M events with signatures < 30 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.table import Table
 
-from dosewise.ledger import NewEvent, Store, open_store
+from dosewise.ledger import NewEvent, Store, merkle, open_store
+from dosewise.ledger import tree as ledger_tree
+from dosewise.ledger.audit import verify_ledger
+from dosewise.ledger.checkpoints import checkpoint, write_file
+from dosewise.ledger.merkle import leaf_hash, node_hash, verify_inclusion
 from dosewise.ledger.pgserver import throwaway_postgres
+from dosewise.ledger.signing import Signer, registration
+from dosewise.ledger.tree import open_view
 
 PARTICIPANTS = ["AFG", "BGD", "BTN", "COD", "ETH", "IND", "MDV", "MNE", "NGA", "PAK", "PRK", "SDN"]
 
@@ -56,12 +83,207 @@ def append_rates(store: Store, batched: int, batch: int, single: int) -> tuple[f
     return batched / t_batch, single / t_single
 
 
+# -- trust: checkpoints, proofs and verification with signatures ------------------------------------
+def trust_events(n: int, start: int, signers: dict[str, Signer], signed_every: int) -> list[NewEvent]:
+    """A round-like stream: offers by the secretariat; every ``signed_every``-th event a participant's
+    signed answer (the demo rounds' ledger has one answer per offer, i.e. every 2nd event)."""
+    out = []
+    for k in range(start, start + n):
+        code = PARTICIPANTS[k % len(PARTICIPANTS)]
+        if signed_every and k % signed_every == signed_every - 1:
+            out.append(signers[code].sign(NewEvent(
+                type="offer.accepted", actor=code, round_id=f"R{k // 10_000}", offer_id=f"O{k - 1}",
+                participant=code, payload={"doses": 2400 * (1 + k % 50)}, unique_slot=f"offer:O{k - 1}:response")))
+        else:
+            out.append(NewEvent(type="offer.made", actor="secretariat", round_id=f"R{k // 10_000}", offer_id=f"O{k}",
+                                lot_id=f"AZ-{k % 97:03d}", participant=code,
+                                payload={"doses": 2400 * (1 + k % 50), "product": "AZD1222"}))
+    return out
+
+
+def _ms(samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
+    return {"median_ms": 1000 * statistics.median(samples), "p95_ms": 1000 * samples[int(0.95 * (len(samples) - 1))],
+            "max_ms": 1000 * samples[-1]}
+
+
+def appends_with_checkpoints(tmp: Path, n: int, batch: int, every: int) -> dict[str, float]:
+    key = Ed25519PrivateKey.generate()
+    results = {}
+    for label, with_cp in (("without checkpoints (baseline)", False), ("with a checkpoint every 1,000 events", True)):
+        store = open_store(str(tmp / f"cp-{with_cp}.db"))
+        events = make_events(n)
+        store.append(make_events(10, start=10**9))  # warm-up, not counted
+        t0 = time.perf_counter()
+        for i in range(0, n, batch):
+            store.append(events[i:i + batch])
+            if with_cp and (i + batch) % every == 0:
+                checkpoint(store, key)
+        results[label] = n / (time.perf_counter() - t0)
+        assert verify_ledger(store).ok
+        store.close()
+    return results
+
+
+def trust(tmp: Path, n: int, signed_every: int, console: Console, out: dict[str, Any]) -> None:
+    rate = appends_with_checkpoints(tmp, 50_000, 1000, 1000)
+    base, with_cp = rate["without checkpoints (baseline)"], rate["with a checkpoint every 1,000 events"]
+    out["append_sqlite"] = {"events": 50_000, "batch": 1000, "checkpoint_every": 1000,
+                            "events_per_s_with_checkpoints": with_cp, "events_per_s_baseline": base}
+    t = Table(title="appends on SQLite (WAL, synchronous=FULL), batches of 1,000, 50,000 events")
+    for col in ("run", "events/s"):
+        t.add_column(col, justify="right" if col != "run" else "left")
+    t.add_row("without checkpoints (baseline)", f"{base:,.0f}")
+    t.add_row("with a signed checkpoint every 1,000 events", f"{with_cp:,.0f}")
+    console.print(t)
+    console.print(f"target >= 5,000 events/s with checkpoints: {'met' if with_cp >= 5000 else 'NOT met'} "
+                  f"({with_cp / base:.2f}x the rate without)")
+
+    # the large log ------------------------------------------------------------------------------
+    path = tmp / "trust.db"
+    store = open_store(str(path))
+    signers = {c: Signer(Ed25519PrivateKey.generate()) for c in PARTICIPANTS}
+    store.append([registration(s, c, "participant") for c, s in signers.items()])
+    chunk = 20_000
+    t0 = time.perf_counter()
+    done = len(signers)
+    while done < n:
+        k = min(chunk, n - done)
+        store.append(trust_events(k, done, signers, signed_every))
+        done += k
+    t_fill = time.perf_counter() - t0
+    ledger_key = Ed25519PrivateKey.generate()
+    t0 = time.perf_counter()
+    cp = checkpoint(store, ledger_key)
+    t_first_cp = time.perf_counter() - t0
+    assert cp.tree_size == n
+    rng = random.Random(7)
+
+    # inclusion proofs: each call opens a connection, reads ~40 cached nodes and a few event hashes
+    leaves = rng.sample(range(n), 1000)
+    times = []
+    for i in leaves:
+        t0 = time.perf_counter()
+        proof = ledger_tree.inclusion_proof(store, i, n)
+        times.append(time.perf_counter() - t0)
+    with open_view(store) as view:
+        hashes = view.backend.leaves(leaves[0], leaves[0] + 1)
+    verify_inclusion(leaves[0], n, leaf_hash(hashes[0]), ledger_tree.inclusion_proof(store, leaves[0], n), cp.root)
+    inclusion = _ms(times)
+    ctimes = []
+    pairs = [(rng.randrange(1, n), n) for _ in range(500)]
+    pairs += [(a, b) for a, b in (sorted(rng.sample(range(1, n), 2)) for _ in range(500))]
+    for m, size in pairs:
+        t0 = time.perf_counter()
+        proof = ledger_tree.consistency_proof(store, m, size)
+        ctimes.append(time.perf_counter() - t0)
+    assert proof
+    consistency = _ms(ctimes)
+
+    # baseline: what one writes without a node cache: read every event hash, build the tree, prove
+    def plain_proof(index: int) -> list[bytes]:
+        with open_view(store) as view:
+            raw = view.backend.leaves(0, n)
+        level = [leaf_hash(x) for x in raw]
+        nodes: dict[tuple[int, int], bytes] = {(0, j): h for j, h in enumerate(level)}
+        lv = 0
+        while len(level) > 1:
+            level = [node_hash(level[j], level[j + 1]) for j in range(0, len(level) - 1, 2)]
+            lv += 1
+            nodes.update({(lv, j): h for j, h in enumerate(level)})
+        return merkle.inclusion_proof(index, n, lambda wanted: {w: nodes[w] for w in wanted})
+
+    t0 = time.perf_counter()
+    base_proof = plain_proof(leaves[0])
+    t_plain = time.perf_counter() - t0
+    assert base_proof == ledger_tree.inclusion_proof(store, leaves[0], n)
+
+    # end to end: the commands a party runs
+    env = {**os.environ, "DOSEWISE_DB": str(path), "COLUMNS": "200"}
+    cpf, rcf = tmp / "cp.json", tmp / "receipt.json"
+    write_file(cp, cpf)
+    exe = [sys.executable, "-m", "dosewise.cli"]
+    t0 = time.perf_counter()
+    subprocess.run([*exe, "ledger", "prove", str(leaves[1] + 1), "--out", str(rcf)], env=env, check=True,
+                   capture_output=True)
+    t_prove_cli = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    subprocess.run([*exe, "ledger", "verify-receipt", str(rcf), "--checkpoint", str(cpf)], env=env, check=True,
+                   capture_output=True)
+    t_receipt_cli = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    subprocess.run([*exe, "--version"], env=env, check=True, capture_output=True)
+    t_startup = time.perf_counter() - t0
+
+    # full verification with signatures, against the held checkpoint
+    t0 = time.perf_counter()
+    chain = store.verify()
+    t_chain = time.perf_counter() - t0
+    assert chain.ok and chain.checked == n
+    t0 = time.perf_counter()
+    report = verify_ledger(store, [("held", cp)])
+    t_full = time.perf_counter() - t0
+    assert report.ok, report.problems()[:3]
+    t0 = time.perf_counter()
+    one = verify_ledger(store, [("held", cp)], workers=1)
+    t_full_1 = time.perf_counter() - t0
+    assert one.ok
+    t0 = time.perf_counter()
+    subprocess.run([*exe, "ledger", "verify", "--checkpoint", str(cpf)], env=env, check=True, capture_output=True)
+    t_verify_cli = time.perf_counter() - t0
+    store.close()
+
+    out["log"] = {"events": n, "signed_events": report.signatures_checked, "fill_s": t_fill,
+                  "first_checkpoint_s": t_first_cp, "file_mib": path.stat().st_size / 2**20}
+    out["inclusion_proof"] = {**inclusion, "proofs": len(times), "baseline_no_cache_s": t_plain}
+    out["consistency_proof"] = {**consistency, "proofs": len(ctimes)}
+    out["verify"] = {"full_with_signatures_s": t_full, "full_with_signatures_1_process_s": t_full_1,
+                     "chain_only_baseline_s": t_chain, "cli_verify_with_checkpoint_s": t_verify_cli,
+                     "signatures": report.signatures_checked, "workers": os.cpu_count()}
+    out["cli"] = {"prove_s": t_prove_cli, "verify_receipt_s": t_receipt_cli, "startup_s": t_startup}
+
+    t = Table(title=f"a log of {n:,} events, {report.signatures_checked:,} of them signed "
+                    f"(SQLite, {path.stat().st_size / 2**20:,.0f} MiB)")
+    for col in ("measurement", "figure", "baseline (same run)"):
+        t.add_column(col, justify="right" if col != "measurement" else "left")
+    t.add_row("build the log (append in batches of 20,000, signing answers)", f"{t_fill:.1f} s", "")
+    t.add_row("first checkpoint (fills the node cache for the whole log)", f"{t_first_cp:.2f} s", "")
+    t.add_row("inclusion proof, library call (median / p95 / max)",
+              f"{inclusion['median_ms']:.2f} / {inclusion['p95_ms']:.2f} / {inclusion['max_ms']:.2f} ms",
+              f"{t_plain:.1f} s without the node cache ({t_plain * 1000 / inclusion['median_ms']:,.0f}x)")
+    t.add_row("consistency proof, library call (median / p95 / max)",
+              f"{consistency['median_ms']:.2f} / {consistency['p95_ms']:.2f} / {consistency['max_ms']:.2f} ms", "")
+    t.add_row(f"full verify: chain + tree + {report.signatures_checked:,} signatures + checkpoint",
+              f"{t_full:.1f} s", f"{t_chain:.1f} s hash chain only")
+    t.add_row("  the same with signature checks in this process only", f"{t_full_1:.1f} s", "")
+    t.add_row("`dosewise ledger verify --checkpoint` (end to end)", f"{t_verify_cli:.1f} s", "")
+    t.add_row("`dosewise ledger prove` (end to end)", f"{t_prove_cli:.2f} s", f"{t_startup:.2f} s `dosewise --version`")
+    t.add_row("`dosewise ledger verify-receipt` (end to end, no database)", f"{t_receipt_cli:.2f} s", "")
+    console.print(t)
+    console.print(f"targets: inclusion < 10 ms {'met' if inclusion['p95_ms'] < 10 else 'NOT met'} (p95); "
+                  f"consistency < 10 ms {'met' if consistency['p95_ms'] < 10 else 'NOT met'} (p95); "
+                  f"full verify < 30 s {'met' if t_full < 30 else 'NOT met'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--replay", type=int, default=1_000_000, help="events for the replay measurement")
     parser.add_argument("--batch", type=int, default=1000, help="events per transaction")
+    parser.add_argument("--trust-events", type=int, default=1_000_000, help="events in the log for proofs and verify")
+    parser.add_argument("--signed-every", type=int, default=2, help="every K-th event is a signed answer")
+    parser.add_argument("--only", choices=("all", "trust"), default="all")
+    parser.add_argument("--json", type=Path, default=Path(__file__).with_suffix(".json"), help="where to write figures")
     args = parser.parse_args()
     console = Console()
+    figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                           "platform": platform.platform()},
+                               "args": {k: str(v) for k, v in vars(args).items()}}
+    if args.only == "trust":
+        with tempfile.TemporaryDirectory() as tmp:
+            trust(Path(tmp), args.trust_events, args.signed_every, console, figures)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        console.print(f"figures written to {args.json}")
+        return
     table = Table(title="ledger appends (durable commits)")
     for col in ("backend", "batched events/s", "1 event/tx events/s (baseline)", "ratio"):
         table.add_column(col, justify="right" if col != "backend" else "left")
@@ -71,6 +293,7 @@ def main() -> None:
         b, s = append_rates(store, 50_000, args.batch, 2_000)
         store.close()
         table.add_row("SQLite (WAL, synchronous=FULL)", f"{b:,.0f}", f"{s:,.0f}", f"{b / s:,.1f}x")
+        figures["append_batched_sqlite_events_per_s"] = b
 
         with throwaway_postgres(durable=True) as pg:
             store = open_store(pg.url)
@@ -112,6 +335,10 @@ def main() -> None:
         console.print(replay)
         console.print(f"target: replay of 1M events < 10 s → verify took {t_verify:.2f} s "
                       f"({'met' if t_verify * 1_000_000 / n < 10 else 'NOT met'})")
+        figures["replay"] = {"events": n, "verify_s": t_verify, "read_s": t_read}
+        trust(Path(tmp), args.trust_events, args.signed_every, console, figures)
+    args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    console.print(f"figures written to {args.json}")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ __all__ = [
     "DemoResult",
     "Desk",
     "allocate",
+    "audit_rounds",
     "cached_who",
     "compare",
     "demo_texts",
@@ -61,6 +62,7 @@ __all__ = [
     "need",
     "need_for_world",
     "participants_for_group",
+    "remember_head",
 ]
 
 FULL_CHECK_EVENTS = 200_000
@@ -456,18 +458,8 @@ class Desk:
         return report
 
     def audit_rounds(self) -> dict[str, list[str]]:
-        """Every round replayed from the ledger: the balance problems of each (empty when every dose
-        is accounted for), or why its events cannot be replayed (e.g. an offer made twice)."""
-        from dosewise.errors import IntegrityError as _Integrity
-        from dosewise.rounds import project
-
-        out: dict[str, list[str]] = {}
-        for rid in dict.fromkeys(self.round_ids()):
-            try:
-                out[rid] = project(self.store.read(round_id=rid), rid).problems()
-            except _Integrity as exc:
-                out[rid] = [str(exc)]
-        return out
+        """Every round replayed from the ledger (see :func:`audit_rounds`)."""
+        return audit_rounds(self.store)
 
     def export(self, path: str | Path, fmt: ExportFormat = "jsonl") -> int:
         return self.store.export(path, fmt)
@@ -476,6 +468,48 @@ class Desk:
         from collections import deque
 
         return list(deque(self.store.read(round_id=round_id), maxlen=limit))
+
+
+def audit_rounds(store: Store) -> dict[str, list[str]]:
+    """Every round replayed from the ledger: the balance problems of each (empty when every dose is
+    accounted for), or why its events cannot be replayed (e.g. an offer made twice); and every
+    stored snapshot of a round must equal the replay at its point."""
+    from dosewise.errors import IntegrityError
+    from dosewise.ledger import snapshots
+    from dosewise.rounds import RoundState
+
+    stored: dict[str, dict[int, str]] = {}
+    for row in snapshots.all_snapshots(store):
+        stored.setdefault(str(row["round_id"]), {})[int(row["seq"])] = str(row["body"])
+    out: dict[str, list[str]] = {}
+    for ev in store.read(types=["round.opened"]):
+        rid = ev.round_id
+        if rid is None or rid in out:
+            continue
+        state = RoundState(rid)
+        problems: list[str] = []
+        wanted = stored.get(rid, {})
+        try:
+            for event in store.read(round_id=rid):
+                state.apply(event)
+                if event.seq in wanted and wanted.pop(event.seq) != state.to_json():
+                    problems.append(f"the snapshot stored at event {event.seq} differs from the replay")
+            problems += state.problems()
+        except IntegrityError as exc:
+            problems.append(str(exc))
+        problems += [f"a snapshot at event {seq} does not match any event of the round" for seq in wanted]
+        out[rid] = problems
+    return out
+
+
+def remember_head(db: str | None, seq: int | None, hash_: str | None) -> None:
+    """Record a head that verified as this machine's last verified point for the ledger at ``db``."""
+    from dosewise.ledger import default_db
+    from dosewise.ledger.trust import remember_verified
+
+    url = db or default_db()
+    if seq and hash_ and url != "memory":
+        remember_verified(url if "://" in url else str(Path(url).expanduser().resolve()), seq, hash_)
 
 
 # -- the demo -----------------------------------------------------------------------------------

@@ -55,8 +55,8 @@ def test_missing_db_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DOSEWISE_DB", raising=False)
-    code, _, err = _run(["ledger", "verify"], capsys)
-    assert code == 2 and "no ledger at dosewise.db" in err
+    code, out, _ = _run(["ledger", "verify"], capsys)
+    assert code == 1 and "no ledger at dosewise.db" in out
     assert not (tmp_path / "dosewise.db").exists()
 
 

@@ -51,6 +51,9 @@ class MemoryStore:
         self._slots: dict[str, int] = {}  # unique slot -> index in _rows
         self._lock = threading.RLock()
         self._closed = False
+        # Merkle node cache and checkpoint bodies (see dosewise.ledger.tree / .checkpoints)
+        self.merkle_nodes: dict[tuple[int, int], bytes] = {}
+        self.checkpoint_bodies: list[str] = []
 
     def _check(self) -> None:
         if self._closed:

@@ -25,13 +25,14 @@ def existing_db(db: str | None) -> str:
     return url
 
 
-def open_store(url: str | Path | None = None) -> Store:
+def open_store(url: str | Path | None = None, *, readonly: bool = False) -> Store:
     """Open a store.
 
     ``None`` or ``"memory"`` → a new in-memory store; a plain path → a SQLite file
     (created, migrated); ``sqlite:///path`` and ``postgresql://…`` (or
     ``postgresql+psycopg://…``) URLs → the SQL store. The schema is brought to the
-    latest Alembic revision on open.
+    latest Alembic revision on open, unless ``readonly`` (then nothing is created, migrated or
+    written; a missing SQLite file is a :class:`~dosewise.errors.LedgerError`).
     """
     if url is None or str(url) == "memory":
         from dosewise.ledger.memory import MemoryStore
@@ -39,4 +40,4 @@ def open_store(url: str | Path | None = None) -> Store:
         return MemoryStore()
     from dosewise.ledger.sql import SQLStore
 
-    return SQLStore(str(url))
+    return SQLStore(str(url), readonly=readonly)

@@ -71,7 +71,10 @@ def normalise_url(url: str) -> sa.URL:
     raise InputError("the ledger supports SQLite and PostgreSQL URLs", field="db", value=mask_secrets(url))
 
 
-def _sqlite_engine(url: sa.URL) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, readonly: bool = False) -> sa.Engine:
+    if readonly:  # SQLite's own read-only mode: the file is opened O_RDONLY, never written
+        path = Path(url.database or "")
+        url = sa.URL.create("sqlite", database=f"file:{path.as_posix()}?mode=ro", query={"uri": "true"})
     engine = sa.create_engine(url, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
 
     @sa_event.listens_for(engine, "connect")
@@ -79,6 +82,10 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        if readonly:
+            cur.execute("PRAGMA query_only = ON")
+            cur.close()
+            return
         # Switching a new file to WAL needs an exclusive lock and SQLite does not call the busy
         # handler for it: when two processes open a fresh ledger at once, one gets "database is
         # locked" at once. Retry until the busy timeout instead.
@@ -154,19 +161,34 @@ def _pages(fetch: Any, after_seq: int, round_id: str | None, offer_id: str | Non
 class SQLStore:
     """The ledger in SQLite or PostgreSQL; see the module docstring."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, readonly: bool = False) -> None:
+        """``readonly=True``: open without creating, migrating or writing anything (SQLite
+        ``mode=ro``, PostgreSQL read-only transactions); appends then fail."""
         self.url = normalise_url(url)
         self.dialect = self.url.get_backend_name()
+        self.readonly = readonly
         try:
             if self.dialect == "sqlite":
-                folder = Path(self.url.database or "").parent
-                if not folder.is_dir():
-                    raise LedgerError(f"cannot create the ledger: the folder {folder} does not exist")
-                self.engine = _sqlite_engine(self.url)
+                path = Path(self.url.database or "")
+                if readonly:
+                    if not path.is_file():
+                        raise LedgerError(f"no ledger at {path}")
+                elif not path.parent.is_dir():
+                    raise LedgerError(f"cannot create the ledger: the folder {path.parent} does not exist")
+                self.engine = _sqlite_engine(self.url, readonly)
+            elif readonly:
+                self.engine = sa.create_engine(self.url, pool_pre_ping=True, connect_args={
+                    "options": "-c default_transaction_read_only=on"})
             else:
                 self.engine = sa.create_engine(self.url, pool_pre_ping=True)
-            self._migrate()
-        except sa_exc.OperationalError as exc:
+            if readonly:
+                with self.engine.connect() as conn:
+                    self.revision = self._current_revision(conn)
+                    conn.rollback()
+            else:
+                self._migrate()
+                self.revision = HEAD_REVISION
+        except sa_exc.DatabaseError as exc:
             raise LedgerError(f"cannot open the ledger at {self.url.render_as_string()}: {exc.orig}") from exc
 
     # -- schema ---------------------------------------------------------------------------------
