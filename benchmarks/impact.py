@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import scipy
 
+from _common import environment, write_results
 from dosewise.impact import ImpactParams, prepare, product_vaccines, simulate
 from dosewise.impact.reference import solve_reference
 from dosewise.reference.population import wpp_coverage
@@ -78,8 +79,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-ivp", action="store_true", help="leave out the solve_ivp loop (minutes)")
     args = ap.parse_args()
-    print(f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
-          f"{os.cpu_count()} cores")
+    env = environment()
+    print(env["summary"], f"(python {platform.python_version()}, scipy {scipy.__version__}, {os.cpu_count()} cores)")
+    figures: dict[str, float] = {}
 
     t = time.perf_counter()
     world, like = world_190()
@@ -104,7 +106,10 @@ def main() -> None:
         for p in range(n):
             simulate(setup.subset([p]), dataclasses.replace(vac, doses=vac.doses[p : p + 1]))
 
+    figures["engine_s"] = engine
+    figures["engine_us_per_participant_day"] = engine / pd_count * 1e6
     looped, times = best_of(loop, args.repeat)
+    figures["same_rk4_loop_s"] = looped
     print(f"per-participant loop of the same RK4 (best of {args.repeat}): {looped:.3f} s  → engine is "
           f"{looped / engine:.1f}× faster")
 
@@ -133,6 +138,8 @@ def main() -> None:
                 solve_reference(setup, p, vac, rtol=chosen, method="RK45")
 
         ivp_t, times = best_of(ivp, 1)
+        figures["solve_ivp_loop_s"] = ivp_t
+        figures["solve_ivp_rtol"] = chosen
         print(f"solve_ivp loop, all {n} participants (RK45 rtol {chosen:g}, best of 1 after warm-up): {ivp_t:.1f} s"
               f"  → engine is {ivp_t / engine:.0f}× faster")
 
@@ -144,8 +151,13 @@ def main() -> None:
         took, _ = best_of(lambda st=st: simulate(st), 1 if reps > 1 else args.repeat)  # type: ignore[misc]
         cost = took / (st.n * 365) * 1e6
         base_cost = base_cost or cost
+        figures[f"stacked_{st.n}_us_per_participant_day"] = cost
         print(f"  {st.n:>6} participant-scenarios: {took:.2f} s, {cost:.2f} µs per participant-day "
               f"({cost / base_cost:.2f}× one scenario; goal ≤ 3 µs: {'met' if cost <= 3 else 'NOT met'})")
+    metrics = {f"impact {k}": v for k, v in figures.items() if k.endswith(("_s", "_day"))}
+    out = write_results("impact", {"benchmark": "impact", "environment": env, "repeat": args.repeat,
+                                   "figures": figures, "metrics": metrics})
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

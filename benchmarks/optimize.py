@@ -237,7 +237,7 @@ def run_global(args: argparse.Namespace) -> None:
         print(f"  (PuLP timed in {time.perf_counter() - t:.1f} s)")
 
 
-def run_closed_loop() -> None:
+def run_closed_loop() -> dict[str, float]:
     print("== closed loop: optimal on the impact model's value curves, global world ==")
     world = global_world()
     params = Scenario.model_validate(
@@ -271,6 +271,8 @@ def run_closed_loop() -> None:
         who = str(new.idxmax()) if new.sum() > 0 else who
     print("re-optimise after a decline (3 successive declines of " + lot + "): "
           + ", ".join(f"{s * 1000:.0f} ms" for s in times) + f" (goal < 1 s: {'met' if max(times) < 1 else 'NOT met'})")
+    return {"closed_loop_s": total, "lp_gap_share": float(a.notes["lp_gap_share"]),
+            "iterations": float(a.notes["iterations"]), "reoptimize_max_s": max(times)}
 
 
 def run_subnational(args: argparse.Namespace) -> None:
@@ -331,7 +333,12 @@ def main() -> None:
 
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, highspy {getattr(highspy, '__version__', '?')}, "
           f"{os.cpu_count()} cores")
-    run_closed_loop()
+    from _common import environment, write_results
+
+    figures = run_closed_loop()
+    out = write_results("optimize", {"benchmark": "optimize", "environment": environment(), "figures": figures,
+                                     "metrics": {f"optimize {k}": v for k, v in figures.items() if k.endswith("_s")}})
+    print(f"wrote {out}")
     if args.skip_tier_lp:
         return
     run_global(args)
