@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from dosewise.allocation import Allocation
     from dosewise.compare import PolicyRuns
+    from dosewise.epidemic import EpidemicSettings
     from dosewise.impact.parameters import ImpactParams
     from dosewise.ledger import Event, Store, VerifyReport
     from dosewise.ledger.identities import Identity, KeyRing
@@ -120,10 +121,12 @@ class Allocated:
         return frame
 
 
-def allocate(scenario: Scenario, *, policy: str | None = None, need: Mapping[str, float] | None = None) -> Allocated:
+def allocate(scenario: Scenario, *, policy: str | None = None, need: Mapping[str, float] | None = None,
+             epidemic: EpidemicSettings | None = None) -> Allocated:
     """Allocate ``scenario``'s lots by its policy (or by ``policy``, with the same parameters).
 
-    ``need`` gives need scores to ``covax-need-weighted`` when the scenario carries none.
+    ``need`` gives need scores to ``covax-need-weighted`` when the scenario carries none;
+    ``epidemic`` replaces the scenario's ``epidemic:`` section (what ``optimal`` optimises).
     """
     from dosewise.registry import get_policy
     from dosewise.scenario import policy_params
@@ -133,6 +136,8 @@ def allocate(scenario: Scenario, *, policy: str | None = None, need: Mapping[str
         get_policy(policy)  # an unknown name fails before any work
     params = scenario.policy if policy is None else policy_params(scenario.policy, name=policy)
     world = build_world(scenario)
+    if epidemic is not None:
+        world.meta["epidemic"] = epidemic
     opts = params.options
     if params.name == "covax-need-weighted" and "need" not in opts and not ("who" in opts and "as_of" in opts):
         if need is None:
@@ -237,6 +242,7 @@ class Comparison:
     runs: PolicyRuns
     params: ImpactParams
     notes: list[str] = field(default_factory=list)
+    epidemic: EpidemicSettings | None = None
 
 
 def compare(
@@ -247,6 +253,7 @@ def compare(
     who: str | Path | None = None,
     as_of: dt.date | None = None,
     allocations: Mapping[str, Allocation] | None = None,
+    epidemic: EpidemicSettings | None = None,
 ) -> Comparison:
     """Run each policy on the same scenario and the impact model on each allocation.
 
@@ -254,17 +261,24 @@ def compare(
     takes need scores from ``who`` (or the cached WHO file) as of ``as_of`` and is left out of the
     default list, with a note, when there are none. ``allocations`` adds allocations made
     elsewhere (e.g. a round's holdings, :meth:`Desk.round_allocation`) under their own labels.
+    The epidemic is ``params`` if given, else ``epidemic`` (the scenario's ``epidemic:`` section
+    with any overrides), else the scenario's own section, else the defaults; the ``optimal``
+    variants optimise that same setting.
     """
     from dosewise.compare import DEFAULT_POLICIES, comparison_table, like_from_scenario, run_policies
-    from dosewise.impact.parameters import ImpactParams
+    from dosewise.epidemic import EpidemicSettings, impact_setting
     from dosewise.registry import POLICIES, get_policy
     from dosewise.world import build_world
 
-    params = params or ImpactParams()
     names = [p for p in DEFAULT_POLICIES if p in POLICIES] if policies is None else list(policies)
     for name in names:
         get_policy(name)
     world = build_world(scenario)
+    settings = epidemic or scenario.epidemic or EpidemicSettings()
+    world.meta["epidemic"] = settings
+    start = None
+    if params is None:
+        params, start = impact_setting(world, settings)
     notes: list[str] = []
     extra: dict[str, dict[str, Any]] = {}
     opts = scenario.policy.options
@@ -282,8 +296,8 @@ def compare(
             extra["covax-need-weighted"] = {"need": need_for_world(world, source, day)}
             notes.append(f"need scores as of {day} from {source}")
     runs = run_policies(world, names, params, policy_params=scenario.policy, like=like_from_scenario(scenario),
-                        policy_options=extra, allocations=allocations)
-    return Comparison(scenario, comparison_table(runs), runs, params, notes)
+                        policy_options=extra, allocations=allocations, start=start)
+    return Comparison(scenario, comparison_table(runs), runs, params, notes, settings)
 
 
 # -- rounds and the ledger ------------------------------------------------------------------------

@@ -10,6 +10,8 @@ estimate beside the simulated deaths averted) and :func:`plot_comparison` (frame
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from dosewise.errors import InputError
 from dosewise.impact.engine import prepare, simulate
 from dosewise.impact.outcomes import ImpactResult, run_impact
 from dosewise.impact.parameters import ImpactParams
-from dosewise.impact.tiers import TierValues, tier_values
+from dosewise.impact.tiers import TierValues
 from dosewise.scenario import PolicyParams, Scenario
 from dosewise.scenario import policy_params as params_for
 from dosewise.world import World
@@ -61,7 +63,7 @@ class PolicyRuns:
     reference: Allocation
     """The ``covax-pro-rata`` allocation: the entitlement for equity floors and inequality."""
     tier_values: TierValues | None = None
-    """Tier values the ``optimal`` variants used (compare's own impact parameters)."""
+    """Unused since the optimal variants optimise the simulation itself (kept for callers)."""
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -87,19 +89,23 @@ def run_policies(
     policy_params: PolicyParams | None = None,
     like: Mapping[str, str] | None = None,
     policy_options: Mapping[str, Mapping[str, Any]] | None = None,
+    start: dt.date | None = None,
     allocations: Mapping[str, Allocation] | None = None,
 ) -> PolicyRuns:
     """Allocate by each named policy (from :data:`dosewise.policies.POLICIES`) and run the impact model.
 
+    ``params`` default to the world's epidemic settings (the scenario's ``epidemic:`` section);
+    ``start`` is day 0 of the simulation (default: the settings' start, else the earliest lot).
     ``policy_options`` adds options for single policies (``{"covax-need-weighted": {"need": ...}}``);
     ``allocations`` adds allocations made elsewhere (a round's holdings), valued under their labels.
-    The ``optimal`` variants (:data:`dosewise.policies.OPTIMAL_FLOORS`) are solved on tier values
-    computed once with ``params`` (R0, IFR, horizon) and the shared setup, so the LP optimises
-    the same epidemic the comparison simulates; the equity floors refer to the pro-rata
-    allocation computed here.
+    The ``optimal`` variants (:data:`dosewise.policies.OPTIMAL_FLOORS`) optimise this very
+    simulation (:mod:`dosewise.optimize.model`: value curves from the same setup, epidemic and
+    priority order), sharing one set of curves; ``optimal`` is solved last with every other
+    policy's allocation as a candidate, so no policy in the comparison beats it in simulation.
     """
-    from dosewise.optimize.policy import solve_optimal, tier_arrays
-    from dosewise.optimize.problem import DEFAULT_TIERS
+    from dosewise.epidemic import impact_setting
+    from dosewise.optimize.model import Curves, make_context
+    from dosewise.optimize.policy import solve_optimal
     from dosewise.policies import allocate_pro_rata
     from dosewise.registry import OPTIMAL_FLOORS, get_policy, optimal_params
 
@@ -107,53 +113,67 @@ def run_policies(
         raise InputError("name at least one policy", field="--policies")
     for name in policies:
         get_policy(name)  # unknown names fail before any work
-    params = params or ImpactParams()
+    if params is None:
+        params, day0 = impact_setting(world)
+        start = start or day0
     base = policy_params or PolicyParams()
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     setup = prepare(world, params, like=like)
     baseline = simulate(setup)
     reference = allocate_pro_rata(world, params_for(base, name="covax-pro-rata"))
+    ctx = make_context(world, params, start, setup=setup, baseline=baseline)
     seconds["setup"] = time.perf_counter() - t0
-    tiers_cache: dict[int, TierValues] = {}
-    out: dict[str, ImpactResult] = {}
-    allocations_out: dict[str, Allocation] = {}
-    for name in policies:
+    extra = dict(allocations or {})
+    made: dict[str, Allocation] = {}
+    for name in [p for p in policies if p not in OPTIMAL_FLOORS]:
         t = time.perf_counter()
         pp = _options_for(base, name, policy_options)
         if name == "covax-pro-rata" and not (policy_options or {}).get(name):
-            alloc = reference
-        elif name in OPTIMAL_FLOORS:
-            pp = optimal_params(name, pp)
-            tiers = int(pp.options.get("tiers", DEFAULT_TIERS))
-            if tiers not in tiers_cache:
-                tiers_cache[tiers] = tier_values(world, params, tiers=tiers, setup=setup, baseline=baseline)
-            sizes, dap, factor = tier_arrays(world, tiers_cache[tiers])
-            state = solve_optimal(
-                world,
-                pp,
-                tier_sizes=sizes,
-                deaths_averted_per_dose=dap,
-                product_factor=factor,
-                entitlement=reference.totals().astype(np.float64),
-            )
-            alloc = state.allocation
+            made[name] = reference
         else:
-            alloc = get_policy(name)(world, pp)
-        allocations_out[name] = alloc
-        out[name] = run_impact(world, alloc, params, setup=setup, baseline=baseline)
+            made[name] = get_policy(name)(world, pp)
         seconds[name] = time.perf_counter() - t
-    for label, alloc in (allocations or {}).items():
+    rules = {"covax-pro-rata": reference, **made, **extra}
+    curves: Curves | None = None
+
+    def optimal(name: str, candidates: Mapping[str, Allocation]) -> Allocation:
+        nonlocal curves
         t = time.perf_counter()
-        allocations_out[label] = alloc
-        out[label] = run_impact(world, alloc, params, setup=setup, baseline=baseline)
-        seconds[label] = time.perf_counter() - t
+        pp = optimal_params(name, _options_for(base, name, policy_options))
+        state = solve_optimal(world, pp, entitlement=reference.totals().astype(np.float64), candidates=candidates,
+                              context=ctx, curves=None if curves is None else Curves(curves.people.copy(),
+                                                                                     curves.averted.copy()))
+        curves = state.allocation.notes["curves"]
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t
+        return dataclasses.replace(state.allocation, policy=name)
+
+    wanted = [p for p in OPTIMAL_FLOORS if p in policies]
+    if "optimal" in wanted:
+        made["optimal"] = optimal("optimal", rules)
+    for name in wanted:
+        if name != "optimal":
+            made[name] = optimal(name, rules)
+    if "optimal" in wanted:
+        from dosewise.optimize.model import simulate_allocation
+
+        best = simulate_allocation(ctx, made["optimal"])
+        beaten = {k: a for k, a in made.items() if k != "optimal" and simulate_allocation(ctx, a) > best}
+        if beaten:  # a variant found a better point: solve again from the richer curves with it as a candidate
+            made["optimal"] = optimal("optimal", {**rules, **beaten})
+    made.update(extra)
+    labels = [*policies, *[k for k in extra if k not in policies]]
+    out: dict[str, ImpactResult] = {}
+    for name in labels:
+        t = time.perf_counter()
+        out[name] = run_impact(world, made[name], params, start=start, setup=setup, baseline=baseline)
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t
     return PolicyRuns(
         world=world,
         results=out,
-        allocations=allocations_out,
+        allocations={name: made[name] for name in labels},
         reference=reference,
-        tier_values=next(iter(tiers_cache.values()), None),
+        tier_values=None,
         seconds=seconds,
     )
 
@@ -193,8 +213,44 @@ def compare_policies(
     )
 
 
-def plot_comparison(frame: pd.DataFrame, path: Path, *, title: str = "") -> Path:
-    """Deaths averted, deaths averted per 100 doses and inequality per policy, saved as PNG or SVG."""
+def income_table(runs: PolicyRuns) -> pd.DataFrame:
+    """Deaths without vaccine per million, and deaths averted by each policy, by World Bank income group."""
+    first = next(iter(runs.results.values()))
+    per = first.by_participant
+    income = runs.world.participants["income_level"].reindex(per.index).fillna("(no income level)")
+    frame = pd.DataFrame({"population": per["population"], "deaths_no_vaccine": per["deaths_no_vaccine"]})
+    for name, res in runs.results.items():
+        frame[name] = res.by_participant["deaths_averted"]
+    grouped = frame.groupby(income.to_numpy()).sum()
+    order = [g for g in ("High", "Upper middle", "Lower middle", "Low") if g in grouped.index]
+    grouped = grouped.loc[order + [g for g in grouped.index if g not in order]]
+    grouped.insert(2, "deaths_no_vaccine_per_million", 1e6 * grouped["deaths_no_vaccine"] / grouped["population"])
+    grouped.index.name = "income_level"
+    return grouped
+
+
+def doses_per_100_frame(runs: PolicyRuns) -> pd.DataFrame:
+    """Doses allocated per 100 people, participant × policy, most populous participant first."""
+    pop = runs.world.participants["population"].sort_values(ascending=False)
+    return pd.DataFrame(
+        {name: 100.0 * pd.Series(a.totals(), index=a.participants).reindex(pop.index) / pop
+         for name, a in runs.allocations.items()}
+    )
+
+
+def _label(ax: Any, bars: Any, texts: Sequence[str]) -> None:
+    for bar, text in zip(bars, texts, strict=True):
+        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
+                    fontsize="x-small", xytext=(0, 2), textcoords="offset points")
+
+
+def plot_comparison(
+    frame: pd.DataFrame, path: Path, *, title: str = "", doses_per_100: pd.DataFrame | None = None,
+    reference: str = "covax-pro-rata", countries: int = 40,
+) -> Path:
+    """Deaths averted (labelled), the difference from ``reference`` (pro rata), deaths averted per
+    100 doses and inequality per policy; with ``doses_per_100``, a second row shows doses per 100
+    people by participant and policy (the ``countries`` most populous). Saved as PNG or SVG."""
     suffix = path.suffix.lower()
     if suffix not in (".png", ".svg"):
         raise InputError("plot must end in .png or .svg", file=str(path), field="--plot", value=suffix)
@@ -205,26 +261,61 @@ def plot_comparison(frame: pd.DataFrame, path: Path, *, title: str = "") -> Path
 
     names = [str(i) for i in frame.index]
     x = np.arange(len(names))
-    panels = 3 if "gini_doses_per_capita" in frame else 2
-    fig, axes = plt.subplots(1, panels, figsize=(max(9.0, 1.1 * len(names) * panels + 3), 4.6))
-    axes[0].bar(x, frame["deaths_averted"].to_numpy(), color="#2b6cb0")
+    averted = frame["deaths_averted"].to_numpy(dtype=np.float64)
+    ref = float(frame["deaths_averted"].get(reference, float("nan")))
+    rows = 2 if doses_per_100 is not None else 1
+    width = max(12.0, 1.0 * len(names) * 4 + 3)
+    fig = plt.figure(figsize=(width, 4.8 * rows))
+    grid = fig.add_gridspec(rows, 4)
+    axes = [fig.add_subplot(grid[0, k]) for k in range(4)]
+    bars = axes[0].bar(x, averted, color="#2b6cb0")
+    _label(axes[0], bars, [f"{v:,.0f}" for v in averted])
     axes[0].set_ylabel("deaths averted")
-    axes[1].bar(x, frame["deaths_averted_per_100_doses"].to_numpy(), color="#dd6b20")
-    axes[1].set_ylabel("deaths averted per 100 doses")
-    if panels == 3:
-        width = 0.38
-        axes[2].bar(x - width / 2, frame["share_below_pro_rata"].to_numpy(), width, color="#805ad5",
-                    label="share below pro rata")
-        axes[2].bar(x + width / 2, frame["gini_doses_per_capita"].to_numpy(), width, color="#38a169",
-                    label="Gini of doses per capita")
-        axes[2].set_ylim(0, 1)
-        axes[2].set_ylabel("inequality (0 = equal)")
-        axes[2].legend(fontsize="small", loc="upper left")
+    if np.isfinite(ref) and ref > 0:
+        diff = 100.0 * (averted - ref) / ref
+        colors = ["#38a169" if d >= 0 else "#e53e3e" for d in diff]
+        bars = axes[1].bar(x, diff, color=colors)
+        _label(axes[1], bars, [f"{d:+.1f}%" for d in diff])
+        axes[1].axhline(0, color="black", linewidth=0.8)
+        axes[1].set_ylabel(f"deaths averted vs {reference} (%)")
+    else:
+        axes[1].set_visible(False)
+    per100 = frame["deaths_averted_per_100_doses"].to_numpy(dtype=np.float64)
+    bars = axes[2].bar(x, per100, color="#dd6b20")
+    _label(axes[2], bars, [f"{v:.3f}" for v in per100])
+    axes[2].set_ylabel("deaths averted per 100 doses")
+    if "gini_doses_per_capita" in frame:
+        w = 0.38
+        below = frame["share_below_pro_rata"].to_numpy(dtype=np.float64)
+        gini = frame["gini_doses_per_capita"].to_numpy(dtype=np.float64)
+        b1 = axes[3].bar(x - w / 2, below, w, color="#805ad5", label="share below pro rata")
+        b2 = axes[3].bar(x + w / 2, gini, w, color="#38a169", label="Gini of doses per capita")
+        _label(axes[3], b1, [f"{v:.0%}" for v in below])
+        _label(axes[3], b2, [f"{v:.2f}" for v in gini])
+        axes[3].set_ylim(0, 1.1)
+        axes[3].set_ylabel("inequality (0 = equal)")
+        axes[3].legend(fontsize="x-small", loc="upper left")
+    else:
+        axes[3].set_visible(False)
     for ax in axes:
         ax.set_xticks(x, names, rotation=30, ha="right", fontsize="small")
         ax.grid(axis="y", alpha=0.3)
+    if doses_per_100 is not None:
+        ax = fig.add_subplot(grid[1, :])
+        table = doses_per_100
+        shown = table.iloc[:countries]
+        cx = np.arange(len(shown))
+        markers = "osD^vP*Xh<>"
+        for k, name in enumerate(shown.columns):
+            ax.plot(cx, shown[name].to_numpy(dtype=np.float64), markers[k % len(markers)], label=name, alpha=0.8)
+        ax.set_xticks(cx, [str(c) for c in shown.index], rotation=90, fontsize="x-small")
+        ax.set_ylabel("doses per 100 people")
+        more = f" ({countries} most populous of {len(table)})" if len(table) > countries else ""
+        ax.set_title(f"doses per 100 people by participant and policy{more}", fontsize="small")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize="x-small", ncol=min(len(shown.columns), 6), loc="upper right")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize="small")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -14,6 +14,8 @@ from dosewise.errors import InputError
 from dosewise.policies.fixed import allocate_fixed
 from dosewise.policies.need_weighted import allocate_need_weighted
 from dosewise.policies.pro_rata import allocate_pro_rata
+from dosewise.policies.targeted import PRESETS as TARGETED_PRESETS
+from dosewise.policies.targeted import preset
 from dosewise.scenario import PolicyParams, policy_params
 from dosewise.world import World
 
@@ -46,6 +48,8 @@ POLICIES: dict[str, Policy] = {
     "covax-need-weighted": allocate_need_weighted,
     "covax-pro-rata": allocate_pro_rata,
     "fixed": allocate_fixed,
+    "priority-groups": preset("priority-groups"),
+    **{name: preset(name) for name in TARGETED_PRESETS},
     **{name: _optimal(name) for name in OPTIMAL_FLOORS},
 }
 """Every policy a scenario may name."""

@@ -1,7 +1,9 @@
 """The fixed scenario behind the stored regression baseline (``tests/impact/baseline.json``).
 
 Ten named countries across income levels and both contact sources, one AstraZeneca lot and
-one Pfizer lot allocated pro rata, R0 2.5 for 365 days. ``scripts/refresh_impact_baseline.py``
+one Pfizer lot allocated pro rata, R0 2.5 falling to Rt 1.8 on day 120, 10% immune at the start,
+natural immunity lasting 365 days on average, IFR doubled below high income (Levin et al. 2022),
+365 days. ``scripts/refresh_impact_baseline.py``
 writes the figures; ``tests/impact/test_baseline.py`` checks them.
 """
 
@@ -14,7 +16,8 @@ from dosewise.impact.outcomes import run_impact
 from dosewise.impact.parameters import ImpactParams
 
 BASELINE_CODES = ("NGA", "IND", "BRA", "ITA", "JPN", "HTI", "ETH", "VNM", "EGY", "BOL")
-BASELINE_PARAMS = ImpactParams(days=365, r0=2.5)
+BASELINE_PARAMS = ImpactParams(days=365, r0=2.5, rt={0: 2.5, 120: 1.8}, prior_immunity=0.1,
+                               natural_immunity_days=365.0, health_system="levin2022")
 
 
 def baseline_scenario() -> dict[str, Any]:

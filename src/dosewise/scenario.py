@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from dosewise.epidemic import EpidemicSettings
 from dosewise.errors import InputError, ScenarioError
 from dosewise.products import STORAGE_CLASSES, Product, StorageClass, catalogue, resolve_product
 from dosewise.units import LISTS, UnitTable, read_units_file, units_from_records
@@ -331,9 +332,25 @@ class OptimalParams(PolicyParams):
     late_discount: float = Field(default=0.5, ge=0, lt=1)
     mip: bool = False
     start: dt.date | None = None
+    values: Literal["model", "tiers"] = "model"
+    """``model``: value curves simulated by the impact model, re-linearised (the default);
+    ``tiers``: the weekly LP on tier values at 1 % coverage."""
+    max_iter: int = Field(default=6, ge=1, le=50)
+    """Most LP solves on re-linearised value curves."""
     solver: SolverName = "auto"
     threads: int | None = Field(default=None, ge=1, le=256)
     time_limit: float | None = Field(default=None, gt=0, le=86_400)
+
+
+class PriorityGroupsParams(PolicyParams):
+    """``priority-groups`` and its presets (``pro-rata-65+``, ``high-income-first``,
+    ``low-income-first``): named groups served in order, pro rata within a group to the
+    population of an age group (see :mod:`dosewise.policies.targeted`)."""
+
+    name: Literal["priority-groups", "pro-rata-65+", "high-income-first", "low-income-first"] = "priority-groups"
+    order: tuple[str | tuple[str, ...], ...] | None = None
+    age: str | None = None
+    ceiling: float | None = Field(default=None, gt=0, le=1)
 
 
 POLICY_MODELS: dict[str, type[PolicyParams]] = {
@@ -343,11 +360,16 @@ POLICY_MODELS: dict[str, type[PolicyParams]] = {
     "optimal": OptimalParams,
     "optimal-floor-50": OptimalParams,
     "optimal-floor-100": OptimalParams,
+    "priority-groups": PriorityGroupsParams,
+    "pro-rata-65+": PriorityGroupsParams,
+    "high-income-first": PriorityGroupsParams,
+    "low-income-first": PriorityGroupsParams,
 }
 """The parameter model of every policy a scenario may name."""
 
 AnyPolicyParams = Annotated[
-    ProRataParams | NeedWeightedParams | FixedParams | OptimalParams, Field(discriminator="name")
+    ProRataParams | NeedWeightedParams | FixedParams | OptimalParams | PriorityGroupsParams,
+    Field(discriminator="name"),
 ]
 
 
@@ -427,6 +449,7 @@ class Scenario(_Model):
     lots: tuple[Lot, ...] = Field(min_length=1)
     policy: AnyPolicyParams = ProRataParams()
     round: RoundRules = RoundRules()
+    epidemic: EpidemicSettings | None = None
     sources: dict[str, str] = Field(default_factory=dict)
 
 

@@ -491,7 +491,7 @@ def build_world(sc: Scenario) -> World:
         lots=lots,
         as_of=sc.as_of,
         name=sc.name,
-        meta={"year": sc.year, "sources": dict(sc.sources)},
+        meta={"year": sc.year, "sources": dict(sc.sources), "epidemic": sc.epidemic},
         earmarked=earmarked if not earmarked.all() else None,
         bilateral=bilateral if bilateral.any() else None,
     )

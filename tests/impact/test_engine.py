@@ -132,3 +132,51 @@ def test_sputnik_without_severe_efficacy_is_a_clear_error(small_world: World, sm
         product_vaccines(small_world, sputnik[:1], doses, small_setup.params)
     params = small_setup.params.model_copy(update={"efficacy": {sputnik[0]: (0.916, 0.9)}})
     assert product_vaccines(small_world, sputnik[:1], doses, params).e_sev[0] == 0.9
+
+
+def test_epidemic_settings_against_solve_ivp(small_world: World) -> None:
+    """Natural waning, prior immunity by age, an Rt step and a cap on uptake, in both solvers."""
+    params = ImpactParams(days=120, natural_immunity_days=60.0, waning_days=90.0, rt={40: 1.4},
+                          prior_immunity_by_age=tuple(0.01 * b for b in range(16)), max_uptake=0.5)
+    setup = prepare(small_world, params)
+    vac = campaign(small_world, setup, share=0.02)
+    traj = simulate(setup, vac, keep_states=True)
+    assert traj.states is not None
+    living = traj.states[:, : traj.layout.living].sum(axis=1)
+    np.testing.assert_allclose(living, np.broadcast_to(setup.pop, living.shape), rtol=1e-6)
+    # nobody beyond half of any band is vaccinated, though doses were offered for far more
+    assert (traj.vaccinated.sum(axis=0) <= 0.5 * setup.pop * (1 + 1e-9)).all()
+    assert traj.doses_unused.sum() > 0
+    for p in (1, 3):
+        ref = solve_reference(setup, p, vac, rtol=1e-8)
+        scale = np.maximum(np.abs(ref).max(axis=0, keepdims=True), 1e-4 * setup.pop[p][None, None, :])
+        assert (np.abs(traj.states[:, :, p, :] - ref) / scale).max() < 2e-3
+
+
+def test_health_system_doubles_ifr_below_high_income(small_world: World) -> None:
+    plain = prepare(small_world, ImpactParams(days=60))
+    adjusted = prepare(small_world, ImpactParams(days=60, health_system="levin2022"))
+    income = small_world.participants["income_level"].to_numpy()
+    ratio = adjusted.ifr / plain.ifr
+    np.testing.assert_allclose(ratio[income == "High"], 1.0)
+    np.testing.assert_allclose(ratio[income != "High"], 2.0)
+    base, adj = simulate(plain), simulate(adjusted)
+    np.testing.assert_allclose(adj.infections, base.infections)  # mortality only, same epidemic
+
+
+def test_natural_waning_brings_more_infections(small_world: World) -> None:
+    lasting = simulate(prepare(small_world, ImpactParams(days=300)))
+    waning = simulate(prepare(small_world, ImpactParams(days=300, natural_immunity_days=90.0)))
+    assert (waning.infections[-1].sum(axis=1) > lasting.infections[-1].sum(axis=1)).all()
+
+
+def test_stacked_scenarios_equal_single_runs(small_world: World, small_setup) -> None:  # type: ignore[no-untyped-def]
+    """Participants stacked three times along the participant axis, in blocks of 4, give the same
+    trajectories as one run of the original participants."""
+    vac = campaign(small_world, small_setup)
+    one = simulate(small_setup, vac)
+    idx = np.tile(np.arange(small_setup.n), 3)
+    stacked = small_setup.subset(idx)
+    many = simulate(stacked, dataclasses.replace(vac, doses=vac.doses[idx]), block=4)
+    np.testing.assert_allclose(many.deaths[:, : small_setup.n], one.deaths, rtol=1e-12)
+    np.testing.assert_allclose(many.deaths[:, 2 * small_setup.n :], one.deaths, rtol=1e-12)

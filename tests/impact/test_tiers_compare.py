@@ -89,8 +89,10 @@ def test_run_policies_inequality_and_closed_loop(small_world: World) -> None:
     # pure efficiency is less equal than pro rata
     assert frame.loc["covax-pro-rata", "gini_doses_per_capita"] < free["gini_doses_per_capita"] <= 1.0
     assert free["lp_gap"] == pytest.approx(free["lp_deaths_averted"] - free["deaths_averted"])
-    # the optimal variants used tier values from compare's own impact parameters (90 days)
-    assert runs.tier_values is not None
+    # the optimal variants optimised compare's own simulation (90 days): value curves, re-linearised
+    notes = runs.allocations["optimal"].notes
+    assert notes["iterations"] >= 1 and abs(notes["lp_gap_share"]) < 0.02
+    assert free["deaths_averted"] >= frame.loc["covax-pro-rata", "deaths_averted"]
     assert free["lp_deaths_averted"] == pytest.approx(runs.allocations["optimal"].notes["objective_rounded"])
 
 

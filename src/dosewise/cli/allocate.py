@@ -56,17 +56,30 @@ def allocate(
     policy: Annotated[str | None, typer.Option(help="Policy name (default: the scenario's).")] = None,
     out: OutOption = None,
     show_all: Annotated[bool, typer.Option("--all", help="Print every participant.")] = False,
+    r0: Annotated[float | None, typer.Option(help="R0 for optimal (overrides epidemic.r0).")] = None,
+    days: Annotated[int | None, typer.Option(help="Horizon for optimal, 1-3,650 days (epidemic.days).")] = None,
+    prior_immunity: Annotated[float | None, typer.Option(help="Share immune at the start, [0, 1).")] = None,
+    health_system: Annotated[str | None, typer.Option(help="levin2022 or none.")] = None,
+    priority: Annotated[str | None, typer.Option(help="oldest-first or pro-rata.")] = None,
 ) -> None:
     """Allocate a scenario's lots by a policy; print a table and optionally write every row.
 
     Written rows: participant, product, doses, doses_per_100 (doses per 100 people) and
     coverage (share of the population a full course would cover), one per participant and
-    product, participants with no dose included.
+    product, participants with no dose included. ``optimal`` optimises the scenario's
+    ``epidemic:`` setting; the flags override it.
     """
     from dosewise import app as api
+    from dosewise.epidemic import with_overrides
 
     check_out(out)
-    result = api.allocate(api.load(scenario), policy=policy)
+    overrides = {"r0": r0, "days": days, "prior_immunity": prior_immunity, "health_system": health_system,
+                 "priority": priority}
+    with_overrides(None, overrides)  # a bad flag fails before any file is read
+    sc = api.load(scenario)
+    epidemic = with_overrides(sc.epidemic, overrides, file=str(scenario)) if any(
+        v is not None for v in overrides.values()) else None
+    result = api.allocate(sc, policy=policy, epidemic=epidemic)
     print_allocation(result, limit=None if show_all else 30)
     if out is not None:
         write_rows(result.frame(), out)

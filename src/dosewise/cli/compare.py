@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -50,6 +49,22 @@ def comparison_rich_table(frame: pd.DataFrame, title: str) -> Table:
     return table
 
 
+def income_rich_table(frame: pd.DataFrame) -> Table:
+    """Deaths without vaccine per million and each policy's deaths averted, by income group."""
+    table = Table(title="by World Bank income group", box=box.SIMPLE_HEAD)
+    table.add_column("income group", no_wrap=True)
+    table.add_column("population", justify="right")
+    table.add_column("deaths w/o vaccine per M", justify="right")
+    fixed = ("population", "deaths_no_vaccine", "deaths_no_vaccine_per_million")
+    policies = [c for c in frame.columns if c not in fixed]
+    for name in policies:
+        table.add_column(f"averted: {safe(name)}", justify="right")
+    for group, row in frame.iterrows():
+        table.add_row(safe(group), f"{row['population'] / 1e6:,.0f}M", f"{row['deaths_no_vaccine_per_million']:,.0f}",
+                      *(f"{row[p]:,.0f}" for p in policies))
+    return table
+
+
 def compare(
     scenario: Annotated[Path | None, typer.Argument(help="Scenario YAML file (or --demo, or --round).")] = None,
     policies: Annotated[
@@ -57,11 +72,18 @@ def compare(
         typer.Option(help="Comma-separated policy names [default: covax-pro-rata, covax-need-weighted, optimal, "
                           "optimal-floor-50, optimal-floor-100]."),
     ] = None,
-    days: Annotated[int, typer.Option(help="Horizon in days (1 to 3,650).")] = 365,
-    r0: Annotated[float, typer.Option(help="Basic reproduction number, every participant (0 to 20).")] = 2.5,
-    ifr: Annotated[str, typer.Option(help="IFR source: odriscoll2021, brazeau2020, levin2020.")] = "odriscoll2021",
-    priority: Annotated[str, typer.Option(help="oldest-first or pro-rata.")] = "oldest-first",
-    plot: Annotated[Path | None, typer.Option(help="Save a bar chart (.png or .svg).")] = None,
+    days: Annotated[int | None, typer.Option(help="Horizon in days, 1 to 3,650 (overrides epidemic.days).")] = None,
+    r0: Annotated[float | None, typer.Option(help="Basic reproduction number (overrides epidemic.r0).")] = None,
+    prior_immunity: Annotated[float | None, typer.Option(help="Share immune at the start, [0, 1).")] = None,
+    ifr: Annotated[str | None, typer.Option(help="IFR source: odriscoll2021, brazeau2020, levin2020.")] = None,
+    health_system: Annotated[
+        str | None, typer.Option(help="IFR by income group: levin2022 (x2 below high income) or none.")] = None,
+    priority: Annotated[str | None, typer.Option(help="oldest-first or pro-rata.")] = None,
+    max_uptake: Annotated[float | None, typer.Option(help="Largest share of each age band vaccinated.")] = None,
+    rollout_days: Annotated[int | None, typer.Option(help="Give each participant's doses over this many days.")
+                            ] = None,
+    daily_doses_per_100: Annotated[float | None, typer.Option(help="Doses a day per 100 people.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Save a chart (.png, .svg or .pdf).")] = None,
     out: OutOption = None,
     demo: Annotated[bool, typer.Option("--demo", help="Use the built-in demo scenario.")] = False,
     who: Annotated[
@@ -76,11 +98,13 @@ def compare(
 ) -> None:
     """Run each policy on the same scenario and print the deaths it averts (SEIR-V impact model).
 
-    With --round, the round's first offers and what participants hold now (after declines and
-    reallocation) are valued too, on the scenario the round was opened with.
+    The epidemic is the scenario's ``epidemic:`` section; the flags override it. With --round,
+    the round's first offers and what participants hold now (after declines and reallocation)
+    are valued too, on the scenario the round was opened with.
     """
     from dosewise import app as api
-    from dosewise.impact.parameters import IFR_SOURCES, ImpactParams
+    from dosewise.epidemic import with_overrides
+    from dosewise.impact.parameters import HEALTH_SYSTEMS, IFR_SOURCES
 
     check_out(out)
     if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
@@ -89,16 +113,11 @@ def compare(
         raise InputError("the plot folder does not exist", file=str(plot), field="--plot", value=str(plot.parent))
     if sum([demo, scenario is not None, round_id is not None]) != 1:
         raise InputError("give one of: a scenario file, --demo, or --round ID", field="scenario")
-    if not (math.isfinite(r0) and 0 < r0 <= 20):
-        raise InputError("must be a number above 0 and at most 20", field="--r0", value=r0)
-    if not 1 <= days <= 3650:
-        raise InputError("must be between 1 and 3,650 days", field="--days", value=days)
-    if priority not in ("oldest-first", "pro-rata"):
-        raise InputError("priority must be oldest-first or pro-rata", field="--priority", value=priority)
-    if ifr not in IFR_SOURCES:
-        raise InputError(f"unknown IFR source; known: {', '.join(IFR_SOURCES)}", field="--ifr", value=ifr)
     day = parse_date(as_of, "--as-of")
-    params = ImpactParams(days=days, r0=r0, ifr_source=ifr, priority=priority)  # type: ignore[arg-type]
+    overrides = {"r0": r0, "days": days, "prior_immunity": prior_immunity, "ifr": ifr,
+                 "health_system": health_system, "priority": priority, "max_uptake": max_uptake,
+                 "rollout_days": rollout_days, "daily_doses_per_100": daily_doses_per_100}
+    with_overrides(None, overrides)  # a bad flag fails before any file is read
     names = None if policies is None else [p.strip() for p in policies.split(",") if p.strip()]
     extra = {}
     if round_id is not None:
@@ -112,11 +131,15 @@ def compare(
             names = []
     else:
         sc = api.load("demo" if demo else scenario)  # type: ignore[arg-type]
-    result = api.compare(sc, policies=names, params=params, who=who, as_of=day, allocations=extra)
+    settings = with_overrides(sc.epidemic, overrides, file=None if scenario is None else str(scenario))
+    result = api.compare(sc, policies=names, who=who, as_of=day, allocations=extra, epidemic=settings)
     for note in result.notes:
         console.print(f"[dim]{safe(note)}[/]")
     frame = result.frame
-    console.print(comparison_rich_table(frame, f"{safe(sc.name)}\ndeaths averted over {days} days, R0 {r0}"))
+    console.print(comparison_rich_table(frame, f"{safe(sc.name)}\ndeaths averted: {safe(settings.describe())}"))
+    from dosewise.compare import doses_per_100_frame, income_table
+
+    console.print(income_rich_table(income_table(result.runs)))
     first = next(iter(result.runs.results.values()))
     proxies = first.setup.notes
     if proxies:
@@ -126,16 +149,24 @@ def compare(
                       "at the horizon[/]")
     console.print("[dim]† participants getting less than their covax-pro-rata doses (beyond one shipping unit); "
                   "‡ Gini of doses per capita across people (0 = equal)[/]")
-    if result.runs.tier_values is not None:
-        console.print("[dim]§ optimal: the LP's own estimate of deaths averted (linear in doses, tier values "
-                      "from this run's impact parameters) minus the simulated figure, as a share of it[/]")
-    console.print(f"[dim]IFR: {IFR_SOURCES[ifr]}; contacts: Prem et al. 2021/2017; population: UN WPP 2024[/]")
+    allocs = result.runs.allocations
+    if any(str(n).startswith("optimal") for n in allocs):
+        console.print("[dim]§ optimal: the LP's own estimate of deaths averted (value curves simulated by this "
+                      "run's impact model, re-linearised) minus the simulated figure, as a share of it[/]")
+        if "optimal" in allocs:
+            n0 = allocs["optimal"].notes
+            chosen = safe(n0.get("chosen", "lp"))
+            console.print(f"[dim]optimal: {n0.get('iterations', '?')} LP solves on re-linearised curves, "
+                          f"{n0.get('engine_runs', '?')} stacked engine runs; answer from {chosen}[/]")
+    console.print(f"[dim]IFR: {IFR_SOURCES[settings.ifr]}; health system: {HEALTH_SYSTEMS[settings.health_system]}; "
+                  "contacts: Prem et al. 2021/2017; population: UN WPP 2024[/]")
     if out is not None:
         write_rows(frame, out, index=True)
     if plot is not None:
         from dosewise.compare import plot_comparison
 
-        plot_comparison(frame, plot, title=f"{sc.name} (R0 {r0}, {days} days)")
+        plot_comparison(frame, plot, title=f"{sc.name} ({settings.describe()})",
+                        doses_per_100=doses_per_100_frame(result.runs))
         console.print(f"wrote {safe(plot)}")
 
 

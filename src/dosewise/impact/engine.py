@@ -59,6 +59,7 @@ from dosewise.impact.parameters import (
 from dosewise.impact.parameters import (
     ImpactParams,
     fold_to_16,
+    health_multiplier,
     ifr_by_band,
     per_participant,
     priority_groups,
@@ -226,7 +227,7 @@ class Setup:
     contact_source: tuple[str, ...]
     ifr: FloatArray  # (n, 16)
     beta: FloatArray  # (days, n)
-    prior_immunity: FloatArray  # (n,)
+    prior_immunity: FloatArray  # (n, 16)
     params: ImpactParams
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -286,7 +287,9 @@ def prepare(world: World, params: ImpactParams, *, like: Mapping[str, str] | Non
         income_levels=[None if not isinstance(v, str) else v for v in world.participants["income_level"]],
         setting=params.contact_setting,
     )
+    incomes = [None if not isinstance(v, str) else v for v in world.participants["income_level"]]
     ifr = ifr_by_band(pop21, params.ifr_source)
+    ifr = np.minimum(ifr * health_multiplier(incomes, codes, params.health_system)[:, None], 1.0)
     r0 = per_participant(params.r0, codes, "r0")
     rho = spectral_radius(cm.matrices)
     beta0 = r0 / (params.infectious_days * rho)
@@ -295,11 +298,14 @@ def prepare(world: World, params: ImpactParams, *, like: Mapping[str, str] | Non
         for day in sorted(params.rt):
             if 0 <= day < params.days:
                 beta[day:] = params.rt[day] / (params.infectious_days * rho)
-    prior = per_participant(params.prior_immunity, codes, "prior_immunity")
+    if params.prior_immunity_by_age is not None:
+        prior = np.broadcast_to(np.asarray(params.prior_immunity_by_age, dtype=np.float64), (len(codes), N_BANDS))
+    else:
+        prior = np.repeat(per_participant(params.prior_immunity, codes, "prior_immunity")[:, None], N_BANDS, axis=1)
     if ((prior < 0) | (prior + params.seed_fraction >= 1)).any():
         raise InputError("prior_immunity + seed_fraction must be in [0, 1)", field="prior_immunity")
     notes = {c: s for c, s in zip(codes, cm.source, strict=True) if s.startswith(("proxy:", "income-mean:"))}
-    return Setup(tuple(codes), pop, cm.matrices, cm.source, ifr, beta, prior, params, notes)
+    return Setup(tuple(codes), pop, cm.matrices, cm.source, ifr, beta, np.array(prior), params, notes)
 
 
 def rate_matrices(lay: Layout, vac: Vaccines | None, params: ImpactParams) -> tuple[FloatArray, FloatArray]:
@@ -323,6 +329,12 @@ def rate_matrices(lay: Layout, vac: Vaccines | None, params: ImpactParams) -> tu
     omega = 0.0 if params.waning_days is None else 1.0 / params.waning_days
     if omega > 0:
         flow(lin, lay.p, SW, omega)
+    if params.natural_immunity_days is not None:
+        # immunity after infection wanes: the unvaccinated recovered become susceptible (and eligible) again,
+        # the vaccinated recovered join the waned vaccinated
+        kappa = 1.0 / params.natural_immunity_days
+        flow(lin, lay.ru, S, kappa)
+        flow(lin, lay.rv, SW, kappa)
 
     def infect(src: int, dst: int, death_weight: float) -> None:
         flow(gin, src, dst, 1.0)
@@ -351,7 +363,7 @@ def initial_state(setup: Setup, lay: Layout) -> FloatArray:
     pop = setup.pop
     x = np.zeros((lay.size, setup.n, N_BANDS))
     x[lay.eu] = seed * pop
-    x[lay.ru] = setup.prior_immunity[:, None] * pop
+    x[lay.ru] = setup.prior_immunity * pop
     x[S] = pop - x[lay.eu] - x[lay.ru]
     x[lay.qe] = x[lay.eu]
     x[lay.cinf] = x[lay.eu]
@@ -381,98 +393,165 @@ class NegativeCompartmentError(AssertionError):
     """A compartment went negative: a bug in the engine, never a user error."""
 
 
+BLOCK = 128
+"""Participants integrated together: a block's work arrays (~1 MB per compartment row set) stay in
+cache, so the cost per participant-day does not grow with the number of participants (or of
+scenarios stacked along the participant axis)."""
+
+
+def _csr(mat: FloatArray) -> tuple[int, int, npt.NDArray[np.int32], npt.NDArray[np.int32], FloatArray]:
+    a = sparse.csr_array(mat)
+    return (int(a.shape[0]), int(a.shape[1]), a.indptr.astype(np.int32), a.indices.astype(np.int32),
+            a.data.astype(np.float64))
+
+
+try:  # y += A @ X for a CSR A and dense row-major X, without temporaries (SciPy's own kernel)
+    from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
+except ImportError:  # pragma: no cover - older/newer SciPy without the private kernel
+    _csr_matvecs = None
+
+
+def _spmm_add(a: tuple[int, int, npt.NDArray[np.int32], npt.NDArray[np.int32], FloatArray], x: FloatArray,
+              out: FloatArray) -> None:
+    """``out += A @ x`` in place (x: (cols, k), out: (rows, k), both C-contiguous)."""
+    rows, cols, indptr, indices, data = a
+    if _csr_matvecs is not None:
+        _csr_matvecs(rows, cols, x.shape[1], indptr, indices, data, x.reshape(-1), out.reshape(-1))
+        return
+    for r in range(rows):  # pragma: no cover
+        for j in range(indptr[r], indptr[r + 1]):
+            out[r] += data[j] * x[indices[j]]
+
+
 def simulate(
     setup: Setup,
     vaccines: Vaccines | None = None,
     *,
     keep_states: bool = False,
+    block: int = BLOCK,
 ) -> Trajectory:
-    """Run the model for ``setup.days`` days; ``vaccines=None`` is the no-vaccine run."""
-    from dosewise.impact.vaccination import administer
+    """Run the model for ``setup.days`` days; ``vaccines=None`` is the no-vaccine run.
 
-    params = setup.params
+    Participants are independent, so they are integrated in blocks of ``block`` (same result,
+    bounded working set); several scenarios can be stacked along the participant axis
+    (``Setup.subset`` with repeated indices) and run in one call.
+    """
     n, days = setup.n, setup.days
     m = 0 if vaccines is None else vaccines.m
     lay = Layout(m)
     if vaccines is not None and vaccines.doses.shape[:2] != (n, m):
         raise InputError(f"doses shape {vaccines.doses.shape} does not match (participants, products) = {(n, m)}")
+    c = lay.size
+    out = Trajectory(
+        infections=np.empty((days + 1, n, N_BANDS)),
+        deaths=np.empty((days + 1, n, N_BANDS)),
+        vaccinated=np.zeros((days, n, N_BANDS)),
+        doses_used=np.zeros((n, m)),
+        doses_unused=np.zeros((n, m)),
+        layout=lay,
+        states=np.empty((days + 1, c, n, N_BANDS)) if keep_states else None,
+    )
+    for lo in range(0, n, max(int(block), 1)):
+        sl = slice(lo, min(n, lo + max(int(block), 1)))
+        _simulate_block(setup, vaccines, lay, sl, out)
+    out.deaths[...] *= setup.ifr[None]
+    return out
+
+
+def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: slice, out: Trajectory) -> None:
+    """Integrate participants ``sl``, writing their slices of ``out`` (deaths still IFR-free)."""
+    from dosewise.impact.vaccination import administer
+
+    params = setup.params
+    idx = np.arange(setup.n)[sl]
+    part = setup if idx.size == setup.n else setup.subset(idx)
+    n, days, m = part.n, part.days, lay.m
     lin, gin = rate_matrices(lay, vaccines, params)
     ns = lay.n_susceptible
-    lin_s = sparse.csr_array(lin)
-    gin_s = sparse.csr_array(gin[:, :ns])
+    lin_c = _csr(lin)
+    gin_c = _csr(np.ascontiguousarray(gin[:, :ns]))
     c = lay.size
-    x = initial_state(setup, lay)
-    inv_n = 1.0 / np.where(setup.pop > 0, setup.pop, 1.0).reshape(-1)
-    mats = setup.contacts
+    x = initial_state(part, lay)
+    inv_n = 1.0 / np.where(part.pop > 0, part.pop, 1.0).reshape(-1)
+    mats = part.contacts
     rank = priority_groups(params.priority)
+    uptake = params.uptake_by_band()
+    room = None if uptake is None else uptake[None, :] * part.pop  # people each band may still vaccinate
     h = 1.0 / params.steps_per_day
-    tol = -1e-9 * float(setup.pop.max())
+    tol = -1e-9 * float(part.pop.max())
     iu, iv = lay.iu, lay.iv
+    doses = None if vaccines is None else vaccines.doses[sl]
 
-    infections = np.empty((days + 1, n, N_BANDS))
-    deaths_w = np.empty((days + 1, n, N_BANDS))
-    vaccinated = np.zeros((days, n, N_BANDS))
-    used = np.zeros((n, m))
-    unused = np.zeros((n, m))
-    states = np.empty((days + 1, c, n, N_BANDS)) if keep_states else None
+    infections, deaths_w, vaccinated = out.infections[:, sl], out.deaths[:, sl], out.vaccinated[:, sl]
+    used, unused, states = out.doses_used[sl], out.doses_unused[sl], out.states
     infections[0] = x[lay.cinf].reshape(n, N_BANDS)
     deaths_w[0] = x[lay.dw].reshape(n, N_BANDS)
     if states is not None:
-        states[0] = x.reshape(c, n, N_BANDS)
+        states[0, :, sl] = x.reshape(c, n, N_BANDS)
     dose_days = np.zeros(days, dtype=np.bool_)
-    if vaccines is not None:
-        t_avail = min(days, vaccines.doses.shape[2])
-        dose_days[:t_avail] = vaccines.doses[:, :, :t_avail].any(axis=(0, 1))
+    if doses is not None:
+        t_avail = min(days, doses.shape[2])
+        dose_days[:t_avail] = doses[:, :, :t_avail].any(axis=(0, 1))
 
-    def rhs(y: FloatArray, beta_flat: FloatArray) -> FloatArray:
-        inf = (y[iu] + y[iv]) * inv_n
-        lam = np.matmul(mats, inf.reshape(n, N_BANDS, 1)).reshape(-1)
-        lam *= beta_flat
-        out: FloatArray = lin_s @ y
-        out += gin_s @ (y[:ns] * lam)
-        return out
-
+    # preallocated work arrays: nothing is allocated inside the time loop
+    width = n * N_BANDS
+    inf = np.empty(width)
+    lam = np.empty(width)
+    lam3 = lam.reshape(n, N_BANDS, 1)
+    inf3 = inf.reshape(n, N_BANDS, 1)
+    work = np.empty((ns, width))
+    k_acc = np.empty_like(x)
+    k_cur = np.empty_like(x)
     tmp = np.empty_like(x)
-    acc = np.empty_like(x)
+    beta_flat = np.empty(width)
+
+    def rhs(y: FloatArray, dst: FloatArray) -> None:
+        np.add(y[iu], y[iv], out=inf)
+        np.multiply(inf, inv_n, out=inf)
+        np.matmul(mats, inf3, out=lam3)
+        np.multiply(lam, beta_flat, out=lam)
+        np.multiply(y[:ns], lam, out=work)
+        dst.fill(0.0)
+        _spmm_add(lin_c, y, dst)
+        _spmm_add(gin_c, work, dst)
+
     for d in range(days):
-        if dose_days[d] and vaccines is not None:
+        if dose_days[d] and vaccines is not None and doses is not None:
             for k in range(m):
-                people = vaccines.doses[:, k, d] / vaccines.doses_per_course[k]
+                people = doses[:, k, d] / vaccines.doses_per_course[k]
                 if not people.any():
                     continue
-                given, left = administer(x, lay, k, people, rank, n)
+                given, left = administer(x, lay, k, people, rank, n, room=room)
+                if room is not None:
+                    room -= given
+                    np.maximum(room, 0.0, out=room)
                 vaccinated[d] += given
                 used[:, k] += (people - left) * vaccines.doses_per_course[k]
                 unused[:, k] += left * vaccines.doses_per_course[k]
-        beta_flat = np.repeat(setup.beta[d], N_BANDS)
+        beta_flat.reshape(n, N_BANDS)[:] = part.beta[d][:, None]
         for _ in range(params.steps_per_day):
-            k1 = rhs(x, beta_flat)
-            np.multiply(k1, 0.5 * h, out=tmp)
+            # classical RK4: k_acc = k1 + 2 k2 + 2 k3 + k4
+            rhs(x, k_cur)
+            np.copyto(k_acc, k_cur)
+            np.multiply(k_cur, 0.5 * h, out=tmp)
             tmp += x
-            k2 = rhs(tmp, beta_flat)
-            np.multiply(k2, 2.0, out=acc)
-            acc += k1
-            np.multiply(k2, 0.5 * h, out=tmp)
+            rhs(tmp, k_cur)
+            k_cur *= 2.0
+            k_acc += k_cur
+            np.multiply(k_cur, 0.25 * h, out=tmp)  # (2 k2) h / 4 = k2 h / 2
             tmp += x
-            k3 = rhs(tmp, beta_flat)
-            acc += 2.0 * k3
-            np.multiply(k3, h, out=tmp)
+            rhs(tmp, k_cur)
+            k_cur *= 2.0
+            k_acc += k_cur
+            np.multiply(k_cur, 0.5 * h, out=tmp)  # (2 k3) h / 2 = k3 h
             tmp += x
-            acc += rhs(tmp, beta_flat)
-            acc *= h / 6.0
-            x += acc
+            rhs(tmp, k_cur)
+            k_acc += k_cur
+            k_acc *= h / 6.0
+            x += k_acc
         if x[: lay.living].min() < tol:
             raise NegativeCompartmentError(f"negative compartment on day {d}: {x[: lay.living].min()}")
         infections[d + 1] = x[lay.cinf].reshape(n, N_BANDS)
         deaths_w[d + 1] = x[lay.dw].reshape(n, N_BANDS)
         if states is not None:
-            states[d + 1] = x.reshape(c, n, N_BANDS)
-    return Trajectory(
-        infections=infections,
-        deaths=deaths_w * setup.ifr[None],
-        vaccinated=vaccinated,
-        doses_used=used,
-        doses_unused=unused,
-        layout=lay,
-        states=states,
-    )
+            states[d + 1, :, sl] = x.reshape(c, n, N_BANDS)

@@ -179,6 +179,9 @@ def run_impact(
     params = params or ImpactParams()
     setup = setup or prepare(world, params, like=like)
     baseline = baseline or simulate(setup)
-    schedule = doses_from_allocation(world, allocation, params.days, start)
+    from dosewise.impact.vaccination import daily_capacity
+
+    cap = daily_capacity(world, allocation, params.rollout_days, params.daily_doses_per_100)
+    schedule = doses_from_allocation(world, allocation, params.days, start, cap)
     vac = simulate(setup, vaccines_for(world, schedule, params))
     return ImpactResult(setup, baseline, vac, schedule, policy=allocation.policy, start=schedule.start)

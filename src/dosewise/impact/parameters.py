@@ -41,6 +41,11 @@ BRAZEAU2020_IFR_PCT: tuple[float, ...] = (
 LEVIN2020_INTERCEPT, LEVIN2020_SLOPE = -3.27, 0.0524
 
 IfrSource = Literal["odriscoll2021", "brazeau2020", "levin2020"]
+HealthSystem = Literal["none", "levin2022"]
+HEALTH_SYSTEMS: dict[str, str] = {
+    "none": "no health-system adjustment: the age-specific IFR as published (high-income settings)",
+    "levin2022": "IFR x 2 below high income (Levin et al. 2022, BMJ Glob Health 7:e008477), World Bank income group",
+}
 IFR_SOURCES: dict[str, str] = {
     "odriscoll2021": "O'Driscoll et al. 2021, Nature 590:140, Table S3 (both sexes)",
     "brazeau2020": "Brazeau et al. 2020, Imperial College Report 34, Table 2",
@@ -71,6 +76,31 @@ def ifr_wpp21(source: str) -> FloatArray:
     return np.asarray(np.minimum(pct / 100.0, 1.0), dtype=np.float64)
 
 
+def health_system_multipliers() -> dict[str, tuple[float, str]]:
+    """Income level → (IFR multiplier, source), from ``dosewise/data/ifr_health_system.csv``."""
+    import csv
+    from importlib import resources
+
+    text = (resources.files("dosewise") / "data" / "ifr_health_system.csv").read_text(encoding="utf-8")
+    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    return {r["income_level"]: (float(r["multiplier"]), r["source"]) for r in rows}
+
+
+def health_multiplier(income_levels: list[str | None], codes: list[str], system: str) -> FloatArray:
+    """(n,) IFR multiplier per participant; an unknown income level is an error, never a silent 1."""
+    if system == "none":
+        return np.ones(len(codes))
+    table = health_system_multipliers()
+    missing = [c for c, lev in zip(codes, income_levels, strict=True) if lev not in table]
+    if missing:
+        raise InputError(
+            f"no World Bank income level for {', '.join(missing[:10])}: the health-system IFR adjustment needs "
+            "it; set `health_system: none` in the scenario's epidemic section",
+            field="epidemic.health_system", value=missing[0],
+        )
+    return np.array([table[str(lev)][0] for lev in income_levels], dtype=np.float64)
+
+
 def fold_to_16(pop21: FloatArray) -> FloatArray:
     """(n, 21) WPP bands → (n, 16) with 75+ as the sum of the last six."""
     return np.concatenate([pop21[:, :15], pop21[:, 15:].sum(axis=1, keepdims=True)], axis=1)
@@ -99,23 +129,86 @@ class ImpactParams(BaseModel):
     order, pro rata within a group; bands left out are never vaccinated.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     days: int = Field(default=365, ge=1, le=3650)
     r0: float | dict[str, float] = 2.5
     rt: dict[int, float] | None = None
     seed_fraction: float = Field(default=1e-4, gt=0, lt=1)
     prior_immunity: float | dict[str, float] = 0.0
+    prior_immunity_by_age: tuple[float, ...] | None = None
+    """16 shares (0-4 … 75+) immune at the start, the same in every participant; overrides ``prior_immunity``."""
     latent_days: float = Field(default=LATENT_DAYS, gt=0)
     infectious_days: float = Field(default=INFECTIOUS_DAYS, gt=0)
     ifr_source: IfrSource = "odriscoll2021"
-    delay_to_protection_days: float = Field(default=DELAY_TO_PROTECTION_DAYS, gt=0)
+    health_system: HealthSystem = "none"
+    delay_to_protection_days: float = Field(default=DELAY_TO_PROTECTION_DAYS, gt=0, le=365)
     include_interval_in_delay: bool = True
     waning_days: float | None = Field(default=None, gt=0)
+    """Mean duration of vaccine protection (exponential waning); None: lifelong within the horizon."""
+    natural_immunity_days: float | None = Field(default=None, gt=0)
+    """Mean duration of immunity after infection (recovered → susceptible); None: lifelong."""
+    max_uptake: float | tuple[float, ...] | None = None
+    """Largest share of each band that accepts vaccination (one share, or 16 for 0-4 … 75+)."""
+    rollout_days: int | None = Field(default=None, ge=1, le=3650)
+    """Doses delivered to a participant are given evenly over this many days (overrides capacity)."""
+    daily_doses_per_100: float | None = Field(default=None, gt=0, le=100)
+    """Doses a participant can give per day per 100 people (overrides capacity)."""
     priority: PriorityName | tuple[tuple[int, ...], ...] = "oldest-first"
     efficacy: dict[str, tuple[float, float]] = Field(default_factory=dict)
     contact_setting: str = "all"
     steps_per_day: int = Field(default=1, ge=1, le=48)
+
+    @field_validator("r0")
+    @classmethod
+    def _r0(cls, v: float | dict[str, float]) -> float | dict[str, float]:
+        for x in [v] if isinstance(v, int | float) else list(v.values()):
+            if not (np.isfinite(x) and 0 < x <= 30):
+                raise ValueError(f"R0 must be a finite number in (0, 30], got {x}")
+        return v
+
+    @field_validator("rt")
+    @classmethod
+    def _rt(cls, v: dict[int, float] | None) -> dict[int, float] | None:
+        for day, x in (v or {}).items():
+            if day < 0:
+                raise ValueError(f"Rt schedule day must be >= 0, got {day}")
+            if not (np.isfinite(x) and 0 <= x <= 30):
+                raise ValueError(f"Rt must be a finite number in [0, 30], got {x} on day {day}")
+        return v
+
+    @field_validator("prior_immunity")
+    @classmethod
+    def _prior(cls, v: float | dict[str, float]) -> float | dict[str, float]:
+        for x in [v] if isinstance(v, int | float) else list(v.values()):
+            if not (np.isfinite(x) and 0 <= x < 1):
+                raise ValueError(f"prior immunity must be a share in [0, 1), got {x}")
+        return v
+
+    @field_validator("prior_immunity_by_age")
+    @classmethod
+    def _prior_age(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if v is not None and (len(v) != N_BANDS or any(not (np.isfinite(x) and 0 <= x < 1) for x in v)):
+            raise ValueError(f"prior immunity by age: {N_BANDS} shares in [0, 1) for 0-4 … 75+")
+        return v
+
+    @field_validator("max_uptake")
+    @classmethod
+    def _uptake(cls, v: float | tuple[float, ...] | None) -> float | tuple[float, ...] | None:
+        if v is None:
+            return v
+        vals = [v] if isinstance(v, int | float) else list(v)
+        if isinstance(v, tuple) and len(v) != N_BANDS:
+            raise ValueError(f"max uptake by age: {N_BANDS} shares for 0-4 … 75+")
+        if any(not (np.isfinite(x) and 0 <= x <= 1) for x in vals):
+            raise ValueError(f"max uptake must be shares in [0, 1], got {v}")
+        return v
+
+    def uptake_by_band(self) -> FloatArray | None:
+        """(16,) maximum share vaccinated per band, or None when unlimited."""
+        if self.max_uptake is None:
+            return None
+        return np.broadcast_to(np.asarray(self.max_uptake, dtype=np.float64), (N_BANDS,)).copy()
 
     @field_validator("priority")
     @classmethod

@@ -22,6 +22,7 @@ def _rhs_factory(setup: Setup, p: int, vac: Vaccines | None, lay: Layout):  # ty
     params = setup.params
     sigma, gamma = 1.0 / params.latent_days, 1.0 / params.infectious_days
     omega = 0.0 if params.waning_days is None else 1.0 / params.waning_days
+    kappa = 0.0 if params.natural_immunity_days is None else 1.0 / params.natural_immunity_days
     mat = setup.contacts[p]
     pop = setup.pop[p]
     m = lay.m
@@ -56,6 +57,11 @@ def _rhs_factory(setup: Setup, p: int, vac: Vaccines | None, lay: Layout):  # ty
         d[EV] += new_v - sigma * z[EV]
         d[IV] += sigma * z[EV] - gamma * z[IV]
         d[RV] += gamma * z[IV]
+        # natural immunity wanes: recovered unvaccinated → S, recovered vaccinated → Sw
+        d[RU] -= kappa * z[RU]
+        d[S] += kappa * z[RU]
+        d[RV] -= kappa * z[RV]
+        d[SW] += kappa * z[RV]
         d[lay.qe] += death_w - sigma * z[lay.qe]
         d[lay.qi] += sigma * z[lay.qe] - gamma * z[lay.qi]
         d[lay.dw] += gamma * z[lay.qi]
@@ -90,6 +96,8 @@ def solve_reference(
         t = min(days, vac.doses.shape[2])
         pulse[:t] = vac.doses[0, :, :t].any(axis=0)
     beta = one.beta[:, 0]
+    uptake = setup.params.uptake_by_band()
+    room = None if uptake is None else uptake[None, :] * one.pop
     atol = 1e-10 * float(one.pop.sum())
     d = 0
     while d < days:
@@ -97,7 +105,9 @@ def solve_reference(
             for k in range(vac.m):
                 people = vac.doses[:, k, d] / vac.doses_per_course[k]
                 if people.any():
-                    administer(x, lay, k, people, rank, 1)
+                    given, _ = administer(x, lay, k, people, rank, 1, room=room)
+                    if room is not None:
+                        room = np.maximum(room - given, 0.0)
         end = d + 1
         while end < days and not pulse[end] and beta[end] == beta[d]:
             end += 1

@@ -37,19 +37,31 @@ FloatArray = npt.NDArray[np.float64]
 
 
 def administer(
-    x: FloatArray, lay: Layout, k: int, people: FloatArray, rank: npt.NDArray[np.intp], n: int
+    x: FloatArray,
+    lay: Layout,
+    k: int,
+    people: FloatArray,
+    rank: npt.NDArray[np.intp],
+    n: int,
+    *,
+    room: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """Start courses of product ``k`` for ``people`` (n,) in place on state ``x``; return (given (n, 16), left (n,))."""
+    """Start courses of product ``k`` for ``people`` (n,) in place on state ``x``; return (given (n, 16), left (n,)).
+
+    ``room`` (n, 16): people each band may still vaccinate (maximum uptake); None: everyone eligible.
+    """
     sx = x[S].reshape(n, N_BANDS)
     rx = x[lay.ru].reshape(n, N_BANDS)
     elig = sx + rx
+    avail = elig if room is None else np.minimum(elig, room)
     ng = int(rank.max()) + 1
     onehot = (rank[:, None] == np.arange(ng)[None, :]).astype(np.float64)
-    gsum = elig @ onehot
+    gsum = avail @ onehot
     before = np.cumsum(gsum, axis=1) - gsum
     take = np.clip(people[:, None] - before, 0.0, gsum)
     frac_g = np.divide(take, gsum, out=np.zeros_like(take), where=gsum > 0)
-    frac = np.minimum(frac_g @ onehot.T, 1.0)
+    share = np.minimum(frac_g @ onehot.T, 1.0)  # of the available people in each band
+    frac = share if room is None else share * np.divide(avail, elig, out=np.zeros_like(elig), where=elig > 0)
     ds = frac * sx
     dr = frac * rx
     sx -= ds
@@ -79,26 +91,35 @@ class DoseSchedule:
     lots: pd.DataFrame
 
 
-def doses_from_allocation(
-    world: World, allocation: Allocation, days: int, start: dt.date | None = None
-) -> DoseSchedule:
-    """Turn an allocation into doses per day (n, m, days) under lead times, capacity and expiry."""
-    lots = allocation.lots
-    codes = world.codes
-    idx = allocation.participants.get_indexer(codes)
-    if (idx < 0).any():
-        raise InputError("allocation lacks participants of the world", field="participants",
-                         value=str(codes[np.flatnonzero(idx < 0)[0]]))
-    alloc = allocation.doses[idx].astype(np.float64)
+def daily_capacity(world: World, allocation: Allocation, rollout_days: int | None = None,
+                   daily_doses_per_100: float | None = None) -> FloatArray | None:
+    """Doses per day per participant set by the epidemic settings (None: the participants' own capacity).
+
+    ``rollout_days``: each participant gives its allocated doses evenly over that many days;
+    ``daily_doses_per_100``: a participant gives at most that many doses per 100 people a day.
+    With both, the smaller rate applies.
+    """
+    if rollout_days is None and daily_doses_per_100 is None:
+        return None
+    idx = allocation.participants.get_indexer(world.codes)
+    cap = np.full(world.n, np.inf)
+    if rollout_days is not None:
+        cap = np.minimum(cap, allocation.doses[idx].sum(axis=1).astype(np.float64) / float(rollout_days))
+    if daily_doses_per_100 is not None:
+        cap = np.minimum(cap, world.population * daily_doses_per_100 / 100.0)
+    return cap
+
+
+def lot_schedule(
+    alloc: FloatArray, arrive: npt.NDArray[np.int64], e_day: npt.NDArray[np.int64], cap: FloatArray, days: int
+) -> tuple[FloatArray, FloatArray]:
+    """Doses of each lot given per day, (N, L, days), and doses expired in stock, (N, L).
+
+    ``alloc`` (N, L) doses arrive on day ``arrive`` (N, L) and are given at ``cap`` (N,) doses a
+    day, earliest expiry first, until the lot expires on day ``e_day`` (L,). Rows are
+    independent, so several allocations can be stacked along the first axis.
+    """
     n, nl = alloc.shape
-    avail = pd.to_datetime(lots["available"])
-    expiry = pd.to_datetime(lots["expiry"])
-    t0 = pd.Timestamp(start) if start is not None else avail.min()
-    a_day = ((avail - t0).dt.days).to_numpy(dtype=np.int64)
-    e_day = ((expiry - t0).dt.days).to_numpy(dtype=np.int64)
-    lead = world.participants["lead_time_days"].to_numpy(dtype=np.int64)
-    arrive = np.maximum(a_day[None, :] + lead[:, None], 0)
-    cap = world.participants["capacity_per_week"].to_numpy(dtype=np.float64) / 7.0
     order = np.argsort(e_day, kind="stable")
     per_lot = np.zeros((n, nl, days))
     stock = np.zeros((n, nl))
@@ -122,6 +143,36 @@ def doses_from_allocation(
         use = np.clip(cap[:, None] - before, 0.0, s)
         stock[:, order] -= use
         per_lot[:, order, d] = use
+    return per_lot, wasted
+
+
+def doses_from_allocation(
+    world: World, allocation: Allocation, days: int, start: dt.date | None = None,
+    capacity_per_day: FloatArray | None = None,
+) -> DoseSchedule:
+    """Turn an allocation into doses per day (n, m, days) under lead times, capacity and expiry.
+
+    ``capacity_per_day`` (n,) replaces the participants' ``capacity_per_week / 7`` when given.
+    """
+    lots = allocation.lots
+    codes = world.codes
+    idx = allocation.participants.get_indexer(codes)
+    if (idx < 0).any():
+        raise InputError("allocation lacks participants of the world", field="participants",
+                         value=str(codes[np.flatnonzero(idx < 0)[0]]))
+    alloc = allocation.doses[idx].astype(np.float64)
+    n = alloc.shape[0]
+    avail = pd.to_datetime(lots["available"])
+    expiry = pd.to_datetime(lots["expiry"])
+    t0 = pd.Timestamp(start) if start is not None else avail.min()
+    a_day = ((avail - t0).dt.days).to_numpy(dtype=np.int64)
+    e_day = ((expiry - t0).dt.days).to_numpy(dtype=np.int64)
+    lead = world.participants["lead_time_days"].to_numpy(dtype=np.int64)
+    arrive = np.maximum(a_day[None, :] + lead[:, None], 0)
+    cap = world.participants["capacity_per_week"].to_numpy(dtype=np.float64) / 7.0
+    if capacity_per_day is not None:
+        cap = np.asarray(capacity_per_day, dtype=np.float64)
+    per_lot, wasted = lot_schedule(alloc, arrive.astype(np.int64), np.asarray(e_day, dtype=np.int64), cap, days)
     by_lot = per_lot.sum(axis=2)
     after = alloc - by_lot - wasted
     products = tuple(dict.fromkeys(str(p) for p in lots["product"]))

@@ -181,6 +181,8 @@ def build_lp(data: ProblemData, variables: Variables | None = None, *, mip: bool
     row_lower[r_part:] = data.floor[part_participants] / scale
 
     value = data.value[i, t] * data.product_factor[lot] * data.discount[w]
+    if data.lot_factor is not None:
+        value = value * data.lot_factor[i, lot]
     raw_cost = value * col_scale
     obj_scale = float(raw_cost.max()) if raw_cost.size and raw_cost.max() > 0 else 1.0
     upper_doses = np.minimum.reduce(

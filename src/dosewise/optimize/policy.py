@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,13 +152,27 @@ def solve_optimal(
     deaths_averted_per_dose: FloatArray | None = None,
     product_factor: pd.Series | None = None,
     entitlement: FloatArray | None = None,
+    impact: Any = None,
+    candidates: Mapping[str, Allocation] | None = None,
+    context: Any = None,
+    curves: Any = None,
 ) -> OptimalState:
     """Build, solve and assign the optimal allocation; keep the solver for re-solves.
 
-    ``tier_sizes`` / ``deaths_averted_per_dose`` ((n, tiers), oldest first) default to the
-    impact model's tier values; ``entitlement`` (doses per participant) defaults to the
-    ``covax-pro-rata`` allocation of the same world and parameters.
+    By default the values come from the impact model itself (:mod:`dosewise.optimize.model`):
+    per-participant value curves simulated under the world's epidemic settings (the scenario's
+    ``epidemic:`` section, or ``impact`` = an :class:`~dosewise.epidemic.EpidemicSettings`),
+    re-linearised until the simulated outcome stops improving; ``candidates`` are other
+    allocations the result must not be worse than in simulation. Passing ``tier_sizes`` and
+    ``deaths_averted_per_dose`` ((n, tiers), oldest first), or ``options.values: tiers``, uses the
+    weekly tier LP instead (marginal values at 1 % coverage, see :mod:`dosewise.impact.tiers`).
+    ``entitlement`` (doses per participant) defaults to the ``covax-pro-rata`` allocation.
     """
+    legacy = (tier_sizes is not None and deaths_averted_per_dose is not None) or _option(
+        params, "values", "model") == "tiers"
+    if not legacy:
+        return _solve_model_optimal(world, params, entitlement=entitlement, impact=impact, candidates=candidates,
+                                    context=context, curves=curves)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     tiers = int(_option(params, "tiers", DEFAULT_TIERS))
@@ -166,14 +181,7 @@ def solve_optimal(
         product_factor = product_factor if product_factor is not None else pf
     timings["tier_values"] = time.perf_counter() - t0
 
-    floor_share = _float_option(params, "equity_floor", 0.0, 0.0, 10.0) or 0.0
-    floor = None
-    if floor_share > 0:
-        if entitlement is None:
-            from dosewise.policies.pro_rata import allocate_pro_rata
-
-            entitlement = allocate_pro_rata(world, params).totals().astype(np.float64)
-        floor = floor_share * np.asarray(entitlement, dtype=np.float64)
+    floor_share, floor, entitlement = _floor(world, params, entitlement)
     start_raw = _option(params, "start", None)
     start = dt.date.fromisoformat(str(start_raw)) if start_raw is not None else None
     t1 = time.perf_counter()
@@ -192,15 +200,7 @@ def solve_optimal(
         start=start,
     )
     if floor is not None:
-        problems = floor_capacity_problems(data)
-        if problems:
-            raise AllocationError(
-                f"equity floor {floor_share:.0%} of the pro-rata entitlement is infeasible for "
-                + "; ".join(problems[:10])
-                + (f" and {len(problems) - 10} more" if len(problems) > 10 else "")
-                + " (lot availability, shelf life on arrival, capacity, acceptance or share cap); "
-                "lower policy.options.equity_floor"
-            )
+        _check_floor(data, floor_share)
     mip = bool(_option(params, "mip", False))
     lp = build_lp(data, mip=mip)
     timings["build"] = time.perf_counter() - t1
@@ -222,7 +222,7 @@ def solve_optimal(
         params=params.model_dump(),
         round_units=params.round_to_shipping_unit,
         notes={"equity_floor": floor_share, "entitlement": entitlement, "start": data.start,
-               "solver": solution.solver},
+               "solver": solution.solver, "values": "tier values at 1% coverage"},
     )
     timings["assign"] = time.perf_counter() - t2
     allocation.notes["timings"] = timings
@@ -236,6 +236,109 @@ def solve_optimal(
         x=solution.x.copy(),
         timings=timings,
     )
+
+
+def _floor(
+    world: World, params: PolicyParams, entitlement: FloatArray | None
+) -> tuple[float, FloatArray | None, FloatArray | None]:
+    floor_share = _float_option(params, "equity_floor", 0.0, 0.0, 10.0) or 0.0
+    floor = None
+    if floor_share > 0:
+        if entitlement is None:
+            from dosewise.policies.pro_rata import allocate_pro_rata
+
+            entitlement = allocate_pro_rata(world, params).totals().astype(np.float64)
+        floor = floor_share * np.asarray(entitlement, dtype=np.float64)
+    return floor_share, floor, entitlement
+
+
+def _check_floor(data: ProblemData, floor_share: float) -> None:
+    problems = floor_capacity_problems(data)
+    if problems:
+        raise AllocationError(
+            f"equity floor {floor_share:.0%} of the pro-rata entitlement is infeasible for "
+            + "; ".join(problems[:10])
+            + (f" and {len(problems) - 10} more" if len(problems) > 10 else "")
+            + " (lot availability, shelf life on arrival, capacity, acceptance or share cap); "
+            "lower policy.options.equity_floor"
+        )
+
+
+def model_context(world: World, impact: Any = None, *, setup: Any = None, baseline: Any = None) -> Any:
+    """The shared simulation context of the model-based optimum for ``world`` (epidemic settings
+    from ``impact``, else the world's scenario)."""
+    from dosewise.epidemic import impact_setting
+    from dosewise.optimize.model import make_context
+
+    params, start = impact_setting(world, impact)
+    return make_context(world, params, start, setup=setup, baseline=baseline)
+
+
+def _solve_model_optimal(
+    world: World,
+    params: PolicyParams,
+    *,
+    entitlement: FloatArray | None,
+    impact: Any,
+    candidates: Mapping[str, Allocation] | None,
+    context: Any,
+    curves: Any,
+) -> OptimalState:
+    from dosewise.optimize.model import solve_model
+
+    t0 = time.perf_counter()
+    if context is None:
+        from dosewise.policies.pro_rata import with_policy_caps
+
+        context = model_context(with_policy_caps(world, params), impact)
+    ctx = context
+    floor_share, floor, entitlement = _floor(world, params, entitlement)
+    if candidates is None:
+        from dosewise.policies.pro_rata import allocate_pro_rata
+        from dosewise.scenario import policy_params
+
+        candidates = {"covax-pro-rata": allocate_pro_rata(world, policy_params(params, name="covax-pro-rata"))}
+    if floor is not None:  # a candidate must keep the floor
+        candidates = {k: a for k, a in candidates.items()
+                      if (a.totals().astype(np.float64) >= floor - _unit_tolerance(world)).all()}
+    max_share = _float_option(params, "max_share", None, 1e-9, 1.0)
+    budget = float(world.lots["doses"].sum()) * (1.0 - params.buffer)
+    share_cap = np.full(world.n, np.inf) if max_share is None else np.full(world.n, max_share * budget)
+    if max_share is not None:
+        candidates = {k: a for k, a in candidates.items() if (a.totals() <= share_cap + 1e-6).all()}
+    res = solve_model(
+        ctx,
+        floor=floor,
+        share_cap=share_cap,
+        buffer=params.buffer,
+        round_units=params.round_to_shipping_unit,
+        policy=POLICY_NAME,
+        params=params.model_dump(),
+        notes={"equity_floor": floor_share, "entitlement": entitlement, "start": ctx.start,
+               "values": "impact-model value curves, re-linearised"},
+        curves=curves,
+        max_iter=int(_option(params, "max_iter", 6)),
+        candidates=candidates,
+        solver=str(_option(params, "solver", "auto")),
+    )
+    timings = {"total": time.perf_counter() - t0, **res.allocation.notes["model_seconds"]}
+    res.allocation.notes["timings"] = timings
+    res.allocation.notes["curves"] = res.curves
+    return OptimalState(
+        world=world,
+        params=params,
+        data=res.data,
+        lp=res.lp,
+        solution=res.solution,
+        allocation=res.allocation,
+        x=res.solution.x.copy(),
+        timings=timings,
+    )
+
+
+def _unit_tolerance(world: World) -> float:
+    units = world.products.loc[list(world.lots["product"].astype(str)), "shipping_unit"]
+    return float(units.max()) if len(units) else 0.0
 
 
 def allocate_optimal(world: World, params: PolicyParams) -> Allocation:

@@ -65,6 +65,7 @@ class ProblemData:
     ``tier_people``      (n, T)    people still to vaccinate in each tier
     ``floor``            (n,)      minimum total doses (equity floor; 0: none)
     ``share_cap``        (n,)      maximum total doses (inf: none)
+    ``lot_factor``       (n, L)    optional relative value of lot l for participant i
     ===================  ========  ===============================================================
     """
 
@@ -83,6 +84,9 @@ class ProblemData:
     share_cap: FloatArray
     participants: pd.Index = field(default_factory=lambda: pd.Index([]))
     lots: pd.Index = field(default_factory=lambda: pd.Index([]))
+    lot_factor: FloatArray | None = None
+    """(n, L) relative value of a dose of lot l for participant i (None: 1); the model-based values
+    (:mod:`dosewise.optimize.model`) put each lot's timing and efficacy here."""
     start: dt.date | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 

@@ -20,7 +20,9 @@ from dosewise.reference._cache import cached_json, version
 _USER_ASSIGNED = {"XKX": "Kosovo"}
 # Income levels where the OCHA taxonomy has none. Kosovo: World Bank FY2021 "Upper middle
 # income" (World Bank country and lending groups, July 2020).
-_INCOME_FILL = {"XKX": "Upper middle"}
+# Venezuela: "Upper middle income" in the World Bank classification until FY2021 (July 2020), unclassified
+# since July 2021 for lack of national accounts data; the last published level is used.
+_INCOME_FILL = {"XKX": "Upper middle", "VEN": "Upper middle"}
 _REGION_FILL = {"XKX": ("Europe", "Southern Europe")}  # UN M49 places Kosovo (under UNSCR 1244) with Serbia
 INCOME_LEVELS = ("Low", "Lower middle", "Upper middle", "High")
 
