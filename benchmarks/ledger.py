@@ -101,6 +101,18 @@ def trust_events(n: int, start: int, signers: dict[str, Signer], signed_every: i
     return out
 
 
+def ed25519_verify_us(n: int = 2000) -> float:
+    """One Ed25519 verification on this machine now (the floor of a verify with signatures)."""
+    key = Ed25519PrivateKey.generate()
+    msg = b"x" * 300
+    sig = key.sign(msg)
+    pub = key.public_key()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        pub.verify(sig, msg)
+    return (time.perf_counter() - t0) / n * 1e6
+
+
 def _ms(samples: list[float]) -> dict[str, float]:
     samples = sorted(samples)
     return {"median_ms": 1000 * statistics.median(samples), "p95_ms": 1000 * samples[int(0.95 * (len(samples) - 1))],
@@ -276,11 +288,13 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                           "platform": platform.platform()},
+                                           "platform": platform.platform(), "load_avg_at_start": os.getloadavg(),
+                                           "ed25519_verify_us_at_start": ed25519_verify_us()},
                                "args": {k: str(v) for k, v in vars(args).items()}}
     if args.only == "trust":
         with tempfile.TemporaryDirectory() as tmp:
             trust(Path(tmp), args.trust_events, args.signed_every, console, figures)
+        figures["machine"]["load_avg_at_end"] = os.getloadavg()
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
         console.print(f"figures written to {args.json}")
         return
@@ -337,6 +351,7 @@ def main() -> None:
                       f"({'met' if t_verify * 1_000_000 / n < 10 else 'NOT met'})")
         figures["replay"] = {"events": n, "verify_s": t_verify, "read_s": t_read}
         trust(Path(tmp), args.trust_events, args.signed_every, console, figures)
+    figures["machine"]["load_avg_at_end"] = os.getloadavg()
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
     console.print(f"figures written to {args.json}")
 
