@@ -4,18 +4,26 @@ Run: .venv/bin/python benchmarks/rounds.py
 Times, on an in-memory ledger and on a SQLite file: opening the round (allocation + offers),
 answering every offer (20% declines), and the reallocation passes until the pool is empty;
 the baseline is the same round with no declines (no reallocation), run in the same process.
+Both run once untimed first (imports, reference data, SQLite and NumPy warm), then alternate for
+the same number of timed runs, each on a fresh ledger; medians are reported.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import environment, write_results
 from dosewise.ledger import open_store
 from dosewise.reference.population import wpp_coverage
 from dosewise.rounds import Rounds
@@ -71,16 +79,44 @@ def run(url: str, decline_share: float, seed: int = 1) -> dict[str, float]:
             "expired_or_pool": sum(lot["pool"] + lot["expired"] for lot in state.lots.values())}
 
 
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each configuration (after 1 warm-up)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    env = environment()
+    print(env["summary"])
+    print(f"median of {args.repeat} runs after 1 warm-up, each configuration, each on a fresh ledger")
+    figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, url in [("memory", "memory"), ("sqlite", str(Path(tmp) / "bench.db"))]:
-            base = run(url if url == "memory" else url + ".base", 0.0)
-            real = run(url, 0.2)
-            print(f"{label:<7} no declines: {base['total_s']:6.2f} s ({base['events']:,} events)   "
+        for label in ("memory", "sqlite"):
+            def url(tag: str, label: str = label) -> str:
+                return "memory" if label == "memory" else str(Path(tmp) / f"{tag}.db")
+
+            run(url("warm-base"), 0.0)  # warm-up, untimed
+            run(url("warm-real"), 0.2)
+            base_runs, real_runs = [], []
+            for i in range(args.repeat):
+                base_runs.append(run(url(f"base{i}"), 0.0))
+                real_runs.append(run(url(f"real{i}"), 0.2))
+            base = median_run(base_runs)
+            real = median_run(real_runs)
+            print(f"{label:<7} no declines: {base['total_s']:6.2f} s ({base['events']:,.0f} events)   "
                   f"20% declines: open {real['open_s']:.2f} s, answers+reallocation "
-                  f"{real['respond_and_reallocate_s']:.2f} s, total {real['total_s']:.2f} s, {real['passes']} passes, "
-                  f"{real['answers']:,} answers, {real['events']:,} events   ratio vs no declines "
+                  f"{real['respond_and_reallocate_s']:.2f} s, total {real['total_s']:.2f} s, "
+                  f"{real['passes']:.0f} passes, "
+                  f"{real['answers']:,.0f} answers, {real['events']:,.0f} events   ratio vs no declines "
                   f"{real['total_s'] / base['total_s']:.2f}×")
+            figures[label] = {"no_declines": base, "declines_20pct": real}
+    metrics = {f"rounds {label} {kind} total median_s": fig[kind]["total_s"]
+               for label, fig in figures.items() for kind in ("no_declines", "declines_20pct")}
+    out = write_results("rounds", {"benchmark": "rounds", "environment": env, "repeat": args.repeat,
+                                   "figures": figures, "metrics": metrics})
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -38,3 +38,8 @@ def postgres_url() -> Iterator[str]:
         yield server.url
     finally:
         server.cleanup()
+
+
+# Points verified on this machine (dosewise.ledger.trust) go to a folder of the test run's own,
+# also for the command-line processes the tests start.
+os.environ.setdefault("DOSEWISE_STATE_DIR", str(Path(__import__("tempfile").mkdtemp(prefix="dosewise-state-"))))

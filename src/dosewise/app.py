@@ -47,11 +47,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEMO_NEED_AS_OF",
+    "FULL_CHECK_EVENTS",
     "Allocated",
     "Comparison",
     "DemoResult",
     "Desk",
     "allocate",
+    "audit_rounds",
     "cached_who",
     "compare",
     "demo_texts",
@@ -59,7 +61,11 @@ __all__ = [
     "need",
     "need_for_world",
     "participants_for_group",
+    "remember_head",
 ]
+
+FULL_CHECK_EVENTS = 200_000
+"""Up to this many events, a process checks the whole chain before its first write."""
 
 DEMO_NEED_AS_OF = dt.date(2021, 8, 29)
 """The week before the demo's CoronaVac round opened: the need ranking its reallocation uses."""
@@ -265,12 +271,15 @@ class Desk:
     """Rounds and the ledger behind one open store: what a coordinator, a participant or an
     observer does, as calls. Keep one for as long as the process serves requests."""
 
-    def __init__(self, store: Store, *, actor: str = "dosewise") -> None:
+    def __init__(self, store: Store, *, actor: str = "dosewise", url: str | None = None) -> None:
         from dosewise.rounds import Rounds
 
         self.store = store
         self.actor = actor
+        self.url = url
+        """Where the ledger lives (None: in memory); keys the last point verified on this machine."""
         self.rounds: Rounds = Rounds(store, actor=actor)
+        self._verified: tuple[int, str] | None = None
 
     @classmethod
     def open(cls, db: str | None = None, *, create: bool = False, actor: str = "dosewise") -> Desk:
@@ -284,7 +293,45 @@ class Desk:
         if db == "memory":
             return cls(open_store("memory"), actor=actor)
         url = (db or default_db()) if create else existing_db(db)
-        return cls(open_store(url), actor=actor)
+        key = url if "://" in url else str(Path(url).expanduser().resolve())
+        return cls(open_store(url), actor=actor, url=key)
+
+    def ensure_intact(self) -> None:
+        """Before recording anything: check the chain, so nothing is ever appended to a broken one.
+
+        The first time in a process, the whole chain is checked when it holds at most
+        :data:`FULL_CHECK_EVENTS` events (well under a second), else everything after the point last
+        verified on this machine (which must still be there unchanged); later calls check only what
+        was recorded since. Raises :class:`~dosewise.errors.IntegrityError` pointing to ``dosewise
+        ledger verify``; a ledger in memory is trusted.
+        """
+        if self.url is None:
+            return
+        from dosewise.ledger.trust import check_since, last_verified, remember_verified
+
+        point = self._verified
+        if point is None:
+            head_event = self.store.head()
+            point = last_verified(self.url)
+            if head_event is None or head_event.seq <= FULL_CHECK_EVENTS:
+                check_since(self.store, None)  # raises on any break, wherever it is
+                if point is not None and (head_event is None or head_event.seq < point[0]):
+                    check_since(self.store, point)  # the ledger lost events: say so
+        head = check_since(self.store, point)
+        if head != point:
+            remember_verified(self.url, *head)
+        self._verified = head
+
+    def _recorded(self) -> None:
+        """After a write on a verified chain, the new head is the point to check from next time."""
+        if self.url is None:
+            return
+        from dosewise.ledger.trust import remember_verified
+
+        head = self.store.head()
+        if head is not None:
+            self._verified = (head.seq, head.hash)
+            remember_verified(self.url, head.seq, head.hash)
 
     def close(self) -> None:
         self.store.close()
@@ -310,7 +357,9 @@ class Desk:
         ``need`` is the need vector the round's reallocation ranks by (recorded in the ledger);
         opening the same round again with the same scenario records nothing.
         """
+        self.ensure_intact()
         rid = self.rounds.open(scenario, round_id=round_id, need=need, need_source=need_source, file=file)
+        self._recorded()
         return self.rounds.state(rid)
 
     def respond(
@@ -326,8 +375,11 @@ class Desk:
         actor: str | None = None,
     ) -> Event:
         """Accept or decline an open offer; a retry with the same ``key`` returns the first answer."""
-        return self.rounds.respond(offer_id, action, reason=reason, note=note, wish=wish, on=on,
-                                   idempotency_key=key, actor=actor)
+        self.ensure_intact()
+        ev = self.rounds.respond(offer_id, action, reason=reason, note=note, wish=wish, on=on,
+                                 idempotency_key=key, actor=actor)
+        self._recorded()
+        return ev
 
     def advance(self, round_id: str, to: dt.date, *, need: Mapping[str, float] | None = None,
                 need_source: str = "") -> list[Event]:
@@ -340,11 +392,17 @@ class Desk:
             if source is not None:  # the file `dosewise data pull who` keeps: rank by need, as the round asks
                 need = need_for_world(self.world(round_id), source, to)
                 need_source = f"{source.name} (cache) as of {to}"
-        return self.rounds.advance(round_id, to, need=need, need_source=need_source)
+        self.ensure_intact()
+        events = self.rounds.advance(round_id, to, need=need, need_source=need_source)
+        self._recorded()
+        return events
 
     def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False) -> Event:
         """Record shipment (or delivery) of an accepted offer."""
-        return self.rounds.ship(offer_id, on=on, delivered=delivered)
+        self.ensure_intact()
+        ev = self.rounds.ship(offer_id, on=on, delivered=delivered)
+        self._recorded()
+        return ev
 
     def round(self, round_id: str) -> RoundState:
         """The round's state, brought up to date with every recorded event."""
@@ -376,7 +434,18 @@ class Desk:
 
     # ledger ------------------------------------------------------------------------------------
     def verify(self) -> VerifyReport:
-        return self.store.verify()
+        """Walk the whole hash chain; when it verifies, its head becomes this machine's last verified point."""
+        report = self.store.verify()
+        if report.ok and self.url is not None and report.head_seq and report.head_hash:
+            from dosewise.ledger.trust import remember_verified
+
+            self._verified = (report.head_seq, report.head_hash)
+            remember_verified(self.url, report.head_seq, report.head_hash)
+        return report
+
+    def audit_rounds(self) -> dict[str, list[str]]:
+        """Every round replayed from the ledger (see :func:`audit_rounds`)."""
+        return audit_rounds(self.store)
 
     def export(self, path: str | Path, fmt: ExportFormat = "jsonl") -> int:
         return self.store.export(path, fmt)
@@ -385,6 +454,48 @@ class Desk:
         from collections import deque
 
         return list(deque(self.store.read(round_id=round_id), maxlen=limit))
+
+
+def audit_rounds(store: Store) -> dict[str, list[str]]:
+    """Every round replayed from the ledger: the balance problems of each (empty when every dose is
+    accounted for), or why its events cannot be replayed (e.g. an offer made twice); and every
+    stored snapshot of a round must equal the replay at its point."""
+    from dosewise.errors import IntegrityError
+    from dosewise.ledger import snapshots
+    from dosewise.rounds import RoundState
+
+    stored: dict[str, dict[int, str]] = {}
+    for row in snapshots.all_snapshots(store):
+        stored.setdefault(str(row["round_id"]), {})[int(row["seq"])] = str(row["body"])
+    out: dict[str, list[str]] = {}
+    for ev in store.read(types=["round.opened"]):
+        rid = ev.round_id
+        if rid is None or rid in out:
+            continue
+        state = RoundState(rid)
+        problems: list[str] = []
+        wanted = stored.get(rid, {})
+        try:
+            for event in store.read(round_id=rid):
+                state.apply(event)
+                if event.seq in wanted and wanted.pop(event.seq) != state.to_json():
+                    problems.append(f"the snapshot stored at event {event.seq} differs from the replay")
+            problems += state.problems()
+        except IntegrityError as exc:
+            problems.append(str(exc))
+        problems += [f"a snapshot at event {seq} does not match any event of the round" for seq in wanted]
+        out[rid] = problems
+    return out
+
+
+def remember_head(db: str | None, seq: int | None, hash_: str | None) -> None:
+    """Record a head that verified as this machine's last verified point for the ledger at ``db``."""
+    from dosewise.ledger import default_db
+    from dosewise.ledger.trust import remember_verified
+
+    url = db or default_db()
+    if seq and hash_ and url != "memory":
+        remember_verified(url if "://" in url else str(Path(url).expanduser().resolve()), seq, hash_)
 
 
 # -- the demo -----------------------------------------------------------------------------------

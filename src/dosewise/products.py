@@ -9,11 +9,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 StorageClass = Literal["ultra-cold", "frozen", "2-8C"]
 STORAGE_CLASSES: tuple[str, ...] = ("ultra-cold", "frozen", "2-8C")
@@ -47,7 +49,8 @@ class Product(BaseModel):
 @functools.cache
 def builtin_products() -> tuple[Product, ...]:
     text = (resources.files("dosewise") / "data" / "products.yaml").read_text(encoding="utf-8")
-    return tuple(Product.model_validate(p) for p in yaml.safe_load(text))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # a safe loader; libyaml's parser when present
+    return tuple(Product.model_validate(p) for p in yaml.load(text, Loader=loader))
 
 
 def catalogue(extra: Iterable[Product] = ()) -> dict[str, Product]:
@@ -69,6 +72,8 @@ def resolve_product(name: str, products: Mapping[str, Product]) -> str | None:
 
 def products_frame(products: Mapping[str, Product]) -> pd.DataFrame:
     """Columnar view: one row per product, indexed by id (sources left out)."""
+    import pandas as pd  # here, not at the top: listing the catalogue needs no pandas
+
     rows: list[dict[str, Any]] = [p.model_dump(exclude={"sources", "aliases"}) for p in products.values()]
     frame = pd.DataFrame(rows).set_index("id")
     frame["storage_rank"] = frame["storage_class"].map({c: i for i, c in enumerate(STORAGE_CLASSES)})

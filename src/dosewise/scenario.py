@@ -4,6 +4,11 @@ A scenario names the participants (a group such as ``AMC92``, ISO3 codes, or sub
 units with their own populations), per-participant overrides, supply lots, the policy and
 its parameters, and the rules of a round. Every problem is reported with the file, the
 field path (``lots[2].doses``) and the bad value, as a :class:`~dosewise.errors.ScenarioError`.
+
+Units may be listed inline (``participants.units``) or, for large sets, kept in a CSV or
+Parquet file named by ``participants.units_file`` (relative to the scenario file's folder,
+optionally pinned by ``participants.units_sha256``); both become one columnar
+:class:`~dosewise.units.UnitTable`, validated column by column (see :mod:`dosewise.units`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import (
     BaseModel,
@@ -24,12 +30,15 @@ from pydantic import (
     Strict,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
 
 from dosewise.errors import InputError, ScenarioError
 from dosewise.products import STORAGE_CLASSES, Product, StorageClass, catalogue, resolve_product
+from dosewise.units import LISTS, UnitTable, read_units_file, units_from_records
 from dosewise.vocabulary import DECLINE_REASONS, DeclineReason
 
 MAX_SCENARIO_BYTES = 16 * 1024 * 1024
@@ -87,17 +96,66 @@ class Unit(ParticipantProfile):
 
 
 class Participants(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, arbitrary_types_allowed=True)
+
     group: str | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    units: tuple[Unit, ...] = ()
+    units: UnitTable = Field(default_factory=UnitTable)
+    units_file: Name | None = None
+    units_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    units_source: Text | None = None
+    """Where recorded units came from (``file sha256:…``); set when a scenario is dumped, informational."""
     defaults: ParticipantProfile = ParticipantProfile()
     overrides: dict[str, ParticipantProfile] = Field(default_factory=dict)
 
+    @field_serializer("units")
+    def _units_records(self, units: UnitTable) -> list[dict[str, Any]]:
+        """Dumped, the units are records (a file's rows included), so a recorded scenario stands alone."""
+        return units.records()
+
+    @field_serializer("units_file", "units_sha256")
+    def _file_embedded(self, value: str | None) -> str | None:
+        return None if self.units.source is not None else value
+
+    @field_serializer("units_source")
+    def _source(self, value: str | None) -> str | None:
+        if self.units.source is not None:
+            return f"{self.units_file} sha256:{self.units.sha256}"
+        return value
+
+    @field_validator("units", mode="before")
+    @classmethod
+    def _units_table(cls, v: Any) -> UnitTable:
+        """Inline units (a list of mappings) become a table; :func:`parse_scenario` does this itself
+        first, to name each bad field, so this path serves callers of ``model_validate``."""
+        if isinstance(v, UnitTable):
+            return v
+        table, problems = units_from_records(v, where="units")
+        if problems:
+            raise ValueError("; ".join(f"{f}: {m}" + (f" (value: {val!r})" if val is not None else "")
+                                       for f, m, val in problems[:5]))
+        return table
+
     @model_validator(mode="after")
     def _not_empty(self) -> Participants:
-        if not (self.group or self.include or self.units):
-            raise ValueError("name participants with `group`, `include` or `units`")
+        if not (self.group or self.include or self.units or self.units_file):
+            raise ValueError("name participants with `group`, `include`, `units` or `units_file`")
+        return self
+
+    @model_validator(mode="after")
+    def _read_units_file(self, info: ValidationInfo) -> Participants:
+        """Read ``units_file`` (relative to ``context["base_dir"]``, the scenario file's folder) once,
+        appending its units to the inline ones; its problems raise :class:`InputError` naming the
+        file, row, column and value."""
+        if self.units_file is None or self.units.source is not None:
+            return self
+        base = (info.context or {}).get("base_dir") if info is not None else None
+        path = Path(self.units_file).expanduser()
+        if not path.is_absolute():
+            path = Path(base or ".") / path
+        table = read_units_file(path, sha256=self.units_sha256)
+        self.__dict__["units"] = UnitTable.concat([self.units, table])  # frozen model: set once, here
         return self
 
 
@@ -339,6 +397,40 @@ def _lookup(data: Any, loc: tuple[int | str, ...]) -> Any:
     return cur
 
 
+def _unit_where(units: UnitTable, i: int, column: str) -> str:
+    if units.source is not None:
+        return f"participants.units_file ({units.source}) id {units.ids[i]!s}, column {column}"
+    return f"participants.units[{i}].{column}"
+
+
+def _unit_problems(units: UnitTable, prods: dict[str, Product], problems: list[tuple[str, str, Any]]) -> list[str]:
+    """Codes of reference data and catalogue named by units, checked once per distinct value."""
+    from dosewise.reference.countries import iso3_codes
+
+    if not units:
+        return []
+    known_iso3 = iso3_codes()
+    for column in ("parent", "age_structure_like"):
+        col = units.get(column)
+        if col is None:
+            continue
+        for value in sorted({v for v in col.tolist() if v is not None}):
+            if value.strip().upper() not in known_iso3:
+                i = int(np.flatnonzero(col == value)[0])
+                problems.append((_unit_where(units, i, column), "unknown ISO 3166-1 alpha-3 code", value))
+    for column in LISTS:
+        col = units.get(column)
+        if col is None or column == "cold_chain":
+            continue
+        names = {name for v in col.tolist() if v is not None for name in v}
+        for name in sorted(names):
+            if resolve_product(name, prods) is None:
+                i = next(j for j, v in enumerate(col.tolist()) if v is not None and name in v)
+                problems.append((f"{_unit_where(units, i, column)}", "unknown product", name))
+    ids: list[str] = units.ids.tolist()
+    return ids
+
+
 def _semantic_problems(sc: Scenario) -> list[tuple[str, str, Any]]:
     """Checks that need the catalogue and the ISO list: unknown products, codes, duplicates."""
     from dosewise.reference.countries import validate_iso3
@@ -369,17 +461,12 @@ def _semantic_problems(sc: Scenario) -> list[tuple[str, str, Any]]:
             validate_iso3(c)
         except InputError:
             problems.append((f"participants.exclude[{i}]", "unknown ISO 3166-1 alpha-3 code", c))
-    for i, u in enumerate(p.units):
-        codes.append(u.id)
-        if u.parent is not None:
-            try:
-                validate_iso3(u.parent)
-            except InputError:
-                problems.append((f"participants.units[{i}].parent", "unknown ISO 3166-1 alpha-3 code", u.parent))
-    for k, n in Counter(codes).items():
-        if n > 1:
-            problems.append(("participants", "duplicate participant", k))
+    codes += _unit_problems(p.units, prods, problems)
     known = set(codes)
+    if len(known) != len(codes):
+        for k, n in Counter(codes).items():
+            if n > 1:
+                problems.append(("participants", "duplicate participant", k))
     for k in p.overrides:
         if k.upper() not in known:
             problems.append((f"participants.overrides.{k}", "override for a participant not in the scenario", k))
@@ -413,14 +500,24 @@ def _semantic_problems(sc: Scenario) -> list[tuple[str, str, Any]]:
     return problems
 
 
-def parse_scenario(data: Any, *, file: str | None = None) -> Scenario:
-    """Validate a parsed YAML mapping; raise :class:`ScenarioError` listing every problem."""
+def parse_scenario(data: Any, *, file: str | None = None, base_dir: str | Path | None = None) -> Scenario:
+    """Validate a parsed YAML mapping; raise :class:`ScenarioError` listing every problem.
+
+    ``base_dir`` is where a relative ``participants.units_file`` is looked for: by default the
+    folder of ``file`` when that names an existing file, else the current folder.
+    """
     if not isinstance(data, dict):
         raise ScenarioError(file, [("(top level)", "a scenario is a mapping of fields", type(data).__name__)])
+    if base_dir is None and file is not None and Path(file).is_file():
+        base_dir = Path(file).resolve().parent
+    problems: list[tuple[str, str, Any]] = []
+    part = data.get("participants")
+    if isinstance(part, dict) and "units" in part and not isinstance(part["units"], UnitTable):
+        table, problems = units_from_records(part["units"])
+        data = {**data, "participants": {**part, "units": table}}
     try:
-        sc = Scenario.model_validate(data)
+        sc = Scenario.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        problems = []
         errors = exc.errors()
         for err in errors:
             loc = tuple(err["loc"])
@@ -435,6 +532,8 @@ def parse_scenario(data: Any, *, file: str | None = None) -> Scenario:
             msg = err["msg"].removeprefix("Value error, ")
             problems.append((_loc(loc), msg, value))
         raise ScenarioError(file, problems) from None
+    if problems:
+        raise ScenarioError(file, problems)
     problems = _semantic_problems(sc)
     if problems:
         raise ScenarioError(file, problems)

@@ -37,7 +37,8 @@ from dosewise.products import STORAGE_CLASSES, Product, catalogue, products_fram
 from dosewise.reference.countries import country_info
 from dosewise.reference.groups import group_members
 from dosewise.reference.population import AGE_BANDS, population_by_age, wpp_coverage
-from dosewise.scenario import ParticipantProfile, Scenario, Unit
+from dosewise.scenario import ParticipantProfile, Scenario
+from dosewise.units import UnitTable
 
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
@@ -109,44 +110,41 @@ def _min_shelf_life(own: int | None, rule: int) -> int:
     return rule if own is None else int(own)
 
 
-def build_world(sc: Scenario) -> World:
-    """Resolve a validated scenario against the reference data into columnar state."""
-    prods = catalogue(sc.products)
-    ids = list(prods)
-    p = sc.participants
-    excluded = {c.upper() for c in p.exclude}
-    codes = [c for c in (group_members(p.group) if p.group else []) if c not in excluded]
-    codes += [c.upper() for c in p.include if c.upper() not in excluded]
-    units: dict[str, Unit] = {u.id: u for u in p.units}
-    codes += list(units)
-    overrides = {k.upper(): v for k, v in p.overrides.items()}
+_COLUMNS = ("name", "parent", "age_structure_like", "population", "population_source", "share_65plus",
+            "income_level", "region", "coverage_cap", "capacity_per_week", "min_shelf_life_days",
+            "lead_time_days", "people_covered")
 
+
+@dataclass
+class _Block:
+    """Columns, age rows and product masks for a run of participants, joined at the end."""
+
+    codes: list[str] | npt.NDArray[np.object_]
+    cols: dict[str, Any]
+    pop_by_age: FloatArray
+    accepts: BoolArray
+    interested: BoolArray
+    storage_ok: BoolArray
+
+
+def _country_block(sc: Scenario, codes: list[str], prods: dict[str, Product], ids: list[str],
+                   storage: npt.NDArray[np.intp], covered: frozenset[str]) -> _Block:
+    """Countries (at most a few hundred): one pass over them, overrides applied per country."""
+    p = sc.participants
+    overrides = {k.upper(): v for k, v in p.overrides.items()}
     n, m = len(codes), len(ids)
-    covered = wpp_coverage()
     rows: list[dict[str, Any]] = []
     pop_by_age = np.full((n, len(AGE_BANDS)), np.nan)
     accepts = np.ones((n, m), dtype=np.bool_)
     interested = np.zeros((n, m), dtype=np.bool_)
     storage_ok = np.ones((n, m), dtype=np.bool_)
-    storage = np.array([STORAGE_CLASSES.index(prods[i].storage_class) for i in ids])
     missing: list[str] = []
-
     wpp_codes = [c for c in codes if c in covered]
     wpp = dict(zip(wpp_codes, population_by_age(wpp_codes, sc.year), strict=True)) if wpp_codes else {}
-
     for i, code in enumerate(codes):
-        unit = units.get(code)
-        prof = _merge(p.defaults, unit if unit is not None else overrides.get(code))
-        if unit is not None:
-            info_name = unit.name or unit.id
-            parent = unit.parent.upper() if unit.parent else None
-            pinfo = country_info(parent) if parent else None
-            income, region = (pinfo.income_level, pinfo.region) if pinfo else (None, None)
-            like = prof.get("age_structure_like") or parent
-        else:
-            info = country_info(code)
-            info_name, parent, income, region = info.name, None, info.income_level, info.region
-            like = prof.get("age_structure_like")
+        prof = _merge(p.defaults, overrides.get(code))
+        info = country_info(code)
+        like = prof.get("age_structure_like")
         population = prof.get("population")
         base = wpp.get(code)
         if base is None and like is not None:
@@ -176,16 +174,15 @@ def build_world(sc: Scenario) -> World:
         cap = prof.get("coverage_cap")
         rows.append(
             {
-                "code": code,
-                "name": info_name,
-                "parent": parent,
+                "name": info.name,
+                "parent": None,
                 "age_structure_like": like.upper() if isinstance(like, str) else None,
                 "population": pop,
                 "population_source": prof.get("population_source")
                 or ("UN WPP 2024 (starsim-data)" if code in covered and population is None else None),
                 "share_65plus": share65,
-                "income_level": income,
-                "region": region,
+                "income_level": info.income_level,
+                "region": info.region,
                 "coverage_cap": np.nan if cap is None else float(cap),
                 "capacity_per_week": float(prof.get("capacity_per_week") or np.inf),
                 "min_shelf_life_days": _min_shelf_life(prof.get("min_shelf_life_days"), sc.round.min_shelf_life_days),
@@ -196,11 +193,269 @@ def build_world(sc: Scenario) -> World:
     if missing:
         raise ReferenceDataError(
             "no population for "
-            + ", ".join(f"{c} ({country_info(c).name})" if len(c) == 3 else c for c in missing)
+            + ", ".join(f"{c} ({country_info(c).name})" for c in missing)
             + ": UN WPP 2024 in starsim-data does not cover them; supply `population:` with its source under "
             "participants.overrides.<ISO3> in the scenario (and `age_structure_like:` for the impact model)"
         )
-    frame = pd.DataFrame(rows).set_index("code")
+    cols = {c: [r[c] for r in rows] for c in _COLUMNS}
+    return _Block(codes, cols, pop_by_age, accepts, interested, storage_ok)
+
+
+def _none(col: npt.NDArray[Any]) -> BoolArray:
+    """Where an object column holds None."""
+    return np.asarray(pd.isna(col), dtype=np.bool_)
+
+
+def _factor_codes(col: npt.NDArray[Any] | None, n: int) -> tuple[npt.NDArray[np.intp], list[str]]:
+    """Upper-cased, stripped text column as (row → index into distinct values, -1 = none; the values)."""
+    if col is None:
+        return np.full(n, -1, dtype=np.intp), []
+    idx, uniques = pd.factorize(col)
+    values = [str(v).strip().upper() for v in uniques]
+    distinct = list(dict.fromkeys(values))
+    if len(distinct) != len(values):  # "ken" and "KEN": one value
+        remap = np.array([distinct.index(v) for v in values] + [-1], dtype=np.intp)
+        idx = remap[idx]
+    return np.asarray(idx, dtype=np.intp), distinct
+
+
+def _isin(col: npt.NDArray[Any], values: frozenset[str]) -> BoolArray:
+    return np.asarray(pd.Index(col).isin(list(values)), dtype=np.bool_)
+
+
+def _text_column(units: UnitTable, name: str, default: Any, n: int) -> npt.NDArray[np.object_]:
+    col = units.get(name)
+    if col is None:
+        return np.full(n, default, dtype=object)
+    if default is None:
+        return col
+    return np.where(_none(col), default, col)
+
+
+def _number_column(units: UnitTable, name: str, default: float | None, n: int) -> FloatArray:
+    col = units.get(name)
+    fill = np.nan if default is None else float(default)
+    if col is None:
+        return np.full(n, fill)
+    return np.where(np.isnan(col), fill, col)
+
+
+def _factorize(col: npt.NDArray[np.object_] | None, default: tuple[str, ...] | None,
+               n: int) -> tuple[npt.NDArray[np.intp], list[tuple[str, ...] | None]]:
+    """A list column as (row → index into its distinct values, the values); a row with nothing
+    given takes ``default`` (index 0)."""
+    if col is None:
+        return np.zeros(n, dtype=np.intp), [default]
+    idx, uniques = pd.factorize(col)
+    return np.asarray(idx, dtype=np.intp) + 1, [default, *uniques.tolist()]
+
+
+def _unit_block(sc: Scenario, units: UnitTable, prods: dict[str, Product], ids: list[str],
+                storage: npt.NDArray[np.intp], covered: frozenset[str]) -> _Block:
+    """Units, any number: every column at once; per-unit overrides (rare) applied afterwards."""
+    p = sc.participants
+    d = p.defaults
+    n, m = len(units), len(ids)
+    codes = units.ids
+    population = units.get("population")
+    assert population is not None  # a required column
+    # text columns are factorised (hash tables in C): per-row work is integer indexing only
+    parent_idx, parents = _factor_codes(units.get("parent"), n)
+    like_idx, likes = _factor_codes(units.get("age_structure_like"), n)
+    if d.age_structure_like is not None:  # the scenario's default stands in where a unit names none
+        likes.append(d.age_structure_like.strip().upper())
+        like_idx = np.where(like_idx < 0, len(likes) - 1, like_idx)
+    # the age-structure key: the unit's own id if WPP covers it, else its `like`, else its parent
+    own = _isin(codes, covered)
+    used_like = np.bincount(like_idx[(like_idx >= 0) & ~own], minlength=len(likes)) > 0
+    via_parent = (like_idx < 0) & (parent_idx >= 0) & ~own
+    used_parent = np.bincount(parent_idx[via_parent], minlength=len(parents)) > 0
+    for distinct, used, idx in ((likes, used_like, like_idx), (parents, used_parent, parent_idx)):
+        for j, v in enumerate(distinct):
+            if used[j] and v not in covered:
+                first = codes[int(np.flatnonzero((idx == j) & ~own)[0])]
+                raise ReferenceDataError(f"{first}: age_structure_like {v} has no UN WPP 2024 population")
+    names = sorted(covered.intersection(likes) | covered.intersection(parents) | set(codes[own].tolist()))
+    position = {c: i for i, c in enumerate(names)}
+    like_key = np.array([position.get(v, -1) for v in likes] + [-1], dtype=np.intp)[like_idx]
+    parent_key = np.array([position.get(v, -1) for v in parents] + [-1], dtype=np.intp)[parent_idx]
+    key = np.where(like_key >= 0, like_key, parent_key)
+    if own.any():
+        key[own] = [position[c] for c in codes[own].tolist()]
+    pop_by_age = np.full((n, len(AGE_BANDS)), np.nan)
+    has_key = key >= 0
+    if names:
+        base = population_by_age(names, sc.year)
+        shares = base / base.sum(axis=1, keepdims=True)
+        pop_by_age[has_key] = shares[key[has_key]] * population[has_key, None]
+    with np.errstate(invalid="ignore"):
+        share65 = np.where(has_key, pop_by_age[:, 13:].sum(axis=1) / population, np.nan)
+    parent = np.array([*parents, None], dtype=object)[parent_idx]
+    like_out = np.where(like_idx >= 0, np.array([*likes, None], dtype=object)[like_idx], parent)
+
+    def mask_of(names: tuple[str, ...] | None) -> BoolArray:
+        return _product_mask(names, prods, ids)
+
+    accepts = np.ones((n, m), dtype=np.bool_)
+    for field_name in ("accepts", "approved", "indemnified"):
+        col = units.get(field_name)
+        default = getattr(d, field_name)
+        if col is None and default is None:
+            continue
+        rows, values = _factorize(col, default, n)
+        accepts &= np.stack([np.ones(m, dtype=np.bool_) if v is None else mask_of(v) for v in values])[rows]
+    rows, values = _factorize(units.get("declines"), d.declines, n)
+    accepts &= ~np.stack([mask_of(v) for v in values])[rows]
+    rows, values = _factorize(units.get("interested_in"), d.interested_in, n)
+    interested = np.stack([mask_of(v) for v in values])[rows]
+
+    def storage_of(classes: tuple[str, ...] | None) -> BoolArray:
+        if classes is None:
+            return np.ones(m, dtype=np.bool_)
+        return np.asarray(storage >= min(STORAGE_CLASSES.index(c) for c in classes), dtype=np.bool_)
+
+    rows, values = _factorize(units.get("cold_chain"), d.cold_chain, n)
+    storage_ok = np.stack([storage_of(v) for v in values])[rows]
+
+    # income level and region from the parent country, once per distinct parent
+    infos = [country_info(c) for c in parents]
+    income = np.array([i.income_level for i in infos] + [None], dtype=object)[parent_idx]
+    region = np.array([i.region for i in infos] + [None], dtype=object)[parent_idx]
+
+    cap = _number_column(units, "coverage_cap", d.coverage_cap, n)
+    caps = sc.policy.caps
+    if caps:  # a policy cap on the participant's code (or its lower case) wins over coverage_cap
+        for i, code in enumerate(codes.tolist()):
+            if code in caps:
+                cap[i] = float(caps[code])
+            elif code.lower() in caps:
+                cap[i] = float(caps[code.lower()])
+    name = units.get("name")
+    cols: dict[str, Any] = {
+        "name": codes if name is None else np.where(_none(name), codes, name),
+        "parent": parent,
+        "age_structure_like": like_out,
+        "population": population,
+        "population_source": _text_column(units, "population_source", d.population_source, n),
+        "share_65plus": share65,
+        "income_level": income,
+        "region": region,
+        "coverage_cap": cap,
+        "capacity_per_week": _number_column(units, "capacity_per_week", d.capacity_per_week or np.inf, n),
+        "min_shelf_life_days": _number_column(
+            units, "min_shelf_life_days",
+            sc.round.min_shelf_life_days if d.min_shelf_life_days is None else d.min_shelf_life_days, n
+        ).astype(np.int64),
+        "lead_time_days": _number_column(units, "lead_time_days", d.lead_time_days or 0, n).astype(np.int64),
+        "people_covered": _number_column(units, "people_covered", d.people_covered or 0.0, n),
+    }
+    block = _Block(codes, cols, pop_by_age, accepts, interested, storage_ok)
+    _apply_unit_overrides(sc, block, prods, ids, storage, covered)
+    return block
+
+
+def _apply_unit_overrides(sc: Scenario, block: _Block, prods: dict[str, Product], ids: list[str],
+                          storage: npt.NDArray[np.intp], covered: frozenset[str]) -> None:
+    """``participants.overrides`` keyed by a unit id: applied on top of the unit's own columns."""
+    overrides = {k.upper(): v for k, v in sc.participants.overrides.items()}
+    if not overrides:
+        return
+    position = {str(c).upper(): i for i, c in enumerate(block.codes)}
+    hits = [(position[k], prof) for k, prof in overrides.items() if k in position]
+    if not hits:
+        return
+    # the columns may be the scenario's own arrays: change copies
+    c = block.cols
+    for name in _COLUMNS:
+        c[name] = np.array(c[name], copy=True)
+    caps = sc.policy.caps
+    for i, prof in hits:
+        given = prof.model_dump(exclude_unset=True)
+        code = str(block.codes[i])
+        if "population" in given:
+            old = float(c["population"][i])
+            c["population"][i] = float(given["population"])
+            if not np.isnan(block.pop_by_age[i, 0]):
+                block.pop_by_age[i] *= float(given["population"]) / old
+        if "age_structure_like" in given and given["age_structure_like"] is not None:
+            like = str(given["age_structure_like"]).upper()
+            if like not in covered:
+                raise ReferenceDataError(f"{block.codes[i]}: age_structure_like {like} has no UN WPP 2024 population")
+            base = population_by_age([like], sc.year)[0]
+            block.pop_by_age[i] = base / base.sum() * c["population"][i]
+            c["age_structure_like"][i] = like
+        if not np.isnan(block.pop_by_age[i, 0]):
+            c["share_65plus"][i] = block.pop_by_age[i, 13:].sum() / c["population"][i]
+        for name in ("population_source",):
+            if name in given:
+                c[name][i] = given[name]
+        for name, fill in (("coverage_cap", np.nan), ("capacity_per_week", np.inf), ("people_covered", 0.0)):
+            if name in given and not (name == "coverage_cap" and (code in caps or code.lower() in caps)):
+                c[name][i] = fill if given[name] is None else float(given[name])
+        if "min_shelf_life_days" in given:
+            c["min_shelf_life_days"][i] = _min_shelf_life(given["min_shelf_life_days"], sc.round.min_shelf_life_days)
+        if "lead_time_days" in given:
+            c["lead_time_days"][i] = int(given["lead_time_days"] or 0)
+        for name in ("accepts", "approved", "indemnified"):
+            if given.get(name) is not None:
+                block.accepts[i] &= _product_mask(given[name], prods, ids)
+        if given.get("declines"):
+            block.accepts[i] &= ~_product_mask(given["declines"], prods, ids)
+        if "interested_in" in given:
+            block.interested[i] = _product_mask(given["interested_in"], prods, ids)
+        if given.get("cold_chain") is not None:
+            block.storage_ok[i] = storage >= min(STORAGE_CLASSES.index(x) for x in given["cold_chain"])
+
+
+def build_world(sc: Scenario) -> World:
+    """Resolve a validated scenario against the reference data into columnar state.
+
+    Countries (from ``group`` and ``include``) are resolved one by one (there are at most a few
+    hundred); units are resolved column by column, so a million of them cost what a few NumPy
+    passes cost.
+    """
+    prods = catalogue(sc.products)
+    ids = list(prods)
+    p = sc.participants
+    excluded = {c.upper() for c in p.exclude}
+    codes = [c for c in (group_members(p.group) if p.group else []) if c not in excluded]
+    codes += [c.upper() for c in p.include if c.upper() not in excluded]
+    covered = wpp_coverage()
+    storage = np.array([STORAGE_CLASSES.index(prods[i].storage_class) for i in ids], dtype=np.intp)
+    blocks = [_country_block(sc, codes, prods, ids, storage, covered)]
+    if p.units:
+        blocks.append(_unit_block(sc, p.units, prods, ids, storage, covered))
+    blocks = [b for b in blocks if len(b.codes)] or blocks[:1]
+    text = ("name", "parent", "age_structure_like", "population_source", "income_level", "region")
+
+    def joined(get: Any, dtype: Any = None) -> Any:
+        parts = [np.asarray(get(b), dtype=dtype) for b in blocks]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    columns = {c: joined(lambda b, c=c: b.cols[c], object if c in text else None) for c in _COLUMNS}
+    all_codes = joined(lambda b: b.codes, object)
+    pop_by_age = joined(lambda b: b.pop_by_age)
+    accepts = joined(lambda b: b.accepts)
+    interested = joined(lambda b: b.interested)
+    storage_ok = joined(lambda b: b.storage_ok)
+    frame = pd.DataFrame(
+        {
+            "name": columns["name"],
+            "parent": columns["parent"],
+            "age_structure_like": columns["age_structure_like"],
+            "population": columns["population"].astype(np.float64),
+            "population_source": columns["population_source"],
+            "share_65plus": columns["share_65plus"].astype(np.float64),
+            "income_level": columns["income_level"],
+            "region": columns["region"],
+            "coverage_cap": columns["coverage_cap"].astype(np.float64),
+            "capacity_per_week": columns["capacity_per_week"].astype(np.float64),
+            "min_shelf_life_days": columns["min_shelf_life_days"].astype(np.int64),
+            "lead_time_days": columns["lead_time_days"].astype(np.int64),
+            "people_covered": columns["people_covered"].astype(np.float64),
+        },
+        index=pd.Index(all_codes, name="code"),
+    )
     lots = pd.DataFrame(
         [
             {

@@ -169,5 +169,5 @@ def test_public_names_do_not_drift() -> None:
     assert all(hasattr(ledger, name) for name in ledger.__all__)
     public = {n for n in vars(ledger) if not n.startswith("_") and n not in ("annotations",)}
     modules = {"events", "export", "memory", "store", "sql", "schema", "pgserver", "open",
-               "merkle", "tree", "keys", "signing", "checkpoints", "audit"}
+               "merkle", "tree", "keys", "signing", "checkpoints", "audit", "snapshots", "trust"}
     assert public - modules == set(ledger.__all__)

@@ -63,10 +63,11 @@ def verify(
 
     Exit code 0: every event verified, every signature is valid, every checkpoint given (and every one stored in the ledger) is a prefix of the current tree.
 
-    Exit code 1: tampering found (an edited, deleted, inserted or reordered event, a broken link, a forged event in the name of an identity with a registered key, a ledger shorter than or forked from a checkpoint), or the ledger is empty or missing (unless --allow-empty), or cannot be read.
+    Exit code 1: tampering found (an edited, deleted, inserted or reordered event, a broken link, a forged event in the name of an identity with a registered key, a ledger shorter than or forked from a checkpoint), a round whose events do not balance (an offer made twice, open doses without offers), or the ledger is empty or missing (unless --allow-empty), or cannot be read.
 
     Exit code 2: bad arguments (e.g. a checkpoint file that cannot be read), or a file that cannot be opened as a database at all.
     """  # noqa: E501
+    from dosewise.app import audit_rounds, remember_head
     from dosewise.ledger import audit, checkpoints
     from dosewise.ledger.open import default_db
 
@@ -80,6 +81,7 @@ def verify(
         raise typer.Exit(1)
     try:
         report = audit.verify_ledger(store, held, allow_empty=allow_empty)
+        rounds = audit_rounds(store) if report.ok else {}
     finally:
         store.close()
     console.print(f"events checked: {report.chain.checked}, signatures checked: {report.signatures_checked}")
@@ -90,8 +92,14 @@ def verify(
         witnessed = f", cosigned by {safe(', '.join(c.witnesses))}" if c.witnesses else ""
         console.print(f"checkpoint {safe(c.source)} (size {c.tree_size}{witnessed}): {mark}", highlight=False,
                       soft_wrap=True)
-    if report.ok:
-        console.print("[bold green]OK[/]: the ledger verifies" + (" (empty)" if report.empty else ""))
+    broken = {rid: problems for rid, problems in rounds.items() if problems}
+    for rid, problems in broken.items():
+        console.print(f"[bold red]ROUND {safe(rid)} DOES NOT BALANCE[/]: {safe('; '.join(problems))}",
+                      highlight=False, soft_wrap=True)
+    if report.ok and not broken:
+        remember_head(db, report.chain.head_seq, report.chain.head_hash)
+        console.print("[bold green]OK[/]: the ledger verifies" + (" (empty)" if report.empty else "")
+                      + (f"; every dose of {len(rounds)} round(s) is accounted for" if rounds else ""))
         return
     if not report.chain.ok:
         console.print(f"[bold red]TAMPERED at seq {report.chain.first_bad_seq}[/]: {safe(report.chain.problem)}",

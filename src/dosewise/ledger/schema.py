@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["CHECKPOINTS", "EVENTS", "HEAD_REVISION", "MERKLE_NODES", "METADATA", "VERSION_TABLE"]
+__all__ = ["CHECKPOINTS", "EVENTS", "HEAD_REVISION", "MERKLE_NODES", "METADATA", "SNAPSHOTS", "VERSION_TABLE"]
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 """The latest migration; a database at this revision is not migrated again on open."""
 
 VERSION_TABLE = "dosewise_ledger_version"
@@ -61,3 +61,15 @@ CHECKPOINTS = sa.Table(
     sa.Index("ix_ledger_checkpoints_tree_size", "tree_size"),
 )
 """Signed checkpoints (append-only): ``body`` is the checkpoint file's JSON text."""
+
+SNAPSHOTS = sa.Table(
+    "ledger_round_snapshots",
+    METADATA,
+    sa.Column("round_id", sa.Text, primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("chain_hash", sa.Text, nullable=False),
+    sa.Column("body_sha256", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+"""Snapshots of a round's projection (append-only): ``body`` is the state after event ``seq``, whose
+chain hash was ``chain_hash``. A cache for opening a long round fast; never trusted without checks."""

@@ -85,13 +85,41 @@ def water_fill_level(
     if base >= supply:
         return 0.0, bottom * (supply / base) if base > 0 else bottom
     lo, hi = 0.0, top_level
+    buf = np.empty_like(pop)
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
-        if _doses_at(mid, pop, course, covered, floor, cap, scale).sum() > supply:
+        if mid <= lo or mid >= hi:  # lo and hi are adjacent floats: later passes change nothing
+            break
+        if _doses_sum(mid, pop, course, covered, floor, cap, scale, buf) > supply:
             hi = mid
         else:
             lo = mid
     return lo, _doses_at(lo, pop, course, covered, floor, cap, scale)
+
+
+def _doses_sum(
+    level: float,
+    pop: FloatArray,
+    course: float,
+    covered: FloatArray,
+    floor: FloatArray,
+    cap: FloatArray,
+    scale: FloatArray | None,
+    buf: FloatArray,
+) -> float:
+    """``_doses_at(...).sum()`` computed in ``buf`` with the same operations in the same order
+    (so the same floats), without allocating six temporary arrays per bisection pass."""
+    if scale is None:
+        np.maximum(floor, level, out=buf)
+    else:
+        np.multiply(scale, level, out=buf)
+        np.maximum(buf, floor, out=buf)
+    np.minimum(buf, cap, out=buf)
+    np.subtract(buf, covered, out=buf)
+    np.maximum(buf, 0.0, out=buf)
+    np.multiply(buf, pop, out=buf)
+    np.multiply(buf, course, out=buf)
+    return float(buf.sum())
 
 
 def round_to_units(

@@ -4,9 +4,9 @@ Source: ``starsim_data/data/prem2021.h5`` (177 locations; Prem K, van Zandvoort 
 et al., *PLoS Comput Biol* 17(7): e1009098, 2021) and ``starsim_data/data/prem/prem2017.h5``
 (Andorra, Antigua and Barbuda, Australia, Haiti, Japan, Kiribati, Lebanon, Monaco,
 Seychelles, Taiwan; Prem K, Cook AR, Jit M, *PLoS Comput Biol* 13(9): e1005697, 2017), both
-GPL-3.0 as redistributed by starsim-data. Read with h5py (importing ``starsim_data`` pulls in
-sciris). 16 age bands 0-4 … 70-74, 75+; settings ``all`` (= home + school + work + community),
-``home``, ``school``, ``work``, ``community``.
+GPL-3.0 as redistributed by starsim-data. Read with h5py, the package located without importing
+it (its ``__init__`` pulls in sciris and matplotlib). 16 age bands 0-4 … 70-74, 75+; settings
+``all`` (= home + school + work + community), ``home``, ``school``, ``work``, ``community``.
 
 **Orientation.** ``M[i, j]`` is the mean number of daily contacts a person in age band ``i``
 has with people in band ``j`` (Prem's convention: rows are the respondent). Checked on the
@@ -27,13 +27,13 @@ import csv
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from dosewise.errors import ReferenceDataError
+from dosewise.reference._cache import package_dir
 
 CONTACT_BANDS: tuple[str, ...] = (*tuple(f"{a}-{a + 4}" for a in range(0, 75, 5)), "75+")
 SETTINGS: tuple[str, ...] = ("all", "home", "school", "work", "community")
@@ -42,7 +42,7 @@ PREM2017 = "Prem et al. 2017, PLoS Comput Biol 13(9):e1005697 (starsim-data prem
 
 
 def _data_dir() -> Path:
-    return Path(str(resources.files("starsim_data") / "data"))
+    return package_dir("starsim_data") / "data"  # found without running starsim_data's __init__
 
 
 @functools.cache

@@ -2,8 +2,10 @@
 
 Source: United Nations, DESA, Population Division (2024). *World Population Prospects 2024*,
 Medium variant (CC BY 3.0 IGO), in the HDF5 file ``starsim_data/data/demographics-2024.h5``
-(decadal years 1950–2100, 21 bands 0-4 … 95-99, 100+, female and male). The file is read
-directly with h5py: importing ``starsim_data`` itself pulls in sciris and takes a second.
+(decadal years 1950–2100, 21 bands 0-4 … 95-99, 100+, female and male). The file is located
+without importing ``starsim_data`` (its ``__init__`` pulls in sciris and matplotlib) and read
+directly with h5py once; the table (both sexes summed) is then kept in the user cache, keyed by
+the package version and the file's size and time, so later processes load it in milliseconds.
 Years between two decades are interpolated linearly band by band (documented choice: WPP
 ships no annual series in that package).
 """
@@ -14,13 +16,13 @@ import csv
 import functools
 import json
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from dosewise.errors import ReferenceDataError
+from dosewise.reference._cache import cached_arrays, package_dir, version
 
 AGE_BANDS: tuple[str, ...] = (*tuple(f"{a}-{a + 4}" for a in range(0, 100, 5)), "100+")
 """The 21 WPP bands, 0-4 … 95-99, 100+."""
@@ -29,7 +31,7 @@ _SOURCE = "UN World Population Prospects 2024, Medium variant (starsim-data demo
 
 
 def _data_dir() -> Path:
-    return Path(str(resources.files("starsim_data") / "data"))
+    return package_dir("starsim_data") / "data"
 
 
 @functools.cache
@@ -39,23 +41,40 @@ def _location_keys() -> dict[str, str]:
         return {row["iso3"]: row["location"] for row in csv.DictReader(fh) if row["iso3"]}
 
 
-@functools.cache
-def _table() -> tuple[tuple[int, ...], dict[str, npt.NDArray[np.float64]]]:
-    """All locations at once: years and ISO3 → array (years, 21) of both sexes."""
+def _read_h5() -> dict[str, npt.NDArray[np.float64]]:
+    """Read every location from the HDF5 file: ``years`` (Y,), ``codes`` (N,), ``table`` (N, Y, 21)."""
     import h5py
 
     keys = _location_keys()
-    out: dict[str, npt.NDArray[np.float64]] = {}
+    codes: list[str] = []
+    rows: list[npt.NDArray[np.float64]] = []
     with h5py.File(_data_dir() / "demographics-2024.h5", "r") as fh:
         group = fh["population"]
         spec = json.loads(group.attrs["spec"])
-        years = tuple(int(y) for y in spec["years"])
+        years = np.array([int(y) for y in spec["years"]], dtype=np.int64)
         if len(spec["ages"]) != len(AGE_BANDS):
             raise ReferenceDataError(f"unexpected age bands in {_SOURCE}: {spec['ages']}")
         for iso3, key in keys.items():
             if key in group:
-                out[iso3] = np.asarray(group[key][()], dtype=np.float64).sum(axis=1)
-    return years, out
+                codes.append(iso3)
+                rows.append(np.asarray(group[key][()], dtype=np.float64).sum(axis=1))
+    table = np.stack(rows) if rows else np.zeros((0, len(years), len(AGE_BANDS)))
+    return {"years": years, "codes": np.array(codes, dtype=np.str_), "table": table}  # type: ignore[dict-item]
+
+
+@functools.cache
+def _table() -> tuple[tuple[int, ...], dict[str, npt.NDArray[np.float64]]]:
+    """All locations at once: years and ISO3 → array (years, 21) of both sexes."""
+    h5 = _data_dir() / "demographics-2024.h5"
+    try:
+        stat = h5.stat()
+    except OSError as exc:
+        raise ReferenceDataError(f"cannot read {_SOURCE}: {exc}") from None
+    key = f"starsim-data {version('starsim-data')} {stat.st_size} {stat.st_mtime_ns}"
+    data = cached_arrays("wpp2024-population", key, _read_h5)
+    table = np.asarray(data["table"], dtype=np.float64)
+    years = tuple(int(y) for y in data["years"])
+    return years, {str(c): table[i] for i, c in enumerate(data["codes"].tolist())}
 
 
 def wpp_coverage() -> frozenset[str]:

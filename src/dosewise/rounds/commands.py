@@ -51,6 +51,8 @@ __all__ = ["DECLINE_REASONS", "LATEST_DATE", "Rounds", "Signer"]
 LATEST_DATE = dt.date(2199, 12, 31)
 """No round date, answer or shipment may lie beyond this."""
 _RETRIES = 100
+SNAPSHOT_EVERY = 20_000
+"""A round's state is snapshotted after this many of its events (0: never)."""
 
 Signer = Callable[[NewEvent], NewEvent]
 """Turns an event into the same event carrying its actor's signature."""
@@ -97,12 +99,15 @@ class Rounds:
         self._states: dict[str, RoundState] = {}
         self._offer_round: dict[str, str] = {}
         self._optimal: dict[str, Any] = {}  # round id -> OptimalState kept for warm re-solves
+        self._snapshot_seq: dict[str, int] = {}
+        self.snapshot_every = SNAPSHOT_EVERY
 
     # -- reading -------------------------------------------------------------------------------
     def state(self, round_id: str) -> RoundState:
         """The round's projection, brought up to date with events recorded since the last call
-        (by this process or any other): only the new events are read and applied."""
-        state = self._states.get(round_id) or RoundState(round_id)
+        (by this process or any other): only the new events are read and applied. The first call
+        starts from the round's newest valid snapshot, when there is one."""
+        state = self._states.get(round_id) or self._from_snapshot(round_id) or RoundState(round_id)
         for ev in self.store.read(after_seq=state.last_seq, round_id=round_id):
             state.apply(ev)
             if ev.type == "offer.made" and ev.offer_id:
@@ -111,6 +116,40 @@ class Rounds:
             raise InputError("no such round in the ledger", field="round", value=round_id)
         self._states[round_id] = state
         return state
+
+    def _from_snapshot(self, round_id: str) -> RoundState | None:
+        from dosewise.ledger import snapshots
+
+        found = snapshots.latest(self.store, self.store, round_id)
+        if found is None:
+            return None
+        seq, body = found
+        state = RoundState.from_json(body)
+        if state.round_id != round_id or state.last_seq != seq:
+            return None
+        self._snapshot_seq[round_id] = seq
+        for oid in state.offers:
+            self._offer_round[oid] = round_id
+        return state
+
+    def snapshot(self, round_id: str) -> int:
+        """Store a snapshot of the round's state now (returns its sequence number)."""
+        from dosewise.ledger import snapshots
+
+        state = self.state(round_id)
+        ev = next(iter(self.store.read(after_seq=state.last_seq - 1)), None)
+        if ev is None or ev.seq != state.last_seq:
+            raise RoundError(f"round {round_id}: event {state.last_seq} is not in the ledger")
+        snapshots.save(self.store, round_id, state.last_seq, ev.hash, state.to_json())
+        self._snapshot_seq[round_id] = state.last_seq
+        return state.last_seq
+
+    def _maybe_snapshot(self, round_id: str) -> None:
+        if self.snapshot_every <= 0:
+            return
+        state = self.state(round_id)
+        if state.last_seq - self._snapshot_seq.get(round_id, 0) >= self.snapshot_every:
+            self.snapshot(round_id)
 
     def rounds(self) -> list[str]:
         return [ev.round_id for ev in self.store.read(types=["round.opened"]) if ev.round_id]
@@ -121,9 +160,9 @@ class Rounds:
 
     def scenario_world(self, round_id: str) -> tuple[Scenario, World]:
         """The scenario recorded when the round opened, and its world."""
-        state = self.state(round_id)
-        rid = state.round_id
+        rid = round_id
         if rid not in self._worlds:
+            state = self._states.get(rid) or self.state(rid)
             from dosewise.world import build_world
 
             sc = parse_scenario(json.loads(state.opened["scenario"]), file=f"ledger round {rid}")
@@ -282,7 +321,9 @@ class Rounds:
         ev = new_event(f"offer.{target}", payload, actor=actor or offer["participant"], round_id=state.round_id,
                        offer_id=offer_id, lot_id=offer["lot"], participant=offer["participant"],
                        idempotency_key=idempotency_key, unique_slot=f"offer:{offer_id}:response")
-        return self.store.append_one(sign(ev) if sign is not None else ev)
+        stored = self.store.append_one(sign(ev) if sign is not None else ev)
+        self._maybe_snapshot(state.round_id)
+        return stored
 
     def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False) -> Event:
         """Record shipment (or delivery) of an accepted offer."""
@@ -302,21 +343,23 @@ class Rounds:
         since (compare-and-set on the round's last sequence, inside the ledger's write lock)."""
         for _ in range(_RETRIES):
             state = self.state(round_id)
+            seen = state.last_seq  # before building: the batch is computed from exactly this state
             events = build(state)
             if not events:
                 return []
-            seen = state.last_seq
 
             def unchanged(view: LedgerView, seen: int = seen) -> None:
                 if next(iter(view.read(after_seq=seen, round_id=round_id)), None) is not None:
                     raise _RoundMoved(f"round {round_id} moved on while this command ran")
 
             try:
-                return self.store.append(events, precondition=unchanged)
+                stored = self.store.append(events, precondition=unchanged)
             except _RoundMoved:
                 self._optimal.pop(round_id, None)  # its live model may hold this batch's re-solves
                 time.sleep(0.001)
                 continue
+            self._maybe_snapshot(round_id)
+            return stored
         raise ConflictError(f"round {round_id} kept changing while this command ran; try again")
 
     def advance(self, round_id: str, to: dt.date, *, need: Mapping[str, float] | None = None,

@@ -75,6 +75,8 @@ class LotBalance(TypedDict):
 
 
 _PARTS = ("open", "accepted", "pool", "expired", "buffer")
+_OFFER_FIELDS = ("offer", "lot", "participant", "doses", "status", "deadline", "pass", "why", "reason", "note",
+                 "wish", "answered_on")
 
 
 @dataclass
@@ -104,6 +106,33 @@ class RoundState:
             raise IntegrityError(f"event seq {ev.seq} ({ev.type}) refers to unknown {exc.args[0]!r}",
                                  seq=ev.seq) from None
         self.last_seq = ev.seq
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def to_json(self) -> str:
+        """The whole state as JSON text (offers by column, so a long round loads fast)."""
+        import json
+
+        cols = list(_OFFER_FIELDS)
+        offers = {c: [o[c] for o in self.offers.values()] for c in cols}
+        return json.dumps({
+            "round_id": self.round_id, "opened": self.opened, "today": None if self.today is None else
+            self.today.isoformat(), "lots": self.lots, "offers": offers, "passes": self.passes, "need": self.need,
+            "need_source": self.need_source, "closed": self.closed, "last_seq": self.last_seq,
+        }, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> RoundState:
+        """The state :meth:`to_json` wrote."""
+        import json
+
+        data = json.loads(text)
+        cols = data["offers"]
+        n = len(cols["offer"])
+        offers = {cols["offer"][i]: {c: cols[c][i] for c in _OFFER_FIELDS} for i in range(n)}
+        return cls(round_id=data["round_id"], opened=data["opened"],
+                   today=None if data["today"] is None else dt.date.fromisoformat(data["today"]),
+                   lots=data["lots"], offers=offers, passes=data["passes"], need=data["need"],
+                   need_source=data["need_source"], closed=data["closed"], last_seq=data["last_seq"])
 
     # -- views ---------------------------------------------------------------------------------
     def offers_frame(self) -> pd.DataFrame:

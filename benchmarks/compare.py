@@ -1,0 +1,89 @@
+"""Compare fresh benchmark figures with the stored baseline and flag regressions.
+
+Run the benchmarks (each writes ``benchmarks/results/<name>.json``), then::
+
+    .venv/bin/python benchmarks/compare.py [--threshold 0.30] [--baseline benchmarks/baseline.json]
+
+Every figure under ``metrics`` is a time in seconds (lower is better). A figure more than
+``threshold`` (default 30%) slower than the stored one is flagged, and the script exits 1 if
+any is. Figures measured on a machine with another core count are compared but marked, since
+they are not like for like. ``--update`` stores the fresh figures as the new baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def load_results(folder: Path) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
+            out[str(data.get("benchmark") or path.stem)] = data
+    return out
+
+
+def compare(baseline: dict[str, Any], fresh: dict[str, dict[str, Any]], threshold: float) -> tuple[list[str], int]:
+    """Lines of a report and the number of regressions."""
+    lines: list[str] = []
+    regressions = 0
+    stored: dict[str, Any] = baseline.get("benchmarks", {})
+    for name in sorted(set(stored) | set(fresh)):
+        old, new = stored.get(name), fresh.get(name)
+        if old is None:
+            lines.append(f"{name}: no stored baseline (run with --update to store it)")
+            continue
+        if new is None:
+            lines.append(f"{name}: not run")
+            continue
+        old_cores = old.get("environment", {}).get("cores")
+        new_cores = new.get("environment", {}).get("cores")
+        note = "" if old_cores == new_cores else f"  (cores {old_cores} → {new_cores}: not like for like)"
+        lines.append(f"{name}{note}")
+        for key in sorted(set(old["metrics"]) | set(new["metrics"])):
+            a, b = old["metrics"].get(key), new["metrics"].get(key)
+            if a is None or b is None:
+                lines.append(f"  {key:<58} {'—' if a is None else f'{a:9.4f}'} → {'—' if b is None else f'{b:9.4f}'}"
+                             "  (not in both)")
+                continue
+            change = (b - a) / a if a > 0 else 0.0
+            flag = "REGRESSION" if change > threshold else ("faster" if change < -threshold else "")
+            regressions += flag == "REGRESSION"
+            lines.append(f"  {key:<58} {a:9.4f} → {b:9.4f} s  {change:+7.1%}  {flag}")
+    return lines, regressions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--baseline", type=Path, default=HERE / "baseline.json")
+    parser.add_argument("--results", type=Path, default=HERE / "results")
+    parser.add_argument("--threshold", type=float, default=0.30, help="flag figures slower by more than this share")
+    parser.add_argument("--update", action="store_true", help="store the fresh figures as the baseline")
+    args = parser.parse_args()
+    fresh = load_results(args.results)
+    if not fresh:
+        raise SystemExit(f"no results in {args.results}; run the benchmarks first")
+    baseline: dict[str, Any] = (json.loads(args.baseline.read_text(encoding="utf-8"))
+                                if args.baseline.exists() else {"benchmarks": {}})
+    if args.update:
+        for name, data in fresh.items():
+            baseline.setdefault("benchmarks", {})[name] = {"environment": data.get("environment", {}),
+                                                           "metrics": data["metrics"]}
+        args.baseline.write_text(json.dumps(baseline, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"stored {', '.join(sorted(fresh))} in {args.baseline}")
+        return
+    lines, regressions = compare(baseline, fresh, args.threshold)
+    print("\n".join(lines))
+    print(f"{regressions} regression(s) over {args.threshold:.0%}")
+    sys.exit(1 if regressions else 0)
+
+
+if __name__ == "__main__":
+    main()

