@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/ledger.py [--replay N] [--trust-events N] [--signed-every K] [--only trust]``
 
-Figures are printed and written to ``benchmarks/ledger.json``.
+Figures are printed and written to ``benchmarks/results/ledger.json`` (kept out of the repository).
 
 * Appends are durable: SQLite in WAL mode with ``synchronous=FULL`` (the WAL is
   fsynced at every commit); PostgreSQL (a throwaway server started here from the
@@ -284,7 +284,8 @@ def main() -> None:
     parser.add_argument("--trust-events", type=int, default=1_000_000, help="events in the log for proofs and verify")
     parser.add_argument("--signed-every", type=int, default=2, help="every K-th event is a signed answer")
     parser.add_argument("--only", choices=("all", "trust"), default="all")
-    parser.add_argument("--json", type=Path, default=Path(__file__).with_suffix(".json"), help="where to write figures")
+    parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "ledger.json",
+                        help="where to write figures")
     args = parser.parse_args()
     console = Console()
     figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -295,6 +296,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             trust(Path(tmp), args.trust_events, args.signed_every, console, figures)
         figures["machine"]["load_avg_at_end"] = os.getloadavg()
+        args.json.parent.mkdir(exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
         console.print(f"figures written to {args.json}")
         return
@@ -352,6 +354,7 @@ def main() -> None:
         figures["replay"] = {"events": n, "verify_s": t_verify, "read_s": t_read}
         trust(Path(tmp), args.trust_events, args.signed_every, console, figures)
     figures["machine"]["load_avg_at_end"] = os.getloadavg()
+    args.json.parent.mkdir(exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
     console.print(f"figures written to {args.json}")
 

@@ -23,7 +23,7 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 def ledger_db(tmp_path: Path) -> Path:
     path = tmp_path / "dosewise.db"
     store = open_store(str(path))
-    store.append([NewEvent(type="round.opened", actor="secretariat", round_id="R1", payload={"doses": 4800}),
+    store.append([NewEvent(type="ledger.note", actor="secretariat", round_id="R1", payload={"doses": 4800}),
                   NewEvent(type="offer.made", actor="secretariat", round_id="R1", offer_id="O1",
                            participant="BTN", payload={"doses": 2400}),
                   NewEvent(type="offer.made", actor="secretariat", round_id="R2", offer_id="O2",
@@ -74,4 +74,4 @@ def test_export(ledger_db: Path, tmp_path: Path, fmt: str, capsys: pytest.Captur
 def test_log_filters_by_round_and_limits(ledger_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(["ledger", "log", "--db", str(ledger_db), "--round", "R1", "--limit", "1"], capsys)
     assert code == 0 and "1 shown" in out and "offer.made" in out and "BTN" in out
-    assert "MDV" not in out and "round.opened" not in out
+    assert "MDV" not in out and "ledger.note" not in out
