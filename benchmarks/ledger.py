@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/ledger.py [--replay N] [--trust-events N] [--signed-every K] [--only trust]``
 
-Figures are printed and written to ``benchmarks/ledger.json``.
+Figures are printed and written to ``benchmarks/results/ledger.json`` (kept out of the repository).
 
 * Appends are durable: SQLite in WAL mode with ``synchronous=FULL`` (the WAL is
   fsynced at every commit); PostgreSQL (a throwaway server started here from the
@@ -99,6 +99,18 @@ def trust_events(n: int, start: int, signers: dict[str, Signer], signed_every: i
                                 lot_id=f"AZ-{k % 97:03d}", participant=code,
                                 payload={"doses": 2400 * (1 + k % 50), "product": "AZD1222"}))
     return out
+
+
+def ed25519_verify_us(n: int = 2000) -> float:
+    """One Ed25519 verification on this machine now (the floor of a verify with signatures)."""
+    key = Ed25519PrivateKey.generate()
+    msg = b"x" * 300
+    sig = key.sign(msg)
+    pub = key.public_key()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        pub.verify(sig, msg)
+    return (time.perf_counter() - t0) / n * 1e6
 
 
 def _ms(samples: list[float]) -> dict[str, float]:
@@ -272,15 +284,19 @@ def main() -> None:
     parser.add_argument("--trust-events", type=int, default=1_000_000, help="events in the log for proofs and verify")
     parser.add_argument("--signed-every", type=int, default=2, help="every K-th event is a signed answer")
     parser.add_argument("--only", choices=("all", "trust"), default="all")
-    parser.add_argument("--json", type=Path, default=Path(__file__).with_suffix(".json"), help="where to write figures")
+    parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "ledger.json",
+                        help="where to write figures")
     args = parser.parse_args()
     console = Console()
     figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                           "platform": platform.platform()},
+                                           "platform": platform.platform(), "load_avg_at_start": os.getloadavg(),
+                                           "ed25519_verify_us_at_start": ed25519_verify_us()},
                                "args": {k: str(v) for k, v in vars(args).items()}}
     if args.only == "trust":
         with tempfile.TemporaryDirectory() as tmp:
             trust(Path(tmp), args.trust_events, args.signed_every, console, figures)
+        figures["machine"]["load_avg_at_end"] = os.getloadavg()
+        args.json.parent.mkdir(exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
         console.print(f"figures written to {args.json}")
         return
@@ -337,6 +353,8 @@ def main() -> None:
                       f"({'met' if t_verify * 1_000_000 / n < 10 else 'NOT met'})")
         figures["replay"] = {"events": n, "verify_s": t_verify, "read_s": t_read}
         trust(Path(tmp), args.trust_events, args.signed_every, console, figures)
+    figures["machine"]["load_avg_at_end"] = os.getloadavg()
+    args.json.parent.mkdir(exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
     console.print(f"figures written to {args.json}")
 

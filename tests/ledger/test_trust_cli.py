@@ -117,8 +117,13 @@ def test_verify_with_checkpoint_catches_a_rewrite_the_chain_misses(ledger: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     _run(["keys", "gen", "--out", "ledger.key"], capsys)
     monkeypatch.setenv("DOSEWISE_LEDGER_KEY", "ledger.key")
+    store = open_store(str(ledger))
+    note = store.append_one(NewEvent(type="ledger.note", actor="covax-demo", payload={"text": "DPRK asked to "
+                                     "re-offer its CoronaVac doses to severely affected countries"}))
+    store.append_one(NewEvent(type="ledger.note", actor="covax-demo", payload={"text": "reviewed"}))
+    store.close()
     _run(["ledger", "checkpoint", "--out", "cp.json"], capsys)
-    _rewrite(ledger, drop_seq=_prk_decline_seq(ledger))  # the operator deletes DPRK's decline, re-chains the rest
+    _rewrite(ledger, drop_seq=note.seq)  # the operator deletes the note and re-chains what follows
     code, out, _ = _run(["ledger", "verify"], capsys)
     # the re-chained events hash correctly; only the replay of the round shows the missing decline
     assert code == 1 and "TAMPERED" not in out and "DOES NOT BALANCE" in out
