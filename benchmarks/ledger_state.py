@@ -205,8 +205,8 @@ def write_json(env: dict[str, Any], figures: dict[str, Any], path: Path | None) 
     if fig:
         for key in ("verify", "read", "rebuild"):
             metrics[f"ledger {key} {fig['events']} events median_s"] = fig[key]["median_s"]
-    out = write_results("ledger_state", {"benchmark": "ledger_state", "environment": env, "figures": figures, "metrics": metrics},
-                        path)
+    out = write_results("ledger_state", {"benchmark": "ledger_state", "environment": env, "figures": figures,
+                                         "metrics": metrics}, path)
     print(f"wrote {out}")
 
 
