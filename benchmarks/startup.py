@@ -84,7 +84,7 @@ def interleaved(cases: list[tuple[list[str], dict[str, str] | None, object]], ru
             elapsed = time.perf_counter() - t0
             if proc.returncode != 0:
                 raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n"
-                                 f"{proc.stderr.decode(errors='replace')}")
+                                 f"{proc.stderr.decode(errors='replace')}{proc.stdout.decode(errors='replace')[-800:]}")
             if i > 0:  # run 0 is the warm-up
                 times[k].append(elapsed)
     return times
@@ -125,14 +125,20 @@ def main() -> None:
         tmp = Path(name)
         rounds = {label: prepare_round(tmp, src) for label, src in trees}
 
-        def fresh_copy(label: str) -> object:
+        copies = {"n": 0}
+
+        def fresh_copy(label: str, argv: list[str]) -> object:
+            """Before each run: a fresh copy of the ledger under a new name (dosewise remembers the head
+            of every ledger it wrote to, and a copy reset to fewer events would rightly be refused)."""
             db = rounds[label][0]
-            work = tmp / f"work-{label}.db"
 
             def copy() -> None:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(work) + suffix).unlink(missing_ok=True)
-                shutil.copyfile(db, work)
+                copies["n"] += 1
+                work = tmp / f"work-{label}-{copies['n']}.db"
+                for suffix in ("", "-wal"):  # the ledger as its last writer left it, WAL included
+                    if Path(str(db) + suffix).exists():
+                        shutil.copyfile(str(db) + suffix, str(work) + suffix)
+                argv[-1] = str(work)
             return copy
 
         commands: list[tuple[str, list[str]]] = [
@@ -152,8 +158,8 @@ def main() -> None:
             for tree, src in trees:
                 cmd, tenv = launcher(src)
                 if label == "round respond":
-                    argv = [*cmd, "round", "respond", rounds[tree][1], "--accept", "--db", str(tmp / f"work-{tree}.db")]
-                    cases.append((argv, tenv, fresh_copy(tree)))
+                    argv = [*cmd, "round", "respond", rounds[tree][1], "--accept", "--db", "set-by-fresh_copy"]
+                    cases.append((argv, tenv, fresh_copy(tree, argv)))
                 else:
                     cases.append(([*cmd, *sub], tenv, None))
             try:
