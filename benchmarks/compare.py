@@ -60,16 +60,74 @@ def compare(baseline: dict[str, Any], fresh: dict[str, dict[str, Any]], threshol
     return lines, regressions
 
 
+def markdown(fresh: dict[str, dict[str, Any]]) -> str:
+    """The README table (workload, figure, baseline, ratio) from fresh results."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def ms(x: float) -> str:
+        return f"{x * 1e3:,.1f} ms" if x < 1 else f"{x:,.2f} s"
+
+    if "startup" in fresh:
+        figs = fresh["startup"]["figures"]
+        base = figs.get("python -c 'import typer, rich'", {}).get("median_s")
+        for k, v in figs.items():
+            if v.get("goal_s") is not None:
+                rows.append((f"`dosewise {k}` (whole process; goal < {v['goal_s']} s)", ms(v["median_s"]),
+                             f"python + typer + rich {ms(base)}" if base else "—",
+                             f"{v['median_s'] / base:.1f}× the bare CLI stack" if base else "—"))
+    if "units" in fresh:
+        for k, v in fresh["units"]["figures"].items():
+            kind, n = k.split("_")
+            o, b = v["ours"], v["baseline"]
+            rows.append((f"{int(n):,} units from {kind.upper()} → `dosewise allocate` (whole process, peak "
+                         f"{o['peak_rss_bytes'] / 2**20:,.0f} MiB; goal < {v['goal_s']} s)", ms(o["median_s"]),
+                         f"python + `pandas.read_csv` {ms(b['median_s'])}", f"{o['median_s'] / b['median_s']:.1f}× it"))
+    if "allocate" in fresh:
+        for v in fresh["allocate"]["workloads"].values():
+            rows.append((f"pro rata, {v['participants']:,} participants × {v['lots']} lots", ms(v["ours"]["median_s"]),
+                         f"sort-based loop {ms(v['baseline']['median_s'])}", f"{v['ratio']:.1f}× faster"))
+    if "surveillance" in fresh:
+        d = fresh["surveillance"]
+        ind, base = d["steps"]["indicators"]["median_s"], d["baseline"]["median_s"]
+        rows.append((f"surveillance indicators, WHO weekly file ({d['rows']:,} rows)", ms(ind),
+                     f"vectorised pandas {ms(base)}", f"{d['ratio_indicators']:.1f}× faster"))
+        total = sum(d["steps"][k]["median_s"] for k in ("read", "indicators", "flags", "need"))
+        rows.append(("surveillance read + indicators + flags + need (goal < 1 s)", ms(total), "—", "—"))
+    if "ledger_state" in fresh:
+        f = fresh["ledger_state"]["figures"]
+        for backend, r in f.get("appends", {}).items():
+            rows.append((f"ledger append, {backend}, batches of 1,000", f"{r['batched_per_s']:,.0f} events/s",
+                         f"1 event per transaction {r['single_per_s']:,.0f} events/s",
+                         f"{r['batched_per_s'] / r['single_per_s']:.1f}×"))
+        rb = f.get("rebuild")
+        if rb:
+            for key, what in (("verify", "verify (chain check only)"), ("read", "read every event"),
+                              ("rebuild", "rebuild round state (read + project)")):
+                rows.append((f"ledger {what}, {rb['events']:,} events, SQLite", ms(rb[key]["median_s"]), "—", "—"))
+    if "rounds" in fresh:
+        for label, fig in fresh["rounds"]["figures"].items():
+            a, b = fig["declines_20pct"], fig["no_declines"]
+            rows.append((f"round for every WPP country, 20% declines, {label} ledger ({a['events']:,.0f} events)",
+                         ms(a["total_s"]), f"no declines {ms(b['total_s'])}", f"{a['total_s'] / b['total_s']:.2f}×"))
+    out = ["| workload | figure (median) | baseline | ratio |", "| --- | --- | --- | --- |"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--baseline", type=Path, default=HERE / "baseline.json")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--threshold", type=float, default=0.30, help="flag figures slower by more than this share")
     parser.add_argument("--update", action="store_true", help="store the fresh figures as the baseline")
+    parser.add_argument("--markdown", action="store_true", help="print the README table of the fresh figures")
     args = parser.parse_args()
     fresh = load_results(args.results)
     if not fresh:
         raise SystemExit(f"no results in {args.results}; run the benchmarks first")
+    if args.markdown:
+        print(markdown(fresh))
+        return
     baseline: dict[str, Any] = (json.loads(args.baseline.read_text(encoding="utf-8"))
                                 if args.baseline.exists() else {"benchmarks": {}})
     if args.update:
