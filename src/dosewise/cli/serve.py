@@ -82,7 +82,7 @@ def list_(db: DbOption = None) -> None:
 @keys_app.command("revoke")
 def revoke(key_id: Annotated[str, typer.Argument(help="Key id (from `dosewise keys list`).")],
            db: DbOption = None) -> None:
-    """Revoke a key at once (every running server refuses it from its next request)."""
+    """Revoke a key: a running server refuses it within a second (the one that revokes it, at once)."""
     from dosewise.app import Desk
 
     with Desk.open(db) as desk:
