@@ -266,7 +266,8 @@ def compare(
     variants optimise that same setting.
     """
     from dosewise.compare import DEFAULT_POLICIES, comparison_table, like_from_scenario, run_policies
-    from dosewise.epidemic import EpidemicSettings, impact_setting
+    from dosewise.epidemic import EpidemicSettings
+    from dosewise.impact.settings import impact_setting
     from dosewise.registry import POLICIES, get_policy
     from dosewise.world import build_world
 

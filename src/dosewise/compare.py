@@ -70,7 +70,8 @@ class PolicyRuns:
 def like_from_scenario(sc: Scenario) -> dict[str, str]:
     """Participants' ``age_structure_like`` (and units' parents): the stand-ins for contact matrices."""
     p = sc.participants
-    out = {u.id: str(u.age_structure_like or u.parent).upper() for u in p.units if u.age_structure_like or u.parent}
+    out = {str(u["id"]): str(u.get("age_structure_like") or u.get("parent")).upper() for u in p.units
+           if u.get("age_structure_like") or u.get("parent")}
     for code, prof in p.overrides.items():
         if prof.age_structure_like:
             out[code.upper()] = prof.age_structure_like.upper()
@@ -103,7 +104,7 @@ def run_policies(
     priority order), sharing one set of curves; ``optimal`` is solved last with every other
     policy's allocation as a candidate, so no policy in the comparison beats it in simulation.
     """
-    from dosewise.epidemic import impact_setting
+    from dosewise.impact.settings import impact_setting
     from dosewise.optimize.model import Curves, make_context
     from dosewise.optimize.policy import solve_optimal
     from dosewise.policies import allocate_pro_rata

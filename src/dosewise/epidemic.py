@@ -32,12 +32,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-if TYPE_CHECKING:
-    from dosewise.impact.parameters import ImpactParams
 
 N_BANDS = 16
 
@@ -115,48 +112,6 @@ class EpidemicSettings(BaseModel):
     def start_date(self, fallback: dt.date | None) -> dt.date | None:
         return self.start or fallback
 
-    def impact_params(self, start: dt.date | None = None, **extra: Any) -> ImpactParams:
-        """The engine's parameters; ``start`` is day 0 (default: ``self.start``), needed for dated Rt steps."""
-        from dosewise.errors import InputError
-        from dosewise.impact.parameters import ImpactParams
-
-        day0 = self.start or start
-        rt: dict[int, float] | None = None
-        if self.rt:
-            rt = {}
-            for i, step in enumerate(self.rt):
-                if isinstance(step.start, dt.date):
-                    if day0 is None:
-                        raise InputError("a dated Rt step needs a start date", field=f"epidemic.rt[{i}].from",
-                                         value=str(step.start))
-                    day = (step.start - day0).days
-                    if day < 0:
-                        raise InputError(f"before the simulation start {day0}", field=f"epidemic.rt[{i}].from",
-                                         value=str(step.start))
-                else:
-                    day = int(step.start)
-                rt[day] = float(step.value)
-            if 0 not in rt:
-                rt[0] = float(self.r0)
-        return ImpactParams(
-            days=self.days,
-            r0=self.r0,
-            rt=rt,
-            seed_fraction=self.seed_fraction,
-            prior_immunity=self.prior_immunity,
-            prior_immunity_by_age=self.prior_immunity_by_age,
-            ifr_source=self.ifr,
-            health_system=self.health_system,
-            delay_to_protection_days=self.protection_delay_days,
-            waning_days=self.vaccine_immunity_days,
-            natural_immunity_days=self.natural_immunity_days,
-            max_uptake=self.max_uptake,
-            rollout_days=self.rollout_days,
-            daily_doses_per_100=self.daily_doses_per_100,
-            priority=self.priority,
-            **extra,
-        )
-
     def describe(self) -> str:
         """One line for table titles."""
         if self.rt:
@@ -204,21 +159,3 @@ def with_overrides(base: EpidemicSettings | None, overrides: dict[str, Any], *, 
         msg = err["msg"].removeprefix("Value error, ")
         raise InputError(msg, file=None if flag else file, field=flag or f"epidemic.{key}",
                          value=given.get(key, data.get(key))) from None
-
-
-def world_settings(world: Any) -> EpidemicSettings:
-    """The scenario's ``epidemic:`` section as carried by the world (defaults when it has none)."""
-    found = getattr(world, "meta", {}).get("epidemic")
-    return found if isinstance(found, EpidemicSettings) else EpidemicSettings()
-
-
-def impact_setting(world: Any, settings: EpidemicSettings | None = None) -> tuple[ImpactParams, dt.date | None]:
-    """(engine parameters, day 0) for a world: day 0 is ``start`` or the earliest lot availability,
-    the same day the dose schedule counts from."""
-    s = settings or world_settings(world)
-    first = None
-    lots = getattr(world, "lots", None)
-    if lots is not None and len(lots):
-        first = lots["available"].min().date()
-    start = s.start or first
-    return s.impact_params(start), start

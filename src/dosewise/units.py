@@ -39,15 +39,12 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from dosewise.errors import InputError
-
-if TYPE_CHECKING:
-    from dosewise.scenario import Unit
 
 STORAGE_CLASSES: tuple[str, ...] = ("ultra-cold", "frozen", "2-8C")
 
@@ -123,11 +120,9 @@ class UnitTable:
             columns.append(values)
         return [{k: v for k, v in zip(names, row, strict=True) if v is not None} for row in zip(*columns, strict=True)]
 
-    def __iter__(self) -> Iterator[Unit]:
-        """One :class:`~dosewise.scenario.Unit` per row, for the few callers that want records
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """One row per unit as a mapping of its set fields, for the few callers that want records
         (small tables only; the world is built from the columns)."""
-        from dosewise.scenario import Unit
-
         names = list(self.columns)
         for i in range(len(self)):
             row: dict[str, Any] = {}
@@ -136,7 +131,7 @@ class UnitTable:
                 if v is None or (isinstance(v, float) and math.isnan(v)):
                     continue
                 row[name] = int(v) if name in INTEGER else v
-            yield Unit.model_construct(**row)
+            yield row
 
     @staticmethod
     def concat(tables: Sequence[UnitTable]) -> UnitTable:

@@ -53,7 +53,9 @@ def test_rt_schedule_in_days_from_start() -> None:
   prior_immunity: 0.3
 """)
     assert sc.epidemic is not None
-    params = sc.epidemic.impact_params()
+    from dosewise.impact.settings import params_from_epidemic
+
+    params = params_from_epidemic(sc.epidemic)
     assert params.rt == {10: 1.2, 5: 0.9, 0: 2.5}
     assert params.prior_immunity == 0.3
     assert params.health_system == "levin2022"

@@ -7,11 +7,20 @@ by priority tier.
 :mod:`dosewise.compare` runs several policies on one world.
 """
 
-from dosewise.impact.engine import Layout, Setup, Trajectory, Vaccines, prepare, product_vaccines, simulate
+from dosewise.impact.engine import (
+    Layout,
+    Setup,
+    Trajectory,
+    Vaccines,
+    administer,
+    prepare,
+    product_vaccines,
+    simulate,
+)
 from dosewise.impact.outcomes import ImpactResult, run_impact
 from dosewise.impact.parameters import BANDS, IFR_SOURCES, ImpactParams, ifr_by_band
 from dosewise.impact.tiers import TIER_PRESETS, TierValues, tier_values
-from dosewise.impact.vaccination import DoseSchedule, administer, doses_from_allocation
+from dosewise.impact.vaccination import DoseSchedule, doses_from_allocation
 
 __all__ = [
     "BANDS",

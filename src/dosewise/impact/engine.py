@@ -460,8 +460,6 @@ def simulate(
 
 def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: slice, out: Trajectory) -> None:
     """Integrate participants ``sl``, writing their slices of ``out`` (deaths still IFR-free)."""
-    from dosewise.impact.vaccination import administer
-
     params = setup.params
     idx = np.arange(setup.n)[sl]
     part = setup if idx.size == setup.n else setup.subset(idx)
@@ -555,3 +553,40 @@ def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: sl
         deaths_w[d + 1] = x[lay.dw].reshape(n, N_BANDS)
         if states is not None:
             states[d + 1, :, sl] = x.reshape(c, n, N_BANDS)
+
+
+def administer(
+    x: FloatArray,
+    lay: Layout,
+    k: int,
+    people: FloatArray,
+    rank: npt.NDArray[np.intp],
+    n: int,
+    *,
+    room: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """Start courses of product ``k`` for ``people`` (n,) in place on state ``x``; return (given (n, 16), left (n,)).
+
+    ``room`` (n, 16): people each band may still vaccinate (maximum uptake); None: everyone eligible.
+    """
+    sx = x[S].reshape(n, N_BANDS)
+    rx = x[lay.ru].reshape(n, N_BANDS)
+    elig = sx + rx
+    avail = elig if room is None else np.minimum(elig, room)
+    ng = int(rank.max()) + 1
+    onehot = (rank[:, None] == np.arange(ng)[None, :]).astype(np.float64)
+    gsum = avail @ onehot
+    before = np.cumsum(gsum, axis=1) - gsum
+    take = np.clip(people[:, None] - before, 0.0, gsum)
+    frac_g = np.divide(take, gsum, out=np.zeros_like(take), where=gsum > 0)
+    share = np.minimum(frac_g @ onehot.T, 1.0)  # of the available people in each band
+    frac = share if room is None else share * np.divide(avail, elig, out=np.zeros_like(elig), where=elig > 0)
+    ds = frac * sx
+    dr = frac * rx
+    sx -= ds
+    rx -= dr
+    x[int(lay.v.start) + k] += ds.reshape(-1)
+    x[lay.rv] += dr.reshape(-1)
+    given = ds + dr
+    left = np.maximum(people - given.sum(axis=1), 0.0)
+    return given, left

@@ -77,7 +77,7 @@ def solve_reference(
     """States at the start of each day, (days + 1, C, 16), for participant ``p`` alone."""
     from scipy.integrate import solve_ivp
 
-    from dosewise.impact.vaccination import administer
+    from dosewise.impact.engine import administer
 
     one = setup.subset([p])
     vac = None

@@ -28,8 +28,8 @@ def closed_loop(
     """LP estimate (``notes['objective_rounded']``) beside the impact model's deaths averted.
 
     ``impact_params`` default to the world's epidemic settings (what ``optimal`` optimised)."""
-    from dosewise.epidemic import impact_setting
     from dosewise.impact import run_impact
+    from dosewise.impact.settings import impact_setting
 
     start = None
     if impact_params is None:

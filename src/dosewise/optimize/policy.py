@@ -267,7 +267,7 @@ def _check_floor(data: ProblemData, floor_share: float) -> None:
 def model_context(world: World, impact: Any = None, *, setup: Any = None, baseline: Any = None) -> Any:
     """The shared simulation context of the model-based optimum for ``world`` (epidemic settings
     from ``impact``, else the world's scenario)."""
-    from dosewise.epidemic import impact_setting
+    from dosewise.impact.settings import impact_setting
     from dosewise.optimize.model import make_context
 
     params, start = impact_setting(world, impact)

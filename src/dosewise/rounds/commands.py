@@ -60,8 +60,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DECLINE_REASONS", "LATEST_DATE", "Rounds", "Signer"]
 
-LATEST_DATE = dt.date(2199, 12, 31)
-"""No round date, answer or shipment may lie beyond this."""
+from dosewise.rounds.events import LATEST_DATE
+
 _RETRIES = 100
 SNAPSHOT_EVERY = 20_000
 """A round's state is snapshotted after this many of its events (0: never)."""

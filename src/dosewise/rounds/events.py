@@ -36,6 +36,8 @@ __all__ = [
     "payload_of",
 ]
 
+LATEST_DATE = dt.date(2199, 12, 31)
+"""No round date, answer or shipment may lie beyond this."""
 MAX_DOSES = 10**15
 """No lot, offer or pool holds more doses than this (well inside 64-bit sums)."""
 

@@ -182,7 +182,7 @@ class Mechanism:
 
     @staticmethod
     def _day(state: RoundState, on: dt.date | None, field: str = "on") -> dt.date:
-        from dosewise.rounds.commands import LATEST_DATE
+        from dosewise.rounds.events import LATEST_DATE
 
         day = on or state.today or _d(state.opened["opens"])
         if day > LATEST_DATE:
