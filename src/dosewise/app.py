@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from dosewise.compare import PolicyRuns
     from dosewise.epidemic import EpidemicSettings
     from dosewise.impact.parameters import ImpactParams
-    from dosewise.ledger import Event, Store, VerifyReport
+    from dosewise.ledger import Event, NewEvent, Store, VerifyReport
     from dosewise.ledger.identities import Identity, KeyRing
     from dosewise.ledger.store import ExportFormat
     from dosewise.rounds import Rounds, RoundState
@@ -455,13 +455,16 @@ class Desk:
         actor: str | None = None,
         participant: str | None = None,
         doses: int | None = None,
+        sign: Callable[[NewEvent], NewEvent] | None = None,
     ) -> Event:
         """Accept or decline an open offer; a retry with the same ``key`` returns the first answer.
         With ``participant``, only an offer made to that participant may be answered; ``doses`` below
-        the offer accepts that part (the rest returns to the pool at once)."""
+        the offer accepts that part (the rest returns to the pool at once); ``sign`` attaches the
+        answering party's signature (e.g. ``Signer.from_file(path).sign``)."""
         self.ensure_intact()
         ev = self.rounds.respond(offer_id, action, reason=reason, note=note, wish=wish, on=on,
-                                 idempotency_key=key, actor=actor, participant=participant, doses=doses)
+                                 idempotency_key=key, actor=actor, participant=participant, doses=doses,
+                                 sign=sign)
         self._recorded()
         return ev
 
@@ -772,6 +775,8 @@ class DemoResult:
     verify: VerifyReport
     allocation: Allocated
     impact: Comparison | None = None
+    signed_answers: list[Event] = field(default_factory=list)
+    """DPRK's answers in the CoronaVac round, as recorded (signed with DPRK's own key)."""
     bilateral: dict[str, Any] = field(default_factory=dict)
     """The bilateral Sputnik V offer recorded beside the CoronaVac round: its lot, offer, status
     as reported and sources (``demo_sputnik.yaml``)."""
@@ -832,7 +837,20 @@ def run_demo(desk: Desk, *, who: str | Path | None = None, impact: bool = True) 
         need_vec = need_for_world(build_world(second_sc), source, DEMO_NEED_AS_OF)
     second = desk.open_round(second_sc, need=need_vec, file="demo_coronavac.yaml",
                              need_source="" if source is None else f"{Path(source).name} as of {DEMO_NEED_AS_OF}")
-    desk.rounds.play(second.round_id)
+    # DPRK answers in its own name: a key made for this run (never written anywhere) is registered in
+    # the ledger, and its decline carries DPRK's signature, which `ledger verify` checks
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from dosewise.ledger.signing import Signer, registration
+
+    signers = None
+    if not any(ev.payload.get("identity") == "PRK" for ev in desk.store.read(types=["key.registered"])):
+        signer = Signer(Ed25519PrivateKey.generate())
+        desk.ensure_intact()
+        desk.store.append_one(registration(signer, "PRK", "participant"))
+        desk._recorded()
+        signers = {"PRK": signer}
+    desk.rounds.play(second.round_id, signers=signers)
     comparison = None
     if impact:
         first_offers = desk.offered_allocation(second.round_id)
@@ -843,7 +861,9 @@ def run_demo(desk: Desk, *, who: str | Path | None = None, impact: bool = True) 
     bilateral = record_bilateral_offer(desk, second.round_id)
     return DemoResult(first=desk.round(first.round_id), second=desk.round(second.round_id),
                       need_source=None if source is None else str(source), verify=desk.verify(),
-                      allocation=allocated, impact=comparison, bilateral=bilateral)
+                      allocation=allocated, impact=comparison, bilateral=bilateral,
+                      signed_answers=[ev for ev in desk.store.read(round_id=second.round_id)
+                                      if ev.participant == "PRK" and ev.type in ("offer.declined", "offer.accepted")])
 
 
 def record_bilateral_offer(desk: Desk, round_id: str) -> dict[str, Any]:

@@ -175,3 +175,21 @@ def test_every_amc92_participant_has_a_place_on_the_map() -> None:
     dots = {c for c, p in places.items() if not p.drawn}
     assert {"TUV", "DMA", "MDV"} <= dots and "KEN" not in dots
     assert all(-180 <= p.lon <= 180 for p in places.values() if p.lon is not None)
+
+
+def test_a_participant_accepts_part_of_an_offer_and_the_rest_returns_to_the_pool(site: Site) -> None:
+    ken = site.client("KEN")
+    page_html = ken.get("/web/my").text
+    assert "Accept part" in page_html
+    desk: api.Desk = site.app.state.desk
+    offered = desk.offer("R1:CV:KEN:0")["doses"]
+    pool_before = desk.round("R1").lots["CV"]["pool"]
+    resp = ken.post("/web/offers/R1:CV:KEN:0/accept", data={"csrf": _csrf(page_html), "nonce": "p1", "doses": "2400"})
+    assert resp.status_code == 303, resp.text[:500]
+    state = desk.round("R1")
+    assert state.lots["CV"]["pool"] == pool_before + offered - 2400
+    assert state.problems() == []
+    # more than offered is refused, nothing recorded
+    before = site.count()
+    resp = ken.post("/web/offers/R1:CV:KEN:0/accept", data={"csrf": _csrf(ken.get("/web/my").text), "doses": "0"})
+    assert resp.status_code in (409, 422) and site.count() == before

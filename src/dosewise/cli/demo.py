@@ -117,6 +117,11 @@ def _story(result: DemoResult, *, db: str | None) -> None:
         f"DPRK was offered {prk['doses']:,} CoronaVac doses and [bold]{prk['status']}[/] them "
         f"(reason: {safe(prk['reason'])}; note: {safe(prk['note'])}; wish: {safe(prk['wish'])})."
     )
+    signed = any("signature" in ev.payload for ev in result.signed_answers)
+    if signed:
+        console.print("DPRK's answer carries DPRK's own Ed25519 signature (its key registered in the ledger as "
+                      "key.registered); `ledger verify` checks it, and an answer in DPRK's name without it is "
+                      "reported as forged.")
     for p in second.passes:
         for lot, info in p["lots"].items():
             order = ("need score (highest first)" if p["order"] == "need"

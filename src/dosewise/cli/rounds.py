@@ -134,14 +134,22 @@ def respond(
     key: Annotated[str | None, typer.Option(help="Idempotency key: a retried answer records once.")] = None,
     doses: Annotated[int | None, typer.Option(help="With --accept: accept only this many doses; the rest "
                                                    "returns to the pool at once.")] = None,
+    sign_with: Annotated[Path | None, typer.Option("--sign-with", help="Sign the answer with this private key "
+                                                   "file (the participant's, registered with `dosewise keys "
+                                                   "register`).")] = None,
     db: DbOption = None,
 ) -> None:
     """Accept (in full, or in part with --doses) or decline an open offer before its deadline."""
     if accept == (decline is not None):
         raise InputError("give exactly one of --accept or --decline REASON", field="respond")
+    sign = None
+    if sign_with is not None:
+        from dosewise.ledger.signing import Signer
+
+        sign = Signer.from_file(sign_with).sign
     with _desk(db) as desk:
         ev = desk.respond(offer, "accept" if accept else "decline", reason=decline, note=note, wish=wish,
-                          on=parse_date(on, "--on"), key=key, doses=doses)
+                          on=parse_date(on, "--on"), key=key, doses=doses, sign=sign)
     console.print(f"recorded {ev.type} for {safe(offer)} (event {ev.seq}, hash {ev.hash[:16]}…)")
 
 

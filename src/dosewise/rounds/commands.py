@@ -661,10 +661,11 @@ class Rounds(Mechanism):
         return targets, {"reoptimized": done, "handled": handled_now, "reoptimize_ms": int(ms)}
 
     # -- scripted play (demo, tests) -----------------------------------------------------------
-    def play(self, round_id: str, *, until_passes: int | None = None) -> RoundState:
+    def play(self, round_id: str, *, until_passes: int | None = None,
+             signers: Mapping[str, Signer] | None = None) -> RoundState:
         """Answer offers as the scenario scripts them (others by ``default_response``; bilateral
         offers only when scripted), advancing past each deadline until the pool is empty or
-        ``max_passes`` is reached."""
+        ``max_passes`` is reached. A scripted answer of a participant in ``signers`` is signed."""
         state = self.state(round_id)
         sc, _ = self.scenario_world(round_id)
         script = {(r.participant.upper(), r.lot): r for r in sc.round.responses}
@@ -678,7 +679,7 @@ class Rounds(Mechanism):
                 r = script.get((o["participant"], o["lot"])) or script.get((o["participant"], None))
                 if r is not None and o["pass"] == 0:
                     self.respond(oid, r.action, reason=r.reason, note=r.note, wish=r.wish,
-                                 idempotency_key=f"{oid}:script")
+                                 idempotency_key=f"{oid}:script", sign=(signers or {}).get(o["participant"]))
                 elif sc.round.default_response == "accept":
                     self.respond(oid, "accept", idempotency_key=f"{oid}:script")
             state = self.state(round_id)

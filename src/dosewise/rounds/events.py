@@ -203,7 +203,10 @@ def payload_of(ev: Event) -> Payload:
     if schema is None:
         raise IntegrityError(f"event seq {ev.seq}: unknown round event type {ev.type!r}")
     try:
-        return schema.model_validate(ev.payload)
+        payload = ev.payload
+        if "signature" in payload:  # a party's detached signature (dosewise.ledger.signing), not round data
+            payload = {k: v for k, v in payload.items() if k != "signature"}
+        return schema.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

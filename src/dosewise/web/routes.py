@@ -325,7 +325,8 @@ def make_router(sessions: Sessions, who_file: Callable[[], Path | None], *, sse_
                nonce: Annotated[str, Form(max_length=64)] = "",
                reason: Annotated[str | None, Form(max_length=64)] = None,
                note: Annotated[str | None, Form(max_length=2000)] = None,
-               wish: Annotated[str | None, Form(max_length=500)] = None) -> Response:
+               wish: Annotated[str | None, Form(max_length=500)] = None,
+               doses: Annotated[int | None, Form(ge=1, le=10**15)] = None) -> Response:
         ident = who(request, "participant")
         check_form(request, csrf)
         if action not in ("accept", "decline"):
@@ -342,7 +343,10 @@ def make_router(sessions: Sessions, who_file: Callable[[], Path | None], *, sse_
             ev = desk.respond(offer_id, "accept" if action == "accept" else "decline",
                               reason=reason if action == "decline" else None,
                               note=(note or None), wish=(wish or None) if action == "decline" else None,
-                              key=f"web:{ident.key_id}:{nonce}" if nonce else None, actor=ident.actor)
+                              key=f"web:{ident.key_id}:{nonce}" if nonce else None, actor=ident.actor,
+                              participant=ident.participant,
+                              doses=doses if action == "accept" and doses is not None and doses < offer["doses"]
+                              else None)
         except DosewiseError as exc:
             return _mine(request, ident, error=str(exc), status=409 if "already" in str(exc) else 422)
         return RedirectResponse(f"{ROUTE_PREFIX}/receipts/{ev.seq}", status_code=303)
