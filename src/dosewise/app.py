@@ -793,11 +793,9 @@ DEMO_KEYS: tuple[tuple[str, str | None, str | None], ...] = (
 """The API keys ``dosewise demo --serve`` makes for its own ledger: (role, name, participant)."""
 
 
-def stage_demo(desk: Desk, *, who: str | Path | None = None) -> tuple[RoundState, RoundState]:
-    """Record the demo for the dashboard: the AMC92 AstraZeneca round played out as scripted, and
-    the CoronaVac round for DPRK opened with its offer awaiting DPRK's answer (to be given with
-    DPRK's own key). With a WHO weekly file (``who``, else the cached one) the round records need
-    scores as of :data:`DEMO_NEED_AS_OF`, and a decline is re-offered by need."""
+def _open_demo_rounds(desk: Desk, who: str | Path | None) -> tuple[RoundState, RoundState, str | Path | None]:
+    """The AMC92 round played out as scripted, and the CoronaVac round opened (with need scores as of
+    :data:`DEMO_NEED_AS_OF` from ``who`` or the cached WHO file, when there is one)."""
     from dosewise.scenario import load_demo
 
     first = desk.open_round(load_demo(), round_id="demo-amc92-az-2021-02", file="demo_amc92.yaml")
@@ -811,6 +809,15 @@ def stage_demo(desk: Desk, *, who: str | Path | None = None) -> tuple[RoundState
         need_vec = need_for_world(build_world(second_sc), source, DEMO_NEED_AS_OF)
     second = desk.open_round(second_sc, need=need_vec, file="demo_coronavac.yaml",
                              need_source="" if source is None else f"{Path(source).name} as of {DEMO_NEED_AS_OF}")
+    return first, second, source
+
+
+def stage_demo(desk: Desk, *, who: str | Path | None = None) -> tuple[RoundState, RoundState]:
+    """Record the demo for the dashboard: the AMC92 AstraZeneca round played out as scripted, and
+    the CoronaVac round for DPRK opened with its offer awaiting DPRK's answer (to be given with
+    DPRK's own key). With a WHO weekly file (``who``, else the cached one) the round records need
+    scores as of :data:`DEMO_NEED_AS_OF`, and a decline is re-offered by need."""
+    first, second, _ = _open_demo_rounds(desk, who)
     return desk.round(first.round_id), desk.round(second.round_id)
 
 
@@ -824,19 +831,9 @@ def run_demo(desk: Desk, *, who: str | Path | None = None, impact: bool = True) 
     """
     from dosewise.scenario import load_demo
 
-    first_sc = load_demo()
-    allocated = allocate(first_sc)
-    first = desk.open_round(first_sc, round_id="demo-amc92-az-2021-02", file="demo_amc92.yaml")
-    desk.rounds.play(first.round_id)
-    second_sc = coronavac_scenario()
-    source = who if who is not None else cached_who()
-    need_vec = None
-    if source is not None:
-        from dosewise.world import build_world
-
-        need_vec = need_for_world(build_world(second_sc), source, DEMO_NEED_AS_OF)
-    second = desk.open_round(second_sc, need=need_vec, file="demo_coronavac.yaml",
-                             need_source="" if source is None else f"{Path(source).name} as of {DEMO_NEED_AS_OF}")
+    allocated = allocate(load_demo())
+    first, second, source = _open_demo_rounds(desk, who)
+    second_sc = desk.rounds.scenario_world(second.round_id)[0]
     # DPRK answers in its own name: a key made for this run (never written anywhere) is registered in
     # the ledger, and its decline carries DPRK's signature, which `ledger verify` checks
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

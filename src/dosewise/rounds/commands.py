@@ -464,12 +464,8 @@ class Rounds(Mechanism):
         target = "accepted" if action == "accept" else "declined"
         # an answer recorded under this key would have closed the offer: look it up only then
         if idempotency_key is not None and offer["status"] != "offered":
-            stored = next((ev for ev in self.store.read(offer_id=offer_id)
-                           if ev.idempotency_key == idempotency_key), None)
+            stored = self._offer_replay(offer_id, idempotency_key, f"offer.{target}")
             if stored is not None:
-                if stored.type != f"offer.{target}":
-                    raise ConflictError(f"idempotency key {idempotency_key!r} was used for {stored.type} of "
-                                        f"{offer_id}, not offer.{target}")
                 return stored
         day = _check_day(on or state.today or _d(state.opened["opens"]), "on")
         status = offer["status"]
@@ -502,12 +498,8 @@ class Rounds(Mechanism):
                                  "shipment with a number of doses")
         target = "delivered" if delivered else "shipped"
         if idempotency_key is not None:
-            stored = next((ev for ev in self.store.read(offer_id=offer_id)
-                           if ev.idempotency_key == idempotency_key), None)
+            stored = self._offer_replay(offer_id, idempotency_key, f"offer.{target}")
             if stored is not None:
-                if stored.type != f"offer.{target}":
-                    raise ConflictError(f"idempotency key {idempotency_key!r} was used for {stored.type} of "
-                                        f"{offer_id}, not offer.{target}")
                 return stored
         if target not in NEXT.get(offer["status"], ()):
             raise RoundError(f"offer {offer_id} is {offer['status']}; it cannot be {target}")
@@ -517,6 +509,14 @@ class Rounds(Mechanism):
                       participant=offer["participant"], idempotency_key=idempotency_key,
                       unique_slot=f"offer:{offer_id}:{target}")
         )
+
+    def _offer_replay(self, offer_id: str, key: str, type_: str) -> Event | None:
+        """The event recorded for ``offer_id`` under idempotency ``key``, if any; one of another type
+        means the key was reused for another command (a :class:`~dosewise.errors.ConflictError`)."""
+        stored = next((ev for ev in self.store.read(offer_id=offer_id) if ev.idempotency_key == key), None)
+        if stored is not None and stored.type != type_:
+            raise ConflictError(f"idempotency key {key!r} was used for {stored.type} of {offer_id}, not {type_}")
+        return stored
 
     # -- time and reallocation -----------------------------------------------------------------
     def _append_for_round(self, round_id: str, build: Callable[[RoundState], list[NewEvent]]) -> list[Event]:
