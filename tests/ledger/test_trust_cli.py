@@ -125,8 +125,7 @@ def test_verify_with_checkpoint_catches_a_rewrite_the_chain_misses(ledger: Path,
     _run(["ledger", "checkpoint", "--out", "cp.json"], capsys)
     _rewrite(ledger, drop_seq=note.seq)  # the operator deletes the note and re-chains what follows
     code, out, _ = _run(["ledger", "verify"], capsys)
-    # the re-chained events hash correctly; only the replay of the round shows the missing decline
-    assert code == 1 and "TAMPERED" not in out and "DOES NOT BALANCE" in out
+    assert code == 0, out  # the chain (and the rounds' balance) alone cannot tell
     code, out, _ = _run(["ledger", "verify", "--checkpoint", "cp.json"], capsys)
     assert code == 1 and "fewer than the" in out
 

@@ -64,7 +64,7 @@ def test_dprk_declines_and_the_board_updates_live(demo_server: tuple[Server, Dem
     login(prk, server.base, ledger.tokens["PRK"])
     assert prk.url.endswith("/web/my")
     offer = prk.locator("article.status-offered", has_text="SINOVAC-DPRK-2021-08")
-    offer.locator("summary").click()
+    offer.locator("summary.decline-open").click()
     offer.get_by_label("Reason").select_option("efficacy_concerns")
     offer.get_by_label("Note (optional)").fill(HOSTILE)
     offer.get_by_label("Wish: where should these doses go? (optional)").fill("severely affected countries")

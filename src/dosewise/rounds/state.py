@@ -158,7 +158,7 @@ class RoundState:
         import json
 
         cols = list(_OFFER_FIELDS)
-        offers = {c: [o[c] for o in self.offers.values()] for c in cols}
+        offers = {c: [o.get(c) for o in self.offers.values()] for c in cols}
         return json.dumps({
             "round_id": self.round_id, "opened": self.opened, "today": None if self.today is None else
             self.today.isoformat(), "lots": self.lots, "offers": offers, "passes": self.passes, "need": self.need,
@@ -545,7 +545,7 @@ def _transfer_answered(s: RoundState, ev: Event, p: Any) -> None:
     s.offers[p.transfer] = {
         "offer": p.transfer, "lot": offer["lot"], "participant": t["to"], "doses": t["doses"], "status": "accepted",
         "deadline": offer["deadline"], "pass": offer["pass"], "why": f"transfer from {t['from']}", "reason": None,
-        "note": p.note, "wish": None, "answered_on": p.on.isoformat(), "offered": 0,
+        "note": p.note, "wish": None, "answered_on": p.on.isoformat(), "offered": 0, "seq": ev.seq,
     }
 
 
@@ -602,7 +602,7 @@ def _buffer_decided(s: RoundState, ev: Event, p: Any) -> None:
     s.offers[oid] = {
         "offer": oid, "lot": r["lot"], "participant": r["participant"], "doses": r["doses"], "status": "accepted",
         "deadline": p.on.isoformat(), "pass": -1, "why": f"humanitarian buffer: {r['why']} (for {r['for_whom']})",
-        "reason": None, "note": None, "wish": None, "answered_on": p.on.isoformat(), "offered": 0,
+        "reason": None, "note": None, "wish": None, "answered_on": p.on.isoformat(), "offered": 0, "seq": ev.seq,
     }
 
 
