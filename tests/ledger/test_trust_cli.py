@@ -197,19 +197,20 @@ def test_empty_and_missing_ledgers_fail_verify(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_signed_answer_through_the_cli_registry(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _run(["keys", "gen", "--out", "prk.key"], capsys)
-    code, out, _ = _run(["keys", "register", "prk.key", "--identity", "PRK", "--role", "participant"], capsys)
-    assert code == 0 and "registered for PRK" in out
+    """Kenya registers a key (the demo ledger already holds DPRK's, which signed its decline)."""
+    _run(["keys", "gen", "--out", "ken.key"], capsys)
+    code, out, _ = _run(["keys", "register", "ken.key", "--identity", "KEN", "--role", "participant"], capsys)
+    assert code == 0 and "registered for KEN" in out
     store = open_store(str(ledger))
-    store.append_one(Signer.from_file("prk.key").sign(NewEvent(type="offer.accepted", actor="PRK", offer_id="Z1")))
+    store.append_one(Signer.from_file("ken.key").sign(NewEvent(type="offer.accepted", actor="KEN", offer_id="Z1")))
     store.close()
     code, out, _ = _run(["ledger", "verify"], capsys)
-    assert code == 0 and "signatures checked: 2" in out
+    assert code == 0 and "signatures checked: 4" in out
     store = open_store(str(ledger))
-    store.append_one(NewEvent(type="offer.declined", actor="PRK", offer_id="Z2"))  # not PRK's doing
+    store.append_one(NewEvent(type="offer.declined", actor="KEN", offer_id="Z2"))  # not Kenya's doing
     store.close()
     code, out, _ = _run(["ledger", "verify"], capsys)
-    assert code == 1 and "forged event" in out and "actor PRK" in out
+    assert code == 1 and "forged event" in out and "actor KEN" in out
 
 
 def test_bad_checkpoint_and_receipt_files_are_clear_errors(ledger: Path, capsys: pytest.CaptureFixture[str],
