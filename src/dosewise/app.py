@@ -317,6 +317,7 @@ class Desk:
         """Where the ledger lives (None: in memory); keys the last point verified on this machine."""
         self.rounds: Rounds = Rounds(store, actor=actor)
         self._verified: tuple[int, str] | None = None
+        self._unsaved = False
 
     @classmethod
     def open(cls, db: str | None = None, *, create: bool = False, actor: str = "dosewise",
@@ -354,7 +355,7 @@ class Desk:
         """
         if self.url is None:
             return
-        from dosewise.ledger.trust import check_since, last_verified, remember_verified
+        from dosewise.ledger.trust import check_since, last_verified
 
         point = self._verified
         if point is None:
@@ -366,21 +367,25 @@ class Desk:
                     check_since(self.store, point)  # the ledger lost events: say so
         head = check_since(self.store, point)
         if head != point:
-            remember_verified(self.url, *head)
+            self._unsaved = True
         self._verified = head
 
     def _recorded(self) -> None:
-        """After a write on a verified chain, the new head is the point to check from next time."""
+        """After a write on a verified chain, the new head is the point to check from next time (kept
+        in memory; written to the state folder once, when the desk closes, not on every answer)."""
         if self.url is None:
             return
-        from dosewise.ledger.trust import remember_verified
-
         head = self.store.head()
         if head is not None:
             self._verified = (head.seq, head.hash)
-            remember_verified(self.url, head.seq, head.hash)
+            self._unsaved = True
 
     def close(self) -> None:
+        if self._unsaved and self.url is not None and self._verified is not None:
+            from dosewise.ledger.trust import remember_verified
+
+            remember_verified(self.url, *self._verified)
+            self._unsaved = False
         self.store.close()
 
     def __enter__(self) -> Desk:
