@@ -49,6 +49,49 @@ DEFAULT_MIN_SHELF_LIFE_DAYS = 70
 
 @dataclass(frozen=True)
 class World:
+    """The columnar state a policy sees: participants as rows, products and lots as columns.
+
+    Made by :func:`build_world` from a scenario; every array's rows follow
+    ``participants.index`` (see the table at the top of :mod:`dosewise.world`).
+
+    Parameters
+    ----------
+    participants : pandas.DataFrame
+        One row per participant (ISO3 code or unit id): name, population, share_65plus,
+        income_level, region, coverage_cap, capacity_per_week, min_shelf_life_days,
+        lead_time_days, people_covered, parent, age_structure_like.
+    pop_by_age : numpy.ndarray
+        (n, 21) people by WPP 2024 age band (a NaN row: no age data).
+    products : pandas.DataFrame
+        The catalogue's columns, one row per product id.
+    product_catalogue : dict of str to Product
+        The products themselves, with sources.
+    accepts : numpy.ndarray
+        (n, m) bool: standing acceptance, approval and indemnity for a product.
+    interested : numpy.ndarray
+        (n, m) bool: products a participant has asked for.
+    storage_ok : numpy.ndarray
+        (n, m) bool: the participant's cold chain can hold the product.
+    lots : pandas.DataFrame
+        One row per lot id: product, doses, available, expiry, source.
+    as_of : datetime.date, optional
+        The scenario's ``as_of``.
+    name : str, default "scenario"
+        The scenario's name.
+    meta : dict
+        Extra settings carried along (e.g. ``meta["epidemic"]``).
+    earmarked : numpy.ndarray, optional
+        (n, L) bool: a donor's earmarks let the participant receive the lot (None: no earmarks).
+    bilateral : numpy.ndarray, optional
+        (L,) bool: the lot is a bilateral donation, offered outside the facility's policy.
+
+    Examples
+    --------
+    >>> from dosewise import build_world, load_demo
+    >>> world = build_world(load_demo())
+    >>> world.n, world.pop_by_age.shape, list(world.lots.index)
+    (92, (92, 21), ['SII-AZ-2021H1', 'AZ-2021H1'])
+    """
     participants: pd.DataFrame
     pop_by_age: FloatArray
     products: pd.DataFrame
@@ -67,25 +110,111 @@ class World:
 
     @property
     def codes(self) -> pd.Index:
+        """The participants' codes, in row order.
+
+        Returns
+        -------
+        pandas.Index
+            ISO3 codes (or unit ids).
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> list(build_world(load_demo()).codes[:3])
+        ['AFG', 'AGO', 'BDI']
+        """
         return self.participants.index
 
     @property
     def n(self) -> int:
+        """The number of participants.
+
+        Returns
+        -------
+        int
+            Rows of every participant array.
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> build_world(load_demo()).n
+        92
+        """
         return len(self.participants)
 
     @property
     def population(self) -> FloatArray:
+        """Population per participant, in row order.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n,) float, people.
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> world = build_world(load_demo())
+        >>> bool(world.population.min() > 10_000)
+        True
+        """
         return self.participants["population"].to_numpy(dtype=np.float64)
 
     def product_index(self, product_id: str) -> int:
+        """The row of a product in :attr:`products` (and the column of ``accepts``, ``storage_ok``…).
+
+        Parameters
+        ----------
+        product_id : str
+            A product id of the world.
+
+        Returns
+        -------
+        int
+            Its position.
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> world = build_world(load_demo())
+        >>> world.products.index[world.product_index("AZD1222")]
+        'AZD1222'
+        """
         return int(np.flatnonzero(self.products.index == product_id)[0])
 
     def lot_products(self) -> npt.NDArray[np.intp]:
-        """Index into ``products`` of each lot's product."""
+        """Index into ``products`` of each lot's product.
+
+        Returns
+        -------
+        numpy.ndarray
+            (L,) int positions.
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> world = build_world(load_demo())
+        >>> list(world.products.index[world.lot_products()])
+        ['Covishield', 'AZD1222']
+        """
         return self.products.index.get_indexer(pd.Index(self.lots["product"])).astype(np.intp)
 
     def usable(self) -> BoolArray:
-        """(n, L): the participant accepts, is approved for and can store the lot's product."""
+        """Which participant may receive which lot.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n, L) bool: the participant accepts, is approved for and can store the lot's product,
+            within any donor earmarks; bilateral lots are never usable by the facility's policy.
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> world = build_world(load_demo())
+        >>> world.usable().shape, bool(world.usable().all())
+        ((92, 2), True)
+        """
         idx = self.lot_products()
         out = self.accepts[:, idx] & self.storage_ok[:, idx]
         if self.earmarked is not None:  # a donor's earmarks are hard constraints for every policy
@@ -95,6 +224,26 @@ class World:
         return np.asarray(out, dtype=np.bool_)
 
     def with_participants(self, participants: pd.DataFrame) -> World:
+        """The same world with another participants frame (same rows, e.g. edited columns).
+
+        Parameters
+        ----------
+        participants : pandas.DataFrame
+            The new frame, in the same row order as the arrays.
+
+        Returns
+        -------
+        World
+            A new world; this one is unchanged.
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> world = build_world(load_demo())
+        >>> capped = world.with_participants(world.participants.assign(coverage_cap=0.2))
+        >>> float(capped.participants["coverage_cap"].max()), world is capped
+        (0.2, False)
+        """
         return World(**{**self.__dict__, "participants": participants})
 
 
@@ -422,6 +571,28 @@ def build_world(sc: Scenario) -> World:
     Countries (from ``group`` and ``include``) are resolved one by one (there are at most a few
     hundred); units are resolved column by column, so a million of them cost what a few NumPy
     passes cost.
+
+    Parameters
+    ----------
+    sc : Scenario
+        A validated scenario.
+
+    Returns
+    -------
+    World
+        Participants, products, lots and the masks between them.
+
+    Raises
+    ------
+    ReferenceDataError
+        A participant without a UN WPP 2024 population and none given in the scenario.
+
+    Examples
+    --------
+    >>> from dosewise import build_world, load_demo
+    >>> world = build_world(load_demo())
+    >>> world.participants.loc["PRK", "income_level"], int(world.lots.loc["AZ-2021H1", "doses"])
+    ('Low', 96000000)
     """
     prods = catalogue(sc.products)
     ids = list(prods)
