@@ -15,11 +15,7 @@ from importlib import import_module
 from typing import Any
 
 import pytest
-
-import dosewise
-
-pytest.importorskip("numpydoc")
-from numpydoc.validate import validate  # noqa: E402
+from numpydoc.validate import validate
 
 # The numpydoc checks enforced, and why:
 CHECKS = {
