@@ -75,7 +75,7 @@ TARGETS = _targets()
 def test_the_surface_is_large_enough_to_mean_something() -> None:
     """The collection finds the exported classes' methods (an empty list would pass everything)."""
     assert "dosewise.app.Desk.open_round" in TARGETS
-    assert "dosewise.world.World.usable" in TARGETS
+    assert "dosewise.world.World.days" in TARGETS
     assert "dosewise.scenario.load_scenario" in TARGETS
     assert len(TARGETS) > 100
 

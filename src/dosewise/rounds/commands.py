@@ -478,8 +478,9 @@ class Rounds(Mechanism):
         for j, (lot_id, lot) in enumerate(world.lots.iterrows()):
             lid = str(lot_id)
             events.append(new_event("lot.added", LotAdded(
-                lot=lid, product=str(lot["product"]), doses=int(lot["doses"]), available=lot["available"].date(),
-                expiry=lot["expiry"].date(), source=str(lot["source"]), **terms_of(sc.lots[j])), actor=actor,
+                lot=lid, product=str(lot["product"]), doses=int(lot["doses"]),
+                available=world.date(lot["available_day"]), expiry=world.date(lot["expiry_day"]),
+                source=str(lot["source"]), **terms_of(sc.lots[j])), actor=actor,
                 round_id=rid, lot_id=lid))
             if bilateral[j]:
                 events.append(bilateral_offer(rid, sc.lots[j], str(lot["product"]), max(opens, sc.lots[j].available),
@@ -964,10 +965,13 @@ class Rounds(Mechanism):
         targets = None
         if order == "optimal":
             targets, extra = self._reoptimize(scratch, sc, world)
-        pools = [LotPool(lot_id, lot["product"], int(lot["pool"]), _d(lot["expiry"]), *lot_allowed(world, lot_id))
+        expiry = world.lots["expiry_day"]  # the pass counts days on the world's time axis
+        pools = [LotPool(lot_id, lot["product"], int(lot["pool"]),
+                         int(expiry[lot_id]) if lot_id in expiry.index else world.days(lot["expiry"]),
+                         *lot_allowed(world, lot_id))
                  for lot_id, lot in scratch.lots.items()]
-        plan = plan_pass(world, pools, holdings=scratch.holdings(), refused=scratch.refused(), today=to,
-                         deadline=deadline, order=order, need=scratch.need,
+        plan = plan_pass(world, pools, holdings=scratch.holdings(), refused=scratch.refused(), today=world.days(to),
+                         deadline=world.days(deadline), order=order, need=scratch.need,
                          recipients_per_pass=sc.round.recipients_per_pass, ceiling=float(sc.policy.tranches[-1]),
                          pass_no=pass_no, targets=targets)
         for lot_id, doses, why in plan.expired:
