@@ -483,8 +483,11 @@ class Comparison:
 
     Examples
     --------
-    >>> from dosewise import app
-    >>> result = app.compare(app.load("demo"), policies=["covax-pro-rata"])
+    >>> from dosewise import app, parse_scenario
+    >>> sc = parse_scenario({"participants": {"include": ["KEN", "UGA"]},
+    ...                      "lots": [{"id": "L1", "product": "AZD1222", "doses": 2_000_000,
+    ...                                "available": "2021-03-01", "expiry": "2021-09-01"}]})
+    >>> result = app.compare(sc, policies=["covax-pro-rata"])
     >>> list(result.frame.index), bool(result.frame.loc["covax-pro-rata", "deaths_averted"] > 0)
     (['covax-pro-rata'], True)
     """
@@ -543,8 +546,10 @@ def compare(
 
     Examples
     --------
-    >>> from dosewise import app
-    >>> sc = app.load("demo")
+    >>> from dosewise import app, parse_scenario
+    >>> sc = parse_scenario({"participants": {"include": ["KEN", "UGA"]},
+    ...                      "lots": [{"id": "L1", "product": "AZD1222", "doses": 2_000_000,
+    ...                                "available": "2021-03-01", "expiry": "2021-09-01"}]})
     >>> held = app.allocate(sc).allocation
     >>> result = app.compare(sc, policies=["covax-pro-rata"], allocations={"as allocated": held})
     >>> rows = result.frame["deaths_averted"]
