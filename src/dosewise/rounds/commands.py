@@ -51,11 +51,11 @@ from dosewise.rounds.mechanism import (
 )
 from dosewise.rounds.reallocate import LotPool, plan_pass
 from dosewise.rounds.state import NEXT, RoundState
-from dosewise.scenario import Scenario, parse_scenario, parse_scenario_text
 from dosewise.vocabulary import DECLINE_REASONS
 
 if TYPE_CHECKING:
     from dosewise.allocation import Allocation
+    from dosewise.scenario import Scenario
     from dosewise.world import World
 
 __all__ = ["DECLINE_REASONS", "LATEST_DATE", "Rounds", "Signer"]
@@ -188,6 +188,7 @@ class Rounds(Mechanism):
             raise RoundError(f"round {rid} is proposed and awaits a reviewer's approval")
         if rid not in self._worlds:
             state = self._states.get(rid) or self.state(rid)
+            from dosewise.scenario import parse_scenario
             from dosewise.world import build_world
 
             sc = parse_scenario(json.loads(state.opened["scenario"]), file=f"ledger round {rid}")
@@ -237,6 +238,8 @@ class Rounds(Mechanism):
         :class:`~dosewise.errors.ConflictError`. A round awaiting approval cannot be opened
         directly.
         """
+        from dosewise.scenario import parse_scenario_text
+
         sc = parse_scenario_text(scenario, file=file) if isinstance(scenario, str) else scenario
         text = scenario_text(sc)
         rid = round_id or sc.round.id or "R-" + hashlib.sha256(text.encode()).hexdigest()[:10]
@@ -355,6 +358,8 @@ class Rounds(Mechanism):
         offers it would make; no offer goes out until another identity approves it
         (:meth:`approve`). ``identity`` names who proposes (the two-person rule compares it).
         Proposing the same round again with the same scenario records nothing."""
+        from dosewise.scenario import parse_scenario_text
+
         sc = parse_scenario_text(scenario, file=file) if isinstance(scenario, str) else scenario
         text = scenario_text(sc)
         rid = round_id or sc.round.id or "R-" + hashlib.sha256(text.encode()).hexdigest()[:10]

@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-import numpy as np
-
 from dosewise.errors import IntegrityError
 from dosewise.ledger import Event
 from dosewise.rounds.events import (
@@ -692,6 +690,8 @@ def balances(state: RoundState) -> pd.DataFrame:
 
 def _to_allocation(state: RoundState, world: World, keep: Callable[[Mapping[str, Any]], bool],
                    label: str) -> Allocation:
+    import numpy as np
+
     from dosewise.allocation import Allocation
 
     lots = world.lots
