@@ -120,3 +120,16 @@ def test_invariants(pops: list[float], doses: int, unit: str, decline: list[bool
     # (rounding to shipping units may reorder two participants by at most one unit)
     order = np.argsort(pop[ok], kind="stable")
     assert np.all(np.diff(got[ok][order]) >= -shipping)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0, np.inf, -np.inf, np.nan]), min_size=1, max_size=40),
+       st.integers(min_value=-1, max_value=45))
+def test_first_smallest_is_the_stable_sort_prefix(values: list[float], k: int) -> None:
+    """Rounding picks who gets the spare shipping units by a partition, not a full sort: the same
+    participants as a stable sort would (ties to the earlier one), NaN and infinities included."""
+    from dosewise.policies.pro_rata import first_smallest
+
+    key = np.array(values)
+    expected = np.sort(np.argsort(key, kind="stable")[:max(k, 0)])
+    assert np.array_equal(first_smallest(key, k), expected)
