@@ -147,8 +147,7 @@ class Rounds(Mechanism):
         if state.round_id != round_id or state.last_seq != seq:
             return None
         self._snapshot_seq[round_id] = seq
-        for oid in state.offers:
-            self._offer_round[oid] = round_id
+        self._offer_round.update(dict.fromkeys(state.offers, round_id))
         return state
 
     def snapshot(self, round_id: str) -> int:
