@@ -146,8 +146,7 @@ class Rounds(Mechanism):
         state = RoundState.from_json(body)
         if state.round_id != round_id or state.last_seq != seq:
             return None
-        self._snapshot_seq[round_id] = seq
-        self._offer_round.update(dict.fromkeys(state.offers, round_id))
+        self._snapshot_seq[round_id] = seq  # its offers are found through the loaded state (see _offer)
         return state
 
     def snapshot(self, round_id: str) -> int:
@@ -202,7 +201,8 @@ class Rounds(Mechanism):
         return sc, world
 
     def _offer(self, offer_id: str) -> tuple[RoundState, dict[str, Any]]:
-        rid = self._offer_round.get(offer_id)
+        rid = self._offer_round.get(offer_id) or next(
+            (r for r, known in list(self._states.items()) if offer_id in known.offers), None)
         if rid is None:
             first = next(iter(self.store.read(offer_id=offer_id, types=["offer.made"])), None)
             if first is None:  # doses held by an approved buffer request or a transfer
