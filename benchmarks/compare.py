@@ -104,6 +104,14 @@ def markdown(fresh: dict[str, dict[str, Any]]) -> str:
             for key, what in (("verify", "verify (chain check only)"), ("read", "read every event"),
                               ("rebuild", "rebuild round state (read + project)")):
                 rows.append((f"ledger {what}, {rb['events']:,} events, SQLite", ms(rb[key]["median_s"]), "—", "—"))
+            base = rb["rebuild"]["median_s"]
+            for key, what in (("snapshot_open_head", "open a round from its snapshot (goal < 1 s)"),
+                              ("snapshot_open", f"open a round from a snapshot + {rb.get('snapshot_tail', 0):,} "
+                                                "events")):
+                if key in rb:
+                    t = rb[key]["median_s"]
+                    rows.append((f"{what}, {rb['events']:,} events, SQLite", ms(t), f"full rebuild {ms(base)}",
+                                 f"{base / t:.1f}× faster"))
     if "rounds" in fresh:
         for label, fig in fresh["rounds"]["figures"].items():
             a, b = fig["declines_20pct"], fig["no_declines"]

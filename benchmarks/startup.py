@@ -4,7 +4,9 @@ Run: ``.venv/bin/python benchmarks/startup.py [--runs N] [--json PATH]``
 
 Times, wall clock from ``subprocess.run`` start to the process's exit (interpreter start-up,
 imports, the work, output and interpreter shutdown included), best and median of N runs after
-one untimed warm-up run (which fills the OS file cache and dosewise's reference-data cache):
+one untimed warm-up run (which fills the OS file cache, dosewise's reference-data cache and the
+bytecode caches: ``PYTHONDONTWRITEBYTECODE`` is dropped from the processes' environment, as a
+user's installed copy has its ``.pyc`` files):
 
 * ``dosewise --help``, ``dosewise --version``, ``dosewise products``
 * ``dosewise allocate demo_amc92.yaml`` (the built-in AMC92 scenario, 92 participants)
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shutil
 import statistics
 import subprocess
@@ -35,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import environment, write_results
+from _common import environment, process_env, write_results
 
 GOALS = {"--help": 0.3, "--version": 0.3, "products": 0.5, "allocate demo": 1.2, "round respond": 0.8}
 
@@ -57,7 +58,7 @@ def demo_yaml() -> Path:
 
 def launcher(src: Path | None) -> tuple[list[str], dict[str, str]]:
     """The command and environment that run ``dosewise`` (from another source tree when ``src``)."""
-    env = {**os.environ, "COLUMNS": "160"}
+    env = process_env()
     if src is None:
         return dosewise_command(), env
     env["PYTHONPATH"] = str(src)
@@ -79,7 +80,7 @@ def interleaved(cases: list[tuple[list[str], dict[str, str] | None, object]], ru
             if callable(prepare):
                 prepare()
             t0 = time.perf_counter()
-            proc = subprocess.run(argv, cwd=cwd, env=env or {**os.environ, "COLUMNS": "160"}, capture_output=True,
+            proc = subprocess.run(argv, cwd=cwd, env=env or process_env(), capture_output=True,
                                   check=False)
             elapsed = time.perf_counter() - t0
             if proc.returncode != 0:

@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import environment, ratio, write_results
+from _common import environment, process_env, ratio, write_results
 from startup import dosewise_command
 
 PRODUCTS = ["AZD1222", "Covishield", "BNT162b2", "mRNA-1273", "Ad26.COV2.S", "BBIBP-CorV", "CoronaVac",
@@ -63,7 +63,7 @@ def write_scenarios(folder: Path, n: int, *, inline: bool) -> dict[str, Path]:
 
 def run_once(argv: list[str], cwd: Path) -> tuple[float, int]:
     """Wall time and peak resident bytes of one process."""
-    env = {**os.environ, "COLUMNS": "160"}
+    env = process_env()
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)

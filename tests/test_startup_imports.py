@@ -6,10 +6,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 HEAVY = ("pandas", "sqlalchemy", "scipy", "matplotlib", "httpx")
+ANSWER_HEAVY = ("pandas", "pyarrow", "numpy", "scipy", "highspy", "matplotlib", "httpx", "yaml", "alembic",
+                "dask", "fastapi")
+"""What answering an offer must not import: it reads the round's events and appends one (the ledger's
+SQLAlchemy store and pydantic payloads), and needs no data frames, arrays, solver, scenario file,
+migration tool or server."""
 
 PROBE = """
 import contextlib, io, json, sys
@@ -32,8 +38,8 @@ print(json.dumps({"code": code, "heavy": sorted({m.split(".")[0] for m in loaded
 """
 
 
-def run_probe(argv: list[str] | None) -> dict[str, object]:
-    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(HEAVY)], capture_output=True,
+def run_probe(argv: list[str] | None, heavy: tuple[str, ...] = HEAVY) -> dict[str, object]:
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(heavy)], capture_output=True,
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -56,5 +62,39 @@ def test_the_probe_sees_heavy_imports() -> None:
 
     demo = str(resources.files("dosewise") / "data" / "demo_amc92.yaml")
     result = run_probe(["allocate", demo])
+    assert result["code"] == 0, result
+    assert "pandas" in result["heavy"]  # type: ignore[operator]
+
+
+def test_round_respond_stays_light(tmp_path: Path) -> None:
+    """``round respond`` on a SQLite ledger holding the demo round records the answer without
+    importing pandas, NumPy, the solver, YAML or Alembic (the round's state is a projection of its
+    events; the pass that re-offers doses, which needs arrays, runs in ``round advance``)."""
+    from importlib import resources
+
+    from dosewise.app import Desk, load
+
+    db = tmp_path / "round.db"
+    with Desk.open(str(db), create=True) as desk:
+        state = desk.open_round(load(Path(str(resources.files("dosewise") / "data" / "demo_amc92.yaml"))))
+        offer = sorted(o for o, v in state.offers.items() if v["status"] == "offered")[0]
+    result = run_probe(["round", "respond", offer, "--accept", "--db", str(db)], ANSWER_HEAVY)
+    assert result["code"] == 0, result
+    assert f"recorded offer.accepted for {offer}" in str(result["out"])  # the command did its work
+    assert result["heavy"] == [], f"round respond imported {result['some']}"
+    with Desk.open(str(db)) as desk:
+        assert desk.round(state.round_id).offers[offer]["status"] == "accepted"
+
+
+def test_the_answer_probe_sees_heavy_imports(tmp_path: Path) -> None:
+    """The same check fails for a command that does need arrays: ``round status`` builds frames."""
+    from importlib import resources
+
+    from dosewise.app import Desk, load
+
+    db = tmp_path / "round.db"
+    with Desk.open(str(db), create=True) as desk:
+        rid = desk.open_round(load(Path(str(resources.files("dosewise") / "data" / "demo_amc92.yaml")))).round_id
+    result = run_probe(["round", "status", rid, "--db", str(db)], ANSWER_HEAVY)
     assert result["code"] == 0, result
     assert "pandas" in result["heavy"]  # type: ignore[operator]

@@ -533,7 +533,9 @@ def _unit_problems(units: UnitTable, prods: dict[str, Product], problems: list[t
         col = units.get(column)
         if col is None:
             continue
-        for value in sorted({v for v in col.tolist() if v is not None}):
+        import pandas as pd
+
+        for value in sorted(v for v in pd.unique(col).tolist() if v is not None):  # distinct values, hashed in C
             if value.strip().upper() not in known_iso3:
                 i = int(np.flatnonzero(col == value)[0])
                 problems.append((_unit_where(units, i, column), "unknown ISO 3166-1 alpha-3 code", value))

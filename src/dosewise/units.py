@@ -194,7 +194,9 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _text(col: npt.NDArray[Any], name: str, *, checked: bool) -> tuple[ObjArray, list[Problem]]:
+def _text(col: npt.NDArray[Any], name: str, *, checked: bool, arrow: Any = None) -> tuple[ObjArray, list[Problem]]:
+    """``arrow``: the same column as the table file's Arrow strings, checked as they are instead of
+    converted back from ``col``."""
     import pandas as pd
 
     col = np.asarray(col, dtype=object)
@@ -208,7 +210,10 @@ def _text(col: npt.NDArray[Any], name: str, *, checked: bool) -> tuple[ObjArray,
             text[~ok] = None
     if not len(col):
         return col, problems
-    series = pd.Series(text, dtype="string[pyarrow]")  # Arrow's string kernels: no Python call per row
+    if arrow is not None:  # the file's own Arrow column: the same strings, no conversion
+        series = pd.Series(pd.arrays.ArrowStringArray(arrow))
+    else:
+        series = pd.Series(text, dtype="string[pyarrow]")  # Arrow's string kernels: no Python call per row
     if name in IDENTIFIERS:
         bad = (~series.str.fullmatch(ID_PATTERN)).fillna(False).to_numpy(dtype=bool)
         problems += _first(bad, name, "Input should be an id of letters, digits, '.', '_' or '-' "
@@ -293,12 +298,12 @@ def _checked_list(out: ObjArray, col: npt.NDArray[Any], name: str) -> tuple[ObjA
 
 
 def validate_columns(
-    raw: Mapping[str, npt.NDArray[Any]], n: int, *, text_checked: bool = False
+    raw: Mapping[str, npt.NDArray[Any]], n: int, *, text_checked: bool = False, arrow: Mapping[str, Any] | None = None
 ) -> tuple[dict[str, npt.NDArray[Any]], list[Problem]]:
     """Check and convert raw columns (any of :data:`COLUMNS`); return typed columns and problems.
 
     ``text_checked``: the text columns come from a typed table (Arrow strings), so hold only
-    ``str`` or ``None``.
+    ``str`` or ``None``; ``arrow`` holds those Arrow columns, checked without a conversion.
     """
     problems: list[Problem] = []
     cols: dict[str, npt.NDArray[Any]] = {}
@@ -307,7 +312,7 @@ def validate_columns(
             problems.append((-1, name, "Field required (a column every unit needs)", None))
     for name, col in raw.items():
         if name in TEXT:
-            cols[name], more = _text(col, name, checked=text_checked)
+            cols[name], more = _text(col, name, checked=text_checked, arrow=(arrow or {}).get(name))
         elif name in NUMBER or name in INTEGER:
             cols[name], more = _number(col, name, integer=name in INTEGER)
         elif name in LISTS:
@@ -409,12 +414,12 @@ def read_units_file(path: Path, *, sha256: str | None = None) -> UnitTable:
         raise InputError(f"the units file has changed: its SHA-256 is {digest}", file=str(path),
                          field="units_sha256", value=sha256)
     if suffix == ".csv":
-        names, raw, n = _read_csv(path)
+        names, raw, n, arrow = _read_csv(path)
 
         def row_of(i: int) -> int:
             return i + 2  # the header is row 1
     else:
-        names, raw, n = _read_parquet(path)
+        names, raw, n, arrow = _read_parquet(path)
 
         def row_of(i: int) -> int:
             return i + 1
@@ -427,13 +432,13 @@ def read_units_file(path: Path, *, sha256: str | None = None) -> UnitTable:
         raise InputError("duplicate column", file=str(path), field=dup[0], value=dup[0])
     if n == 0:
         raise InputError("the units file has no rows", file=str(path))
-    cols, problems = validate_columns(raw, n, text_checked=True)
+    cols, problems = validate_columns(raw, n, text_checked=True, arrow=arrow)
     if problems:
         raise _file_error(path, problems, row_of)
     return UnitTable(cols, source=str(path), sha256=digest)
 
 
-def _read_csv(path: Path) -> tuple[list[str], dict[str, npt.NDArray[Any]], int]:
+def _read_csv(path: Path) -> tuple[list[str], dict[str, npt.NDArray[Any]], int, dict[str, Any]]:
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
@@ -449,7 +454,7 @@ def _read_csv(path: Path) -> tuple[list[str], dict[str, npt.NDArray[Any]], int]:
     return _columns(table, path)
 
 
-def _read_parquet(path: Path) -> tuple[list[str], dict[str, npt.NDArray[Any]], int]:
+def _read_parquet(path: Path) -> tuple[list[str], dict[str, npt.NDArray[Any]], int, dict[str, Any]]:
     import pyarrow as pa
     from pyarrow import parquet as pq
 
@@ -460,11 +465,13 @@ def _read_parquet(path: Path) -> tuple[list[str], dict[str, npt.NDArray[Any]], i
     return _columns(table, path)
 
 
-def _columns(table: Any, path: Path) -> tuple[list[str], dict[str, npt.NDArray[Any]], int]:
+def _columns(table: Any, path: Path) -> tuple[list[str], dict[str, npt.NDArray[Any]], int, dict[str, Any]]:
+    """The table's columns as NumPy arrays, and its text columns as they are in Arrow as well."""
     import pyarrow as pa
 
     names = [str(c) for c in table.column_names]
     raw: dict[str, npt.NDArray[Any]] = {}
+    arrow: dict[str, Any] = {}
     for name in names:
         if name not in COLUMNS or names.count(name) > 1:
             continue  # reported by the caller
@@ -473,11 +480,13 @@ def _columns(table: Any, path: Path) -> tuple[list[str], dict[str, npt.NDArray[A
             if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_null(col.type)):
                 raise InputError(f"this column must hold text, not {col.type}", file=str(path), field=name)
             raw[name] = col.to_numpy(zero_copy_only=False).astype(object, copy=False)
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                arrow[name] = col
         elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
             raw[name] = col.to_numpy(zero_copy_only=False).astype(np.float64)
         else:
             raw[name] = col.to_numpy(zero_copy_only=False).astype(object, copy=False)
-    return names, raw, table.num_rows
+    return names, raw, table.num_rows, arrow
 
 
 __all__ = ["COLUMNS", "LISTS", "UnitTable", "read_units_file", "units_from_records", "validate_columns"]

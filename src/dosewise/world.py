@@ -600,14 +600,18 @@ def _unit_block(sc: Scenario, units: UnitTable, prods: dict[str, Product], ids: 
     key = np.where(like_key >= 0, like_key, parent_key)
     if own.any():
         key[own] = [position[c] for c in codes[own].tolist()]
-    pop_by_age = np.full((n, len(AGE_BANDS)), np.nan)
     has_key = key >= 0
     if names:
         base = population_by_age(names, sc.year)
         shares = base / base.sum(axis=1, keepdims=True)
-        pop_by_age[has_key] = shares[key[has_key]] * population[has_key, None]
-    with np.errstate(invalid="ignore"):
-        share65 = np.where(has_key, pop_by_age[:, 13:].sum(axis=1) / population, np.nan)
+        # one (n, 21) array, filled in place: no (n, 21) temporaries for a million units
+        pop_by_age = np.take(shares, np.where(has_key, key, 0), axis=0)
+        pop_by_age *= population[:, None]
+        pop_by_age[~has_key] = np.nan
+        share65 = np.where(has_key, shares[:, 13:].sum(axis=1)[np.where(has_key, key, 0)], np.nan)
+    else:
+        pop_by_age = np.full((n, len(AGE_BANDS)), np.nan)
+        share65 = np.full(n, np.nan)
     parent = np.array([*parents, None], dtype=object)[parent_idx]
     like_out = np.where(like_idx >= 0, np.array([*likes, None], dtype=object)[like_idx], parent)
 

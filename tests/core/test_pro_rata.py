@@ -120,3 +120,62 @@ def test_invariants(pops: list[float], doses: int, unit: str, decline: list[bool
     # (rounding to shipping units may reorder two participants by at most one unit)
     order = np.argsort(pop[ok], kind="stable")
     assert np.all(np.diff(got[ok][order]) >= -shipping)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0, np.inf, -np.inf, np.nan]), min_size=1, max_size=40),
+       st.integers(min_value=-1, max_value=45))
+def test_first_smallest_is_the_stable_sort_prefix(values: list[float], k: int) -> None:
+    """Rounding picks who gets the spare shipping units by a partition, not a full sort: the same
+    participants as a stable sort would (ties to the earlier one), NaN and infinities included."""
+    from dosewise.policies.pro_rata import first_smallest
+
+    key = np.array(values)
+    expected = np.sort(np.argsort(key, kind="stable")[:max(k, 0)])
+    assert np.array_equal(first_smallest(key, k), expected)
+
+
+def _plain_level(pop: np.ndarray, course: float, covered: np.ndarray, floor: np.ndarray, cap: np.ndarray,
+                 supply: float, top: float, scale: np.ndarray | None) -> float:
+    """The water-filling level by plain bisection over every participant (the reference)."""
+    def total(c: float) -> float:
+        target = np.minimum(np.maximum(c if scale is None else c * scale, floor), cap)
+        return float((np.maximum(target - covered, 0.0) * pop * course).sum())
+
+    lo, hi = 0.0, top
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        lo, hi = (lo, mid) if total(mid) > supply else (mid, hi)
+    return lo
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1, max_value=60), st.integers(min_value=0, max_value=2**32 - 1),
+       st.floats(min_value=0.01, max_value=1.5), st.booleans(), st.booleans())
+def test_water_fill_level_matches_plain_bisection(n: int, seed: int, share: float, floors: bool,
+                                                  weighted: bool) -> None:
+    """The bisection that sets participants aside (constant or linear over the bracket) finds the
+    level plain bisection over everyone finds, and its doses never exceed the supply."""
+    from dosewise.policies.pro_rata import _doses_at, water_fill_level
+
+    rng = np.random.default_rng(seed)
+    pop = rng.lognormal(10, 1.5, n).round() + 1
+    covered = np.where(rng.random(n) < 0.5, rng.uniform(0, 0.25, n), 0.0)
+    cap = np.where(rng.random(n) < 0.3, rng.uniform(0.01, 0.3, n), 1.0)
+    floor = np.where(rng.random(n) < 0.3, rng.uniform(0, 0.1, n), 0.0) if floors else np.zeros(n)
+    scale = rng.uniform(0.05, 1.0, n) if weighted else None
+    course, ceiling = 2.0, 0.2
+    capc = np.minimum(cap, ceiling)
+    fl = np.minimum(floor, capc)
+    top_level = ceiling if scale is None else ceiling / float(scale.min())
+    full = float(_doses_at(top_level, pop, course, covered, fl, capc, scale).sum())
+    supply = share * full
+    level, doses = water_fill_level(pop, course, covered, floor, cap, supply, ceiling, scale=scale)
+    assert doses.sum() <= supply * (1 + 1e-12) + 1e-6
+    base = float(_doses_at(0.0, pop, course, covered, fl, capc, scale).sum())
+    if base < supply < full:
+        ref = _plain_level(pop, course, covered, fl, capc, supply, top_level, scale)
+        assert abs(level - ref) <= 1e-9 * max(ref, 1e-3)
+        assert doses.sum() == pytest.approx(supply, rel=1e-9)

@@ -15,27 +15,40 @@ if TYPE_CHECKING:
 
 
 def print_allocation(result: Allocated, *, highlight: tuple[str, ...] = (), limit: int | None = None) -> None:
-    """Doses and doses per 100 people per participant (largest population first), then the lots."""
+    """Doses and doses per 100 people per participant (largest population first), then the lots.
+
+    Works on the arrays, not on frames aligned by participant: with a million participants only
+    the ``limit`` largest (and the highlighted ones) are ever sorted and printed."""
+    import numpy as np
     import pandas as pd
 
+    from dosewise.policies.pro_rata import first_smallest
+
     world, alloc = result.world, result.allocation
-    per = pd.DataFrame({"doses": alloc.totals()}, index=alloc.participants)
-    per["name"] = world.participants["name"]
-    per["population"] = world.participants["population"]
-    per["per_100"] = 100 * per["doses"] / per["population"]
-    per = per.sort_values("population", ascending=False)
+    codes = alloc.participants
+    parts = world.participants
+    if not (codes is parts.index or codes.equals(parts.index)):
+        parts = parts.loc[codes]
+    doses = alloc.totals()
+    pop = parts["population"].to_numpy(dtype=np.float64)
+    names = parts["name"].to_numpy(dtype=object)
+    key = -pop
+    pick = np.arange(len(pop)) if limit is None else first_smallest(key, limit)
+    rows = pick[np.argsort(key[pick], kind="stable")].tolist()  # largest population first
+    shown = set(rows)
+    if highlight:
+        where = codes.get_indexer(pd.Index(list(highlight)))
+        rows += [int(i) for i in where if i >= 0 and int(i) not in shown]
     table = Table(title=f"{safe(world.name)} — policy {safe(alloc.policy)}", show_lines=False)
     for col, just in [("", "left"), ("participant", "left"), ("population (people)", "right"),
                       ("doses", "right"), ("doses per 100 people", "right")]:
         table.add_column(col, justify=just)  # type: ignore[arg-type]
-    rows = per if limit is None else per.head(limit)
-    shown = set(rows.index)
-    extra = per.loc[[c for c in highlight if c in per.index and c not in shown]]
-    for code, r in pd.concat([rows, extra]).iterrows():
+    for i in rows:
+        code = str(codes[i])
         mark = "▶" if code in highlight else ""
         style = "bold yellow" if code in highlight else None
-        table.add_row(mark, f"{safe(code)} {safe(r['name'])}", f"{r['population']:,.0f}", f"{r['doses']:,.0f}",
-                      f"{r['per_100']:.2f}", style=style)
+        table.add_row(mark, f"{safe(code)} {safe(names[i])}", f"{pop[i]:,.0f}", f"{float(doses[i]):,.0f}",
+                      f"{100 * doses[i] / pop[i]:.2f}", style=style)
     console.print(table)
     if highlight:
         console.print(f"▶ highlighted: {', '.join(highlight)}")
@@ -47,8 +60,8 @@ def print_allocation(result: Allocated, *, highlight: tuple[str, ...] = (), limi
         lt.add_row(safe(lot), safe(r["product"]), *(f"{int(r[c]):,}" for c in
                                                   ["supply", "allocated", "buffer", "remainder", "recipients"]))
     console.print(lt)
-    if limit is not None and len(per) > limit:
-        console.print(f"[dim]{len(per) - limit} more participants not shown; use --all or --out FILE[/]")
+    if limit is not None and len(pop) > limit:
+        console.print(f"[dim]{len(pop) - limit} more participants not shown; use --all or --out FILE[/]")
 
 
 def allocate(

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from dosewise.ledger.memory import MemoryStore
-from dosewise.ledger.schema import SNAPSHOTS
+from dosewise.ledger.schema import EVENTS, SNAPSHOTS
 from dosewise.ledger.store import LedgerView, Store
 
 __all__ = ["all_snapshots", "latest", "save"]
@@ -59,14 +59,50 @@ def _rows(store: Store, round_id: str | None) -> list[dict[str, Any]]:
 
 
 def latest(store: Store, view: LedgerView, round_id: str) -> tuple[int, str] | None:
-    """The newest snapshot of ``round_id`` that still belongs to this chain: (seq, body), or None."""
-    for row in reversed(_rows(store, round_id)):
-        if _sha(row["body"]) != row["body_sha256"]:
+    """The newest snapshot of ``round_id`` that still belongs to this chain: (seq, body), or None.
+
+    Candidates are tried newest first, and only the one returned has its body read: the event at
+    its ``seq`` must still carry its ``chain_hash``, then its body must hash to ``body_sha256``."""
+    for seq, chain_hash, body_sha256 in _candidates(store, round_id):
+        if _hash_at(store, view, seq) != chain_hash:
             continue
-        ev = next(iter(view.read(after_seq=int(row["seq"]) - 1)), None)
-        if ev is not None and ev.seq == int(row["seq"]) and ev.hash == row["chain_hash"]:
-            return int(row["seq"]), str(row["body"])
+        body = _body(store, round_id, seq)
+        if body is not None and _sha(body) == body_sha256:
+            return seq, body
     return None
+
+
+def _candidates(store: Store, round_id: str) -> list[tuple[int, str, str]]:
+    """(seq, chain_hash, body_sha256) of the round's snapshots, newest first, without their bodies."""
+    if isinstance(store, MemoryStore) or getattr(store, "engine", None) is None:
+        return [(int(r["seq"]), str(r["chain_hash"]), str(r["body_sha256"]))
+                for r in reversed(_rows(store, round_id))]
+    q = (sa.select(SNAPSHOTS.c.seq, SNAPSHOTS.c.chain_hash, SNAPSHOTS.c.body_sha256)
+         .where(SNAPSHOTS.c.round_id == round_id).order_by(SNAPSHOTS.c.seq.desc()))
+    with store.engine.connect() as conn:  # type: ignore[attr-defined]
+        if not sa.inspect(conn).has_table(SNAPSHOTS.name):
+            return []
+        return [(int(seq), str(chain), str(sha)) for seq, chain, sha in conn.execute(q)]
+
+
+def _body(store: Store, round_id: str, seq: int) -> str | None:
+    if isinstance(store, MemoryStore) or getattr(store, "engine", None) is None:
+        return next((str(r["body"]) for r in _rows(store, round_id) if int(r["seq"]) == seq), None)
+    q = sa.select(SNAPSHOTS.c.body).where((SNAPSHOTS.c.round_id == round_id) & (SNAPSHOTS.c.seq == seq))
+    with store.engine.connect() as conn:  # type: ignore[attr-defined]
+        body = conn.execute(q).scalar()
+    return None if body is None else str(body)
+
+
+def _hash_at(store: Store, view: LedgerView, seq: int) -> str | None:
+    """The chain hash of event ``seq`` (one row read by its key, not a page of events)."""
+    engine = getattr(store, "engine", None)
+    if view is store and engine is not None and not isinstance(store, MemoryStore):
+        with engine.connect() as conn:
+            found = conn.execute(sa.select(EVENTS.c.hash).where(EVENTS.c.seq == seq)).scalar()
+        return None if found is None else str(found)
+    ev = next(iter(view.read(after_seq=seq - 1)), None)
+    return ev.hash if ev is not None and ev.seq == seq else None
 
 
 def all_snapshots(store: Store) -> list[dict[str, Any]]:

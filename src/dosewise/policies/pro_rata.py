@@ -84,42 +84,97 @@ def water_fill_level(
     base = bottom.sum()
     if base >= supply:
         return 0.0, bottom * (supply / base) if base > 0 else bottom
-    lo, hi = 0.0, top_level
-    buf = np.empty_like(pop)
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        if mid <= lo or mid >= hi:  # lo and hi are adjacent floats: later passes change nothing
-            break
-        if _doses_sum(mid, pop, course, covered, floor, cap, scale, buf) > supply:
-            hi = mid
-        else:
-            lo = mid
-    return lo, _doses_at(lo, pop, course, covered, floor, cap, scale)
+    level = _bisect_level(pop, course, covered, floor, cap, scale, supply, top_level, iterations)
+    return level, _doses_at(level, pop, course, covered, floor, cap, scale)
 
 
-def _doses_sum(
-    level: float,
+def _bisect_level(
     pop: FloatArray,
     course: float,
     covered: FloatArray,
     floor: FloatArray,
     cap: FloatArray,
     scale: FloatArray | None,
-    buf: FloatArray,
+    supply: float,
+    top_level: float,
+    iterations: int,
 ) -> float:
-    """``_doses_at(...).sum()`` computed in ``buf`` with the same operations in the same order
-    (so the same floats), without allocating six temporary arrays per bisection pass."""
-    if scale is None:
-        np.maximum(floor, level, out=buf)
-    else:
-        np.multiply(scale, level, out=buf)
-        np.maximum(buf, floor, out=buf)
-    np.minimum(buf, cap, out=buf)
-    np.subtract(buf, covered, out=buf)
-    np.maximum(buf, 0.0, out=buf)
-    np.multiply(buf, pop, out=buf)
-    np.multiply(buf, course, out=buf)
-    return float(buf.sum())
+    """The largest level in ``[0, top_level]`` whose doses stay within ``supply``, by bisection
+    with the participants set aside as the bracket narrows.
+
+    Participant i's doses, as a function of the level c, are constant up to
+    ``max(floor_i, covered_i) / scale_i``, then linear (``pop_i * course * (c * scale_i -
+    covered_i)``) up to ``cap_i / scale_i``, then constant again. Every few halvings, the
+    participants whose doses are constant over the whole bracket are summed once and those that
+    are linear over it are folded into one slope and intercept; the bisection then evaluates
+    only the rest. When nobody is left the level is the root of that line. A million
+    participants thus cost a few passes over the arrays instead of one per halving.
+    """
+    n = len(pop)
+    s = np.ones(n) if scale is None else np.asarray(scale, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lower = np.where(s > 0, np.maximum(floor, covered) / s, np.inf)
+        upper = np.where(s > 0, cap / s, np.inf)
+    fixed = 0.0  # doses of the participants set aside as constant over the bracket
+    slope = 0.0  # Σ pop·course·scale and Σ -pop·course·covered of those set aside as linear over it
+    intercept = 0.0
+    rest = (pop, covered, floor, cap, s, lower, upper)
+    lo, hi = 0.0, top_level
+    level: float | None = None
+    for i in range(iterations):
+        if i % 2 == 0:
+            r_pop, r_cov, r_floor, r_cap, r_s, r_lower, r_upper = rest
+            const = (r_upper <= lo) | (r_lower >= hi) | (r_lower >= r_upper)
+            linear = ~const & (r_lower <= lo) & (r_upper >= hi)
+            if const.any():
+                fixed += float(_doses_at(lo, r_pop[const], course, r_cov[const], r_floor[const], r_cap[const],
+                                         r_s[const]).sum())
+            if linear.any():
+                weight = r_pop[linear] * course
+                slope += float((weight * r_s[linear]).sum())
+                intercept -= float((weight * r_cov[linear]).sum())
+            keep = ~(const | linear)
+            if not keep.all():
+                rest = tuple(a[keep] for a in rest)  # type: ignore[assignment]
+            if not len(rest[0]):
+                level = lo if slope <= 0 else min(max((supply - fixed - intercept) / slope, lo), hi)
+                break
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:  # lo and hi are adjacent floats: later passes change nothing
+            break
+        r_pop, r_cov, r_floor, r_cap, r_s = rest[:5]
+        total = fixed + intercept + slope * mid + float(_doses_at(mid, r_pop, course, r_cov, r_floor, r_cap,
+                                                                   r_s).sum())
+        if total > supply:
+            hi = mid
+        else:
+            lo = mid
+    if level is None:
+        level = lo
+    # the sums above group the participants differently from one plain sum: make sure the doses
+    # at the level found, summed as the caller will, stay within supply (step down if not)
+    step = max(level, 1e-300) * 1e-15
+    while level > 0 and float(_doses_at(level, pop, course, covered, floor, cap, scale).sum()) > supply:
+        level = max(level - step, 0.0)
+        step *= 16
+    return level
+
+
+def first_smallest(key: FloatArray, k: int) -> npt.NDArray[np.intp]:
+    """The positions of the ``k`` smallest values of ``key``, ties to the earlier position: the
+    same set as ``np.argsort(key, kind="stable")[:k]`` (in position order), found by a partition
+    (linear time) instead of a full sort."""
+    n = len(key)
+    if k <= 0:
+        return np.zeros(0, dtype=np.intp)
+    if k >= n:
+        return np.arange(n, dtype=np.intp)
+    kth = np.partition(key, k - 1)[k - 1]
+    if kth != kth:  # NaN among the k smallest: the sort's order (NaN last) decides
+        return np.sort(np.argsort(key, kind="stable")[:k])
+    below = np.flatnonzero(key < kth)
+    ties = np.flatnonzero(key == kth)[: k - len(below)]
+    return np.sort(np.concatenate([below, ties]))
 
 
 def round_to_units(
@@ -146,14 +201,14 @@ def round_to_units(
         if over > 0:
             # take units back, first from non-priority participants with the smallest remainders
             key = np.where(base > 0, frac + np.where(priority, 2.0, 0.0), np.inf)
-            base[np.argsort(key, kind="stable")[:over]] -= 1
+            base[first_smallest(key, over)] -= 1
     while base.sum() > total_units:  # guards float noise on huge inputs
         base[np.argmax(base)] -= 1
     spare = total_units - int(base.sum())
     if spare > 0 and can_up.any():
         k = min(spare, int(can_up.sum()))
         score = np.where(can_up, frac, -1.0)
-        top = np.argsort(-score, kind="stable")[:k]  # ties go to the earlier participant
+        top = first_smallest(-score, k)  # ties go to the earlier participant
         base[top] += 1
     return np.asarray(base * unit, dtype=np.int64)
 
@@ -206,28 +261,31 @@ def allocate_weighted(
     buffer = np.zeros(len(supply), dtype=np.int64)
     remainder = np.zeros(len(supply), dtype=np.int64)
     levels: dict[str, float] = {}
+    products = world.lots["product"].to_numpy()
     for lot in order:
-        pid = world.lots["product"].iloc[lot]
-        prod = world.products.loc[pid]
+        prod = world.products.loc[products[lot]]
         course = float(prod["doses_per_course"])
         unit = int(prod["shipping_unit"]) if params.round_to_shipping_unit else 1
         buffer[lot] = int(np.floor(params.buffer * supply[lot] + 0.5))
         budget = int(supply[lot] - buffer[lot])
         elig = usable[:, lot] if scale is None else usable[:, lot] & (scale > 0)
-        floor = floor_per_100[elig] / 100.0 / course
+        # everyone eligible (the common case): views, not copies of every column
+        sel: slice | npt.NDArray[np.intp] = slice(None) if elig.all() else np.flatnonzero(elig)
+        pop_e, covered_e, cap_e = pop[sel], covered[sel], cap_share[sel]
+        floor = floor_per_100[sel] / 100.0 / course
         level, raw = water_fill_level(
-            pop[elig], course, covered[elig], floor, cap_share[elig], float(budget), ceiling,
-            scale=None if scale is None else scale[elig],
+            pop_e, course, covered_e, floor, cap_e, float(budget), ceiling,
+            scale=None if scale is None else scale[sel],
         )
-        capc = np.minimum(cap_share[elig], ceiling)
-        upper = _doses_at(ceiling, pop[elig], course, covered[elig], np.minimum(floor, capc), capc)
+        capc = np.minimum(cap_e, ceiling)
+        upper = _doses_at(ceiling, pop_e, course, covered_e, np.minimum(floor, capc), capc)
         # a floor is a minimum: it may round up to the next whole shipping unit
-        floor_doses = np.maximum(np.minimum(floor, capc) - covered[elig], 0.0) * pop[elig] * course
+        floor_doses = np.maximum(np.minimum(floor, capc) - covered_e, 0.0) * pop_e * course
         upper = np.maximum(upper, np.ceil(floor_doses / unit - 1e-9) * unit)
         given = round_to_units(raw, unit, budget, upper=upper, priority=floor > 0)
-        doses[elig, lot] = given
+        doses[sel, lot] = given
         remainder[lot] = budget - int(given.sum())
-        covered = covered + doses[:, lot] / course / pop
+        covered[sel] = covered_e + given / course / pop_e
         levels[str(world.lots.index[lot])] = level
     reached = np.searchsorted(np.asarray(params.tranches), covered - 1e-9)
     notes: dict[str, Any] = {

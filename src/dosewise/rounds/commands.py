@@ -51,11 +51,11 @@ from dosewise.rounds.mechanism import (
 )
 from dosewise.rounds.reallocate import LotPool, plan_pass
 from dosewise.rounds.state import NEXT, RoundState
-from dosewise.scenario import Scenario, parse_scenario, parse_scenario_text
 from dosewise.vocabulary import DECLINE_REASONS
 
 if TYPE_CHECKING:
     from dosewise.allocation import Allocation
+    from dosewise.scenario import Scenario
     from dosewise.world import World
 
 __all__ = ["DECLINE_REASONS", "LATEST_DATE", "Rounds", "Signer"]
@@ -221,9 +221,7 @@ class Rounds(Mechanism):
         state = RoundState.from_json(body)
         if state.round_id != round_id or state.last_seq != seq:
             return None
-        self._snapshot_seq[round_id] = seq
-        for oid in state.offers:
-            self._offer_round[oid] = round_id
+        self._snapshot_seq[round_id] = seq  # its offers are found through the loaded state (see _offer)
         return state
 
     def snapshot(self, round_id: str) -> int:
@@ -336,6 +334,7 @@ class Rounds(Mechanism):
             raise RoundError(f"round {rid} is proposed and awaits a reviewer's approval")
         if rid not in self._worlds:
             state = self._states.get(rid) or self.state(rid)
+            from dosewise.scenario import parse_scenario
             from dosewise.world import build_world
 
             sc = parse_scenario(json.loads(state.opened["scenario"]), file=f"ledger round {rid}")
@@ -350,7 +349,8 @@ class Rounds(Mechanism):
         return sc, world
 
     def _offer(self, offer_id: str) -> tuple[RoundState, dict[str, Any]]:
-        rid = self._offer_round.get(offer_id)
+        rid = self._offer_round.get(offer_id) or next(
+            (r for r, known in list(self._states.items()) if offer_id in known.offers), None)
         if rid is None:
             first = next(iter(self.store.read(offer_id=offer_id, types=["offer.made"])), None)
             if first is None:  # doses held by an approved buffer request or a transfer
@@ -417,6 +417,8 @@ class Rounds(Mechanism):
         >>> rounds.open(load_demo()) == rid  # again: nothing new recorded
         True
         """
+        from dosewise.scenario import parse_scenario_text
+
         sc = parse_scenario_text(scenario, file=file) if isinstance(scenario, str) else scenario
         text = scenario_text(sc)
         rid = round_id or sc.round.id or "R-" + hashlib.sha256(text.encode()).hexdigest()[:10]
@@ -568,6 +570,8 @@ class Rounds(Mechanism):
         >>> rounds.state(rid).phase, len(rounds.state(rid).offers)
         ('proposed', 0)
         """
+        from dosewise.scenario import parse_scenario_text
+
         sc = parse_scenario_text(scenario, file=file) if isinstance(scenario, str) else scenario
         text = scenario_text(sc)
         rid = round_id or sc.round.id or "R-" + hashlib.sha256(text.encode()).hexdigest()[:10]

@@ -17,9 +17,6 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-
 from dosewise.errors import InputError, RoundError
 from dosewise.ledger import Event, NewEvent, Store
 from dosewise.rounds.events import (
@@ -41,13 +38,18 @@ from dosewise.rounds.events import (
 from dosewise.rounds.state import HOLDING, RoundState, buffer_offer_id
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from dosewise.scenario import Lot, Scenario
     from dosewise.world import World
+
+    BoolArray = npt.NDArray[np.bool_]
 
 __all__ = ["Mechanism", "bilateral_offer", "donation_refusal", "extend_world", "lot_allowed", "readiness_lapses",
            "terms_of"]
 
-BoolArray = npt.NDArray[np.bool_]
+# numpy and pandas are imported inside the functions that use them: answering an offer needs neither.
 
 
 def _d(value: str) -> dt.date:
@@ -58,6 +60,8 @@ def donation_refusal(world: World, allowed: BoolArray, product: str, available: 
                      start: dt.date, response_days: int) -> str | None:
     """Why no participant can use a donated lot in time (None when some earmarked participant
     that accepts and can store the product would receive it with its minimum shelf life)."""
+    import numpy as np
+
     if not allowed.any():
         return "its earmarks leave no participant of the round"
     k = world.product_index(product)
@@ -77,6 +81,7 @@ def donation_refusal(world: World, allowed: BoolArray, product: str, available: 
 def extend_world(world: World, state: RoundState) -> World:
     """The round's world with the lots donated while it ran appended (product, doses, dates,
     earmarks), so allocations and passes see them like the scenario's own lots."""
+    import numpy as np
     import pandas as pd
 
     from dosewise.world import earmark_mask

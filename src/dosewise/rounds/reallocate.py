@@ -23,17 +23,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
-from dosewise.policies.pro_rata import round_to_units, water_fill_level
-from dosewise.world import World
+    from dosewise.world import World
+
+    FloatArray = npt.NDArray[np.float64]
 
 __all__ = ["LotPool", "PassPlan", "eligibility", "plan_pass"]
 
-FloatArray = npt.NDArray[np.float64]
+# numpy and the policies are imported by the functions that plan a pass, not with the module:
+# commands that only answer an offer import this module and need neither.
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ def eligibility(
     """Per participant: room for more doses of ``lot``, the reason it is skipped ("" if not),
     and the shelf life in days the doses would have on arrival (``deadline``: the answer
     deadline, a day on the world's time axis)."""
+    import numpy as np
+
     parts = world.participants
     k = world.product_index(lot.product)
     unit = int(world.products["shipping_unit"].to_numpy()[k])
@@ -103,6 +108,10 @@ def eligibility(
 
 def _split(pool: int, unit: int, weight: FloatArray, room: FloatArray) -> npt.NDArray[np.int64]:
     """``pool`` in proportion to ``weight``, capped by ``room``, in whole shipping units."""
+    import numpy as np
+
+    from dosewise.policies.pro_rata import round_to_units, water_fill_level
+
     cap = room / np.maximum(weight, 1e-12)
     _, raw = water_fill_level(weight, 1.0, np.zeros(len(weight)), np.zeros(len(weight)), cap, float(pool),
                               float(cap.max()))
@@ -128,6 +137,10 @@ def plan_pass(
 
     ``today`` and ``deadline`` (the answer deadline of the pass's offers) are days on the world's
     time axis (:meth:`~dosewise.world.World.days`), like each lot's ``expiry``."""
+    import numpy as np
+
+    from dosewise.policies.pro_rata import round_to_units
+
     codes = [str(c) for c in world.codes]
     index = {c: i for i, c in enumerate(codes)}
     pop = world.population

@@ -10,11 +10,10 @@ every moment::
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
-
-import numpy as np
 
 from dosewise.errors import IntegrityError
 from dosewise.ledger import Event
@@ -92,6 +91,10 @@ class LotBalance(TypedDict):
 _PARTS = ("open", "accepted", "pool", "expired", "buffer")
 _OFFER_FIELDS = ("offer", "lot", "participant", "doses", "status", "deadline", "pass", "why", "reason", "note",
                  "wish", "answered_on", "seq")
+_offer_row: Callable[..., dict[str, Any]] = eval(  # a constant expression, built from the names above
+    "lambda " + ", ".join(f"v{i}" for i in range(len(_OFFER_FIELDS)))
+    + ": {" + ", ".join(f"{name!r}: v{i}" for i, name in enumerate(_OFFER_FIELDS)) + "}")
+"""One offer's dict from its fields' values in :data:`_OFFER_FIELDS` order (for snapshots)."""
 
 
 @dataclass
@@ -322,10 +325,18 @@ class RoundState:
         """
         import json
 
-        data = json.loads(text)
-        cols = data["offers"]
-        n = len(cols["offer"])
-        offers = {cols["offer"][i]: {c: cols[c][i] for c in _OFFER_FIELDS} for i in range(n)}
+        # one dict per offer, built by a dict display (the fastest way CPython makes a dict of
+        # known keys), with the cyclic garbage collector paused: the millions of objects a long
+        # round's text holds would otherwise trigger many scans of objects none of which is garbage
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            data = json.loads(text)
+            cols = data["offers"]
+            offers = dict(zip(cols["offer"], map(_offer_row, *(cols[c] for c in _OFFER_FIELDS)), strict=True))
+        finally:
+            if paused:
+                gc.enable()
         state = cls(round_id=data["round_id"], opened=data["opened"],
                     today=None if data["today"] is None else dt.date.fromisoformat(data["today"]),
                     lots=data["lots"], offers=offers, passes=data["passes"], need=data["need"],
@@ -1043,6 +1054,8 @@ def balances(state: RoundState) -> pd.DataFrame:
 
 def _to_allocation(state: RoundState, world: World, keep: Callable[[Mapping[str, Any]], bool],
                    label: str) -> Allocation:
+    import numpy as np
+
     from dosewise.allocation import Allocation
 
     lots = world.lots
