@@ -317,7 +317,7 @@ def _solve_model_optimal(
         notes={"equity_floor": floor_share, "entitlement": entitlement, "start": ctx.start,
                "values": "impact-model value curves, re-linearised"},
         curves=curves,
-        max_iter=int(_option(params, "max_iter", 6)),
+        max_iter=int(_option(params, "max_iter", 8)),
         candidates=candidates,
         solver=str(_option(params, "solver", "auto")),
     )
