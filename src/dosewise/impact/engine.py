@@ -586,21 +586,20 @@ def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: sl
         beta_flat.reshape(n, N_BANDS)[:] = part.beta[d][:, None]
         for _ in range(params.steps_per_day):
             # classical RK4: k_acc = k1 + 2 k2 + 2 k3 + k4
-            rhs(x, k_cur)
-            np.copyto(k_acc, k_cur)
+            rhs(x, k_acc)  # k1
+            np.multiply(k_acc, 0.5 * h, out=tmp)
+            tmp += x
+            rhs(tmp, k_cur)  # k2
             np.multiply(k_cur, 0.5 * h, out=tmp)
             tmp += x
-            rhs(tmp, k_cur)
-            k_cur *= 2.0
             k_acc += k_cur
-            np.multiply(k_cur, 0.25 * h, out=tmp)  # (2 k2) h / 4 = k2 h / 2
-            tmp += x
-            rhs(tmp, k_cur)
-            k_cur *= 2.0
             k_acc += k_cur
-            np.multiply(k_cur, 0.5 * h, out=tmp)  # (2 k3) h / 2 = k3 h
+            rhs(tmp, k_cur)  # k3
+            np.multiply(k_cur, h, out=tmp)
             tmp += x
-            rhs(tmp, k_cur)
+            k_acc += k_cur
+            k_acc += k_cur
+            rhs(tmp, k_cur)  # k4
             k_acc += k_cur
             k_acc *= h / 6.0
             x += k_acc

@@ -23,14 +23,14 @@ other in the model, so the outcome is a sum over participants of ``f_i(doses[i, 
 3. **LP** (:func:`local_problem`): participant × lot × segment, lot budgets after the buffer,
    equity floor and share cap as in the weekly LP, every coordinate within ``[D − down,
    D + up]`` (the trust region); solved by HiGHS and rounded to shipping units.
-4. **Simulate and re-linearise.** The LP's allocation is simulated together with the points
-   around it (one run). If it averts more deaths it becomes ``D`` and the region doubles (up
-   to ``ρ = 1``); if not, the region shrinks to a quarter around the old ``D``. The loop stops
-   when the simulated gain of a step after the first falls below ``tol`` (default 0.05 %), when
-   the local model sees no gain in a small region, or after ``max_iter`` LP solves. Every step's LP estimate is the
-   simulated value at ``D`` plus the model's change, so as the steps shrink the estimate
-   converges to the simulation; each step's estimate, simulated value and gap are in
-   ``notes["relinearisation"]``.
+4. **Simulate and re-linearise.** The LP's allocation is simulated (one run; the points around
+   it in a second, when it is kept and the loop goes on). If it averts more deaths it becomes
+   ``D`` and the region doubles (up to ``ρ = 1``); if not, the region shrinks to a quarter
+   around the old ``D``. The loop stops when the simulated gain of a step after the first falls
+   below ``tol`` (default 0.05 %), when the local model sees no gain in a small region, or after
+   ``max_iter`` LP solves. Every step's LP estimate is the simulated value at ``D`` plus the
+   model's change, so as the steps shrink the estimate converges to the simulation; each step's
+   estimate, simulated value and gap are in ``notes["relinearisation"]``.
 5. **Answer.** The best allocation in simulation: an LP step's (``notes["chosen"] == "lp"``,
    ``notes["start"]`` names where the steps began) or, when no step improved on it, the start
    candidate itself, named in ``notes["chosen"]``; never silent.
@@ -648,31 +648,29 @@ def solve_model(
         if est <= current * (1.0 + tol):
             # no better allocation within the region by the local model: its secant slopes over a
             # large region can hide a gain close by, so look once more within a smaller one
-            if rho <= RHO_RETRY:
+            if rho <= RHO_RETRY or solves >= max_iter:
                 break
             rho = max(rho / 4.0, RHO_MIN)
             down, up, rows, row_doses = local_rows(ctx, doses, rho, active, scale)
             averted = simulate_rows(ctx, rows, row_doses)
             continue
-        # simulate the step and, in the same run, the points around it (used if it is kept)
-        nxt = min(2.0 * rho, RHO_MAX)
-        down_n, up_n, rows_n, doses_n = local_rows(ctx, new, nxt, active, scale)
-        out = simulate_rows(ctx, np.concatenate([np.arange(n), rows_n]), np.concatenate([new, doses_n], axis=0))
-        sim_k = out[:n]
+        # simulate the step; the points around it only when it is kept and the loop goes on
+        sim_k = simulate_rows(ctx, np.arange(n), new)
         record(est, float(sim_k.sum()), "local")
         if sim_k.sum() > current:
             gain = float(sim_k.sum()) - current
-            doses, value, rho = new, sim_k, nxt
-            down, up, rows, averted = down_n, up_n, rows_n, out[n:]
+            doses, value, rho = new, sim_k, min(2.0 * rho, RHO_MAX)
             best_alloc, best_est, best_lp, best_sol, best_data, chosen = alloc_k, est, lp_k, sol_k, lp_k.data, "lp"
             best_row = len(history) - 1
             alloc_k.notes["objective_lp"] = est
             alloc_k.notes["objective_rounded"] = est
-            if gain < tol * current and len(history) >= 2:  # converged (after one re-linearisation at least)
-                break
+            if (gain < tol * current and len(history) >= 2) or solves >= max_iter:
+                break  # converged (after one re-linearisation at least), or no LP solve left
+            down, up, rows, row_doses = local_rows(ctx, doses, rho, active, scale)
+            averted = simulate_rows(ctx, rows, row_doses)
         else:
             rho = rho / 4.0
-            if rho < RHO_MIN:
+            if rho < RHO_MIN or solves >= max_iter:
                 break
             down, up, rows, row_doses = local_rows(ctx, doses, rho, active, scale)
             averted = simulate_rows(ctx, rows, row_doses)
