@@ -20,7 +20,7 @@ Every figure is measured on all 190 participants (nothing extrapolated), best of
   axis (up to 9,880 participant-scenarios), without vaccine and with the two products' doses,
   cost per participant-day (goal: no worse than one scenario, and ≤ 3 µs).
 
-The engine stops integrating a block of participants once its epidemic is over (fewer than 1e-8
+The engine stops integrating a block of participants once its epidemic is over (fewer than 1e-7
 of the population latent or infectious, with the effective reproduction number below 1 at the
 highest β still to come, and no waning): the remaining days only give doses. The figures are
 per participant-day of the whole horizon, as the workload is.

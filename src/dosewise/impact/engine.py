@@ -458,11 +458,11 @@ def simulate(
     return out
 
 
-EXTINCT_SHARE = 1e-8
+EXTINCT_SHARE = 1e-7
 """A block stops integrating once, for every participant, latent + infectious people divided by
 ``1 − R_eff`` (a bound on the infections still to come, up to the generation ratio) are below this
 share of its population, with ``R_eff`` at the highest β still to come below 1 (see
-:func:`_extinct`). The deaths left out are then below about 1e-7 of the epidemic's own."""
+:func:`_extinct`). The deaths left out are then below about 1e-6 of the epidemic's own."""
 
 
 def _extinct(x: FloatArray, lay: Layout, part: Setup, beta_max: FloatArray, inv_n: FloatArray) -> bool:
