@@ -395,7 +395,7 @@ VALUE_SHARE = 1e-4
 """A lot is worth nothing to a participant when less than this share of its no-vaccine deaths
 occur after the lot could first protect anyone there (arrival + delay to protection, the dose
 interval included): its doses there are not simulated and carry no value in the LP."""
-RHO0, RHO_MAX, RHO_MIN, RHO_RETRY = 0.5, 1.0, 1.0 / 64, 1.0 / 4
+RHO0, RHO_MAX, RHO_MIN, RHO_RETRY = 0.5, 1.0, 1.0 / 64, 0.5
 """Trust region of the local stage: first, largest and smallest step, as a share of each
 participant's doses of a lot (or of its pro-rata share of the lot when it has none); when the
 local model sees no gain, one more look in a region a quarter as large unless the region is
