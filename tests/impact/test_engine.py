@@ -180,3 +180,35 @@ def test_stacked_scenarios_equal_single_runs(small_world: World, small_setup) ->
     many = simulate(stacked, dataclasses.replace(vac, doses=vac.doses[idx]), block=4)
     np.testing.assert_allclose(many.deaths[:, : small_setup.n], one.deaths, rtol=1e-12)
     np.testing.assert_allclose(many.deaths[:, 2 * small_setup.n :], one.deaths, rtol=1e-12)
+
+
+def test_stop_after_the_epidemic_and_unused_products_change_nothing(small_world: World) -> None:
+    """Over 365 days the epidemic ends long before the horizon: stopping the blocks then (and giving
+    products without doses no compartments) gives the deaths of the full integration with every
+    product's compartments (``keep_states`` turns both off), and doses given after the stop are
+    still counted."""
+    setup = prepare(small_world, ImpactParams(days=365))
+    doses = np.zeros((setup.n, 3, setup.days))
+    doses[:, 0, 5:40] = 0.004 * small_world.population[:, None]
+    doses[:, 2, 300:320] = 0.001 * small_world.population[:, None]  # after the epidemic
+    vac = product_vaccines(small_world, ["AZD1222", "BNT162b2", "Covishield"], doses, setup.params)
+    fast = simulate(setup, vac)
+    full = simulate(setup, vac, keep_states=True)
+    assert full.states is not None
+    np.testing.assert_allclose(fast.deaths[-1], full.deaths[-1], rtol=1e-6)
+    np.testing.assert_allclose(fast.infections[-1], full.infections[-1], rtol=1e-6)
+    np.testing.assert_allclose(fast.doses_used, full.doses_used, rtol=1e-9)
+    np.testing.assert_allclose(fast.vaccinated.sum(axis=0), full.vaccinated.sum(axis=0), rtol=1e-9)
+    assert fast.doses_used[:, 1].sum() == 0 and fast.doses_used[:, 2].sum() > 0
+    # the epidemic really was over: its last 60 days add (almost) no infections
+    inf = full.infections.sum(axis=2)
+    assert ((inf[-1] - inf[-61]) < 1e-6 * setup.pop.sum(axis=1)).all()
+
+
+def test_no_stop_while_immunity_wanes(small_world: World) -> None:
+    """With waning natural immunity the susceptible grow again, so the engine never stops early:
+    the last weeks still add infections."""
+    setup = prepare(small_world, ImpactParams(days=365, natural_immunity_days=60.0))
+    run = simulate(setup)
+    inf = run.infections.sum(axis=2)
+    assert (inf[-1] - inf[-30] > 0).all()

@@ -20,7 +20,8 @@ def test_gini_known_values() -> None:
     assert gini(np.array([1.0, 3.0]), np.array([2.0, 1.0])) == pytest.approx(gini(np.array([1.0, 1.0, 3.0])))
 
 
-@given(st.lists(st.floats(0, 1e6), min_size=1, max_size=30), st.floats(0.1, 100))
+# subnormal doses (5e-324) underflow to zero when scaled, which no scale-free measure survives
+@given(st.lists(st.floats(0, 1e6, allow_subnormal=False), min_size=1, max_size=30), st.floats(0.1, 100))
 def test_gini_bounded_and_scale_free(values: list[float], k: float) -> None:
     v = np.array(values)
     g = gini(v)

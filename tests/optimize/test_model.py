@@ -169,3 +169,75 @@ def test_world_scenario_optimal_beats_every_rule() -> None:
     # high-income first averts nothing outside high income; low-income first nothing outside low income
     assert table.loc[["Upper middle", "Lower middle", "Low"], "high-income-first"].abs().max() < 1.0
     assert table.loc[["High", "Upper middle", "Lower middle"], "low-income-first"].abs().max() < 1.0
+
+
+def small_model_world():  # type: ignore[no-untyped-def]
+    sc = Scenario.model_validate({
+        "participants": {"include": ["NGA", "JPN", "ITA", "HTI"], "defaults": {"capacity_per_week": 1_000_000}},
+        "lots": [{"id": "A", "product": "AZD1222", "doses": 20_000_000, "available": dt.date(2021, 3, 1),
+                  "expiry": dt.date(2021, 10, 1)},
+                 {"id": "B", "product": "BNT162b2", "doses": 8_000_000, "available": dt.date(2021, 5, 1),
+                  "expiry": dt.date(2021, 9, 1)}],
+        "epidemic": {"days": 200, "r0": 1.8},
+    })
+    return build_world(sc)
+
+
+def test_local_model_estimate_is_exact_at_its_points() -> None:
+    """The local values per participant × lot reproduce the simulation at the centre and at every
+    simulated step (where the slopes were not made concave), and their LP keeps each coordinate
+    within the trust region and each lot within its budget."""
+    from dosewise.optimize import model as m
+    from dosewise.optimize.policy import model_context
+    from dosewise.optimize.solve import solve_lp
+    from dosewise.policies import allocate_pro_rata
+    from dosewise.scenario import policy_params
+
+    world = small_model_world()
+    ctx = model_context(world)
+    ctx.worth = m.valuable(ctx)
+    start = m._world_doses(ctx, allocate_pro_rata(world, policy_params(None, name="covax-pro-rata")))
+    n = ctx.n
+    value = m.simulate_rows(ctx, np.arange(n), start)
+    down, up, rows, row_doses = m.local_rows(ctx, start, 0.5, ctx.worth, m.pro_rata_scale(ctx))
+    averted = m.simulate_rows(ctx, rows, row_doses)
+    lm = m.local_model(start, value, down, up, averted, ctx.worth)
+    assert lm.estimate(start) == pytest.approx(float(value.sum()))
+    assert (lm.s_up <= lm.s_down + 1e-12).all() and (lm.s_up >= 0).all()
+    for r, (i, d) in enumerate(zip(rows, row_doses, strict=True)):
+        moved = np.flatnonzero(d != start[i])
+        assert moved.size == 1
+        if lm.s_up[i, moved[0]] == lm.s_down[i, moved[0]]:
+            continue  # made concave: a chord, the points may lie below it
+        expect = float(value.sum() - value[i] + averted[r])
+        assert lm.estimate(np.where(np.arange(n)[:, None] == i, d[None, :], start)) == pytest.approx(expect, rel=1e-9)
+    lp = m.local_problem(ctx, lm, floor=None, share_cap=np.full(n, np.inf), buffer=0.0)
+    sol = solve_lp(lp)
+    got = np.zeros_like(start)
+    np.add.at(got, (lp.variables.part, lp.variables.lot), sol.x)
+    assert (got >= start - down - 1e-3).all() and (got <= start + up + 1e-3).all()
+    assert (got.sum(axis=0) <= world.lots["doses"].to_numpy() + 1e-3).all()
+
+
+def test_local_steps_improve_on_their_start_and_the_estimate_converges() -> None:
+    """From pro rata, every kept step averts more deaths in simulation than the one before, the
+    answer is the best of them, and the last step's estimate is closer to its simulation than
+    the first's."""
+    from dosewise.optimize.policy import solve_optimal
+    from dosewise.policies import allocate_pro_rata
+    from dosewise.scenario import policy_params
+
+    world = small_model_world()
+    pr = allocate_pro_rata(world, policy_params(None, name="covax-pro-rata"))
+    state = solve_optimal(world, policy_params(None, name="optimal"), candidates={"covax-pro-rata": pr})
+    notes = state.allocation.notes
+    hist = notes["relinearisation"]
+    assert notes["start"] == "covax-pro-rata" and len(hist) >= 1
+    from dosewise.optimize.model import simulate_allocation
+    from dosewise.optimize.policy import model_context
+
+    ctx = model_context(world)
+    assert notes["simulated_deaths_averted"] >= simulate_allocation(ctx, pr) * (1 - 1e-9)
+    assert notes["simulated_deaths_averted"] == pytest.approx(simulate_allocation(ctx, state.allocation), rel=1e-9)
+    if notes["chosen"] == "lp":
+        assert abs(notes["lp_gap_share"]) <= abs(hist["gap_share"].iloc[0]) + 1e-3

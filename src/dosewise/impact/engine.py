@@ -458,11 +458,51 @@ def simulate(
     return out
 
 
+EXTINCT_SHARE = 1e-7
+"""A block stops integrating once, for every participant, latent + infectious people divided by
+``1 − R_eff`` (a bound on the infections still to come, up to the generation ratio) are below this
+share of its population, with ``R_eff`` at the highest β still to come below 1 (see
+:func:`_extinct`). The deaths left out are then below about 1e-6 of the epidemic's own."""
+
+
+def _extinct(x: FloatArray, lay: Layout, part: Setup, beta_max: FloatArray, inv_n: FloatArray) -> bool:
+    """True when no participant of the block can see its epidemic grow again within the horizon.
+
+    ``x`` holds the block's state; ``beta_max`` (n,) the largest β from now to the horizon. With
+    no waning (the susceptible only shrink) and ``R_eff = β_max · infectious_days ·
+    ρ(diag(s) M) < 1`` (``s`` the susceptible share per band: the next-generation matrix at the
+    current state), infections can only decline geometrically, so the infections still to come
+    are of the order of the latent + infectious divided by ``1 − R_eff``."""
+    n = part.n
+    active = (x[lay.eu] + x[lay.iu] + x[lay.ev] + x[lay.iv]).reshape(n, N_BANDS).sum(axis=1)
+    limit = EXTINCT_SHARE * part.pop.sum(axis=1)
+    if (active > limit).any():
+        return False
+    sus = (x[: lay.n_susceptible].sum(axis=0) * inv_n).reshape(n, N_BANDS)
+    r_eff = beta_max * part.params.infectious_days * spectral_radius(sus[:, :, None] * part.contacts)
+    return bool(((r_eff < 1.0) & (active <= limit * (1.0 - np.minimum(r_eff, 1.0)))).all())
+
+
 def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: slice, out: Trajectory) -> None:
-    """Integrate participants ``sl``, writing their slices of ``out`` (deaths still IFR-free)."""
+    """Integrate participants ``sl``, writing their slices of ``out`` (deaths still IFR-free).
+
+    Products with no doses in the block get no compartments (unless states are kept), and the
+    integration stops once the block's epidemic is over (:func:`_extinct`); the remaining days
+    only give doses, which move people between compartments nobody can infect any more."""
     params = setup.params
     idx = np.arange(setup.n)[sl]
     part = setup if idx.size == setup.n else setup.subset(idx)
+    full_m = lay.m
+    prod = np.arange(full_m)
+    doses = None if vaccines is None else vaccines.doses[sl]
+    if vaccines is not None and doses is not None and out.states is None:
+        prod = np.flatnonzero(doses.any(axis=(0, 2)))
+        if prod.size < full_m:
+            doses = doses[:, prod]
+            vaccines = None if prod.size == 0 else Vaccines(
+                tuple(vaccines.products[k] for k in prod), doses, vaccines.doses_per_course[prod],
+                vaccines.e_inf[prod], vaccines.e_sev[prod], vaccines.delay_days[prod])
+            lay = Layout(int(prod.size))
     n, days, m = part.n, part.days, lay.m
     lin, gin = rate_matrices(lay, vaccines, params)
     ns = lay.n_susceptible
@@ -478,10 +518,14 @@ def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: sl
     h = 1.0 / params.steps_per_day
     tol = -1e-9 * float(part.pop.max())
     iu, iv = lay.iu, lay.iv
-    doses = None if vaccines is None else vaccines.doses[sl]
 
     infections, deaths_w, vaccinated = out.infections[:, sl], out.deaths[:, sl], out.vaccinated[:, sl]
-    used, unused, states = out.doses_used[sl], out.doses_unused[sl], out.states
+    used = np.zeros((n, m))
+    unused = np.zeros((n, m))
+    states = out.states
+    can_stop = states is None and params.waning_days is None and params.natural_immunity_days is None
+    beta_max = np.maximum.accumulate(part.beta[::-1], axis=0)[::-1]  # (days, n): largest β from day d on
+    running = True
     infections[0] = x[lay.cinf].reshape(n, N_BANDS)
     deaths_w[0] = x[lay.dw].reshape(n, N_BANDS)
     if states is not None:
@@ -526,24 +570,36 @@ def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: sl
                 vaccinated[d] += given
                 used[:, k] += (people - left) * vaccines.doses_per_course[k]
                 unused[:, k] += left * vaccines.doses_per_course[k]
+        if not running:
+            infections[d + 1] = infections[d]
+            deaths_w[d + 1] = deaths_w[d]
+            continue
+        if can_stop and d % 7 == 0 and d > 0 and _extinct(x, lay, part, beta_max[d], inv_n):
+            # the epidemic is over: the deaths still due among the few latent/infectious are booked now
+            x[lay.dw] += x[lay.qe] + x[lay.qi]
+            x[lay.qe] = 0.0
+            x[lay.qi] = 0.0
+            infections[d + 1] = infections[d]
+            deaths_w[d + 1] = x[lay.dw].reshape(n, N_BANDS)
+            running = False
+            continue
         beta_flat.reshape(n, N_BANDS)[:] = part.beta[d][:, None]
         for _ in range(params.steps_per_day):
             # classical RK4: k_acc = k1 + 2 k2 + 2 k3 + k4
-            rhs(x, k_cur)
-            np.copyto(k_acc, k_cur)
+            rhs(x, k_acc)  # k1
+            np.multiply(k_acc, 0.5 * h, out=tmp)
+            tmp += x
+            rhs(tmp, k_cur)  # k2
             np.multiply(k_cur, 0.5 * h, out=tmp)
             tmp += x
-            rhs(tmp, k_cur)
-            k_cur *= 2.0
             k_acc += k_cur
-            np.multiply(k_cur, 0.25 * h, out=tmp)  # (2 k2) h / 4 = k2 h / 2
-            tmp += x
-            rhs(tmp, k_cur)
-            k_cur *= 2.0
             k_acc += k_cur
-            np.multiply(k_cur, 0.5 * h, out=tmp)  # (2 k3) h / 2 = k3 h
+            rhs(tmp, k_cur)  # k3
+            np.multiply(k_cur, h, out=tmp)
             tmp += x
-            rhs(tmp, k_cur)
+            k_acc += k_cur
+            k_acc += k_cur
+            rhs(tmp, k_cur)  # k4
             k_acc += k_cur
             k_acc *= h / 6.0
             x += k_acc
@@ -553,6 +609,8 @@ def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: sl
         deaths_w[d + 1] = x[lay.dw].reshape(n, N_BANDS)
         if states is not None:
             states[d + 1, :, sl] = x.reshape(c, n, N_BANDS)
+    out.doses_used[sl, prod] = used
+    out.doses_unused[sl, prod] = unused
 
 
 def administer(

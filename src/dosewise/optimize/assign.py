@@ -60,7 +60,7 @@ def round_solution(lp: LinearProgram, x: FloatArray, *, round_units: bool = True
     """Round the LP doses to shipping units without breaking any lot, capacity, tier or share cap."""
     d, v = lp.data, lp.variables
     n, L, W, T = d.n, d.n_lots, d.weeks, d.tiers
-    x = x.copy()
+    x = np.clip(x, 0.0, None)  # HiGHS may return -1e-9 within its tolerances
     obj_lp = float(lp.value @ x)
     lo, count = week_ranges(d)
     load, people, total = schedule_state(lp, x)
@@ -112,6 +112,9 @@ def lot_room(
     cap_slack = np.where(in_range, np.clip(cap[:, None] - load, 0.0, None), 0.0)
     slack_w = np.where(np.isinf(cap), np.inf, cap_slack.sum(axis=1))
     tier_slack = np.clip(d.tier_people - people, 0.0, None) * d.course[lot]
+    per_lot = int(d.meta.get("tiers_per_lot", 0))
+    if per_lot:  # tiers belong to one lot each (t // per_lot): only the lot's own tiers have room
+        tier_slack = np.where(np.arange(d.tiers)[None, :] // per_lot == lot, tier_slack, 0.0)
     room = np.minimum.reduce([slack_w, tier_slack.sum(axis=1), np.clip(d.share_cap - total, 0.0, None)])
     return in_range, cap_slack, tier_slack, np.where(count[:, lot] > 0, room, 0.0)
 
@@ -159,7 +162,10 @@ def _place(
     uniq, at = np.unique(part, return_index=True)
     first[uniq] = cols[at]
     k, w, t = np.nonzero(add > 0)
-    pos = first[up[k]] + (w - lo[k]) * T + t
+    per_lot = int(d.meta.get("tiers_per_lot", 0))
+    # with tiers per lot, a (participant, lot) pair has columns for its lot's tiers only
+    pos = (first[up[k]] + (w - lo[k]) * per_lot + (t - lot * per_lot) if per_lot
+           else first[up[k]] + (w - lo[k]) * T + t)
     np.add.at(x, pos, add[k, w, t])
 
 

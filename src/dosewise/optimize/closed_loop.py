@@ -1,9 +1,10 @@
 """Closed-loop check: run the optimiser's allocation through the impact model and compare the
 LP's estimate of deaths averted with the simulated one.
 
-With the impact model's value curves (the default), the LP's estimate is the concave envelope
-of simulated points, re-linearised around the solution, so the gap is small; with tier values
-measured once at 1 % coverage (``options.values: tiers``) it ignores saturation and indirect
+With the impact model's values (the default), the LP's estimate is the simulated value of the
+allocation it stepped from plus the change its local values per participant × lot predict,
+re-linearised until the simulated gain stops, so the gap is small; with tier values measured
+once at 1 % coverage (``options.values: tiers``) it ignores saturation, timing and indirect
 effects, and the gap says how far to trust its ranking of allocations.
 """
 

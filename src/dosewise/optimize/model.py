@@ -3,37 +3,37 @@ outcome stops improving.
 
 What the simulation does with an allocation decides what the LP must value: each participant's
 doses arrive with their lots, are given at its capacity (or the epidemic's roll-out setting),
-and go to people in the epidemic's priority order (oldest first by default). So the outcome of
-an allocation depends, per participant, on how many people start a course and on the mix of
-lots they come from. Participants do not infect each other in the model, so:
+earliest expiry first, and go to people in the epidemic's priority order (oldest first by
+default). So a participant's deaths averted depend on how many doses of *each lot* it gets: a
+lot that arrives before the epidemic's peak is worth many times one that arrives after it, and
+doses queue behind each other at the participant's capacity. Participants do not infect each
+other in the model, so the outcome is a sum over participants of ``f_i(doses[i, :])``.
 
-1. **Value curves.** For each participant ``i``, ``f_i(P)`` = deaths averted when ``P`` people
-   start a course, with doses drawn from the lots in the proportions ``mix[i, l]`` (at first the
-   lots' supply among those ``i`` can use; later the current solution's own mix). ``f_i`` is
-   simulated at several coverage levels for all participants in **one** engine run, the levels
-   stacked along the participant axis (:func:`simulate_points`).
-2. **Concave, piecewise linear.** The upper concave envelope of each participant's points
-   (vectorised, :func:`concave_envelope`) gives segments of people with falling value per person;
-   these are the LP's tiers (``tier_people``, ``value``), so marginal value falls as coverage rises.
-   A dose of lot ``l`` is worth the segment's value per person ÷ the lot's doses per course ×
-   ``lot_factor[i, l]``: the deaths averted by a step of courses from lot ``l`` alone over those
-   averted by the same step along the mix, simulated at the current point (:func:`measure`;
-   where the mix's step averts almost nothing, the factors measured at zero coverage stand in),
-   capped at :data:`MAX_LOT_FACTOR`.
-3. **LP.** Participant × lot × segment (capacity and expiry are in the curves, through the
-   simulated logistics), lot budgets after the buffer, equity floor and share cap as in the
-   weekly LP; solved by HiGHS and rounded to shipping units.
-4. **Re-linearise.** The solution is simulated; new points are added around each participant's
-   solution (×0.85, ×1, ×1.15 of its people, and the 15 % step with each lot alone) with the
-   solution's lot mix, all in one engine run, and the LP is
-   solved again, until the simulated deaths averted improve by less than ``tol`` (default
-   0.05 %) or ``max_iter`` is reached. The best solution *in simulation* is kept; its LP
-   estimate minus its simulated value is the reported gap.
-5. **Candidates.** When the caller passes other allocations (``compare`` passes every policy it
-   runs), one more round adds points at each candidate's per-participant coverage; if a
-   candidate still simulates better than every LP solution, the policy returns that
-   allocation and says so in ``notes["chosen"]`` (otherwise ``"lp"``). The LP is the
-   optimiser; the candidates are a guard, reported, never silent.
+1. **Start.** The best, *in simulation*, of the ``candidates`` (``compare`` passes every policy
+   it runs; the policy passes pro rata) and, when there are none, of a first LP on concave value
+   curves along the supply mix (:func:`simulate_points`, :func:`concave_envelope`,
+   :func:`build_problem`; with ``curve_start``). All starts are simulated in one engine run.
+2. **Local values per participant × lot** (:class:`LocalModel`). Around the current allocation
+   ``D``, each (participant, lot) pair is simulated one step up and one step down (``ρ`` times
+   its doses, or its pro-rata share of the lot when it has none; all pairs stacked along the
+   participant axis of **one** engine run, :func:`simulate_rows`). The slopes below and above
+   ``D`` (deaths averted per dose, made concave) give each coordinate a piecewise-linear value;
+   lots that cannot avert deaths in a participant (:data:`VALUE_SHARE`: arriving after its
+   epidemic) are worth zero there and are not simulated.
+3. **LP** (:func:`local_problem`): participant × lot × segment, lot budgets after the buffer,
+   equity floor and share cap as in the weekly LP, every coordinate within ``[D − down,
+   D + up]`` (the trust region); solved by HiGHS and rounded to shipping units.
+4. **Simulate and re-linearise.** The LP's allocation is simulated (one run; the points around
+   it in a second, when it is kept and the loop goes on). If it averts more deaths it becomes
+   ``D`` and the region doubles (up to ``ρ = 1``); if not, the region shrinks to a quarter
+   around the old ``D``. The loop stops when the simulated gain of a step after the first falls
+   below ``tol`` (default 0.05 %), when the local model sees no gain in a small region, or after
+   ``max_iter`` LP solves. Every step's LP estimate is the simulated value at ``D`` plus the
+   model's change, so as the steps shrink the estimate converges to the simulation; each step's
+   estimate, simulated value and gap are in ``notes["relinearisation"]``.
+5. **Answer.** The best allocation in simulation: an LP step's (``notes["chosen"] == "lp"``,
+   ``notes["start"]`` names where the steps began) or, when no step improved on it, the start
+   candidate itself, named in ``notes["chosen"]``; never silent.
 """
 
 from __future__ import annotations
@@ -148,7 +148,13 @@ class ModelContext:
     baseline_deaths: FloatArray  # (n,)
     seconds: dict[str, float] = field(default_factory=dict)
     runs: int = 0
+    rows: int = 0
+    """Engine runs and participant-scenarios simulated in them (for the benchmark)."""
     first_slope: FloatArray | None = None
+    end_day: npt.NDArray[np.int64] | None = None
+    worth: npt.NDArray[np.bool_] | None = None
+    """(n, L) lots that can avert deaths in each participant (:func:`valuable`); the others' doses
+    are left out of the optimiser's simulations (not of the final one)."""
     """(n,) deaths averted per person of the first step along the initial mix (set by :func:`measure`)."""
 
     @property
@@ -184,20 +190,6 @@ def make_context(world: World, params: Any, start: Any, setup: Any = None, basel
                         baseline.deaths[-1].sum(axis=1))
 
 
-def _capacity(ctx: ModelContext, doses: FloatArray) -> FloatArray:
-    """Doses a day per stacked row (P, n) for allocations ``doses`` (P, n, L)."""
-    p = ctx.params
-    cap = np.broadcast_to(ctx.world.participants["capacity_per_week"].to_numpy(dtype=np.float64) / 7.0,
-                          doses.shape[:2]).copy()
-    if p.rollout_days is not None or p.daily_doses_per_100 is not None:
-        cap[:] = np.inf
-        if p.rollout_days is not None:
-            cap = np.minimum(cap, doses.sum(axis=2) / float(p.rollout_days))
-        if p.daily_doses_per_100 is not None:
-            cap = np.minimum(cap, ctx.world.population[None, :] * p.daily_doses_per_100 / 100.0)
-    return cap
-
-
 def simulate_points(ctx: ModelContext, people: FloatArray, mix: FloatArray) -> FloatArray:
     """Deaths averted per participant, (P, n), when ``people`` (P, n) start a course with doses
     from the lots in proportions ``mix`` (n, L) of people; one engine run for all P × n."""
@@ -206,28 +198,61 @@ def simulate_points(ctx: ModelContext, people: FloatArray, mix: FloatArray) -> F
 
 def simulate_doses(ctx: ModelContext, doses: FloatArray) -> FloatArray:
     """Deaths averted per participant, (P, n), for allocations ``doses`` (P, n, L); one engine run."""
+    n_pts, n = doses.shape[:2]
+    rows = np.tile(np.arange(n), n_pts)
+    return simulate_rows(ctx, rows, doses.reshape(n_pts * n, -1)).reshape(n_pts, n)
+
+
+def row_capacity(ctx: ModelContext, part: npt.NDArray[np.intp], doses: FloatArray) -> FloatArray:
+    """Doses a day for stacked rows: participant ``part`` (R,) with allocation ``doses`` (R, L)."""
+    p = ctx.params
+    cap = ctx.world.participants["capacity_per_week"].to_numpy(dtype=np.float64)[part] / 7.0
+    if p.rollout_days is not None or p.daily_doses_per_100 is not None:
+        cap = np.full(part.shape, np.inf)
+        if p.rollout_days is not None:
+            cap = np.minimum(cap, doses.sum(axis=1) / float(p.rollout_days))
+        if p.daily_doses_per_100 is not None:
+            cap = np.minimum(cap, ctx.world.population[part] * p.daily_doses_per_100 / 100.0)
+    return np.asarray(cap, dtype=np.float64)
+
+
+def _end_day(ctx: ModelContext) -> npt.NDArray[np.int64]:
+    """(n,) last day of the no-vaccine run with more than 1e-9 of the population newly infected."""
+    if ctx.end_day is None:
+        inf = ctx.baseline.infections.sum(axis=2)  # (days + 1, n)
+        daily = np.diff(inf, axis=0) > 1e-9 * ctx.setup.pop.sum(axis=1)[None, :]
+        last = daily.shape[0] - 1 - np.argmax(daily[::-1], axis=0)
+        ctx.end_day = np.where(daily.any(axis=0), last, 0).astype(np.int64)
+    return ctx.end_day
+
+
+def simulate_rows(ctx: ModelContext, part: npt.NDArray[np.intp], doses: FloatArray) -> FloatArray:
+    """Deaths averted (R,) by stacked rows: participant ``part[r]`` receiving ``doses[r]`` (L,);
+    one engine run for all rows (rows are independent: participants do not infect each other)."""
     from dosewise.impact.engine import product_vaccines, simulate
     from dosewise.impact.vaccination import lot_schedule
 
     t = time.perf_counter()
-    n_pts, n = doses.shape[:2]
+    part = np.asarray(part, dtype=np.intp)
     days = ctx.params.days
-    cap = _capacity(ctx, doses)
-    per_lot, _ = lot_schedule(
-        doses.reshape(n_pts * n, -1), np.tile(ctx.arrive, (n_pts, 1)), ctx.e_day, cap.reshape(-1), days
-    )
+    if ctx.worth is not None:  # doses that cannot avert deaths are left out (see :data:`VALUE_SHARE`)
+        doses = np.where(ctx.worth[part], doses, 0.0)
+    per_lot, _ = lot_schedule(doses, ctx.arrive[part], ctx.e_day, row_capacity(ctx, part, doses), days)
     prods = list(ctx.world.lots["product"].astype(str))
     uniq = list(dict.fromkeys(prods))
-    by_prod = np.zeros((n_pts * n, len(uniq), days))
+    by_prod = np.zeros((part.size, len(uniq), days))
     for j, pid in enumerate(prods):
         by_prod[:, uniq.index(pid)] += per_lot[:, j]
-    stacked = ctx.setup.subset(np.tile(np.arange(n), n_pts))
-    vac = product_vaccines(ctx.world, uniq, by_prod, ctx.params)
-    traj = simulate(stacked, vac)
-    deaths = traj.deaths[-1].sum(axis=1).reshape(n_pts, n)
+    # rows whose epidemics end together share engine blocks, so that blocks stop early together
+    order = np.argsort(_end_day(ctx)[part], kind="stable")
+    vac = product_vaccines(ctx.world, uniq, by_prod[order], ctx.params)
+    traj = simulate(ctx.setup.subset(part[order]), vac)
+    deaths = np.empty(part.size)
+    deaths[order] = traj.deaths[-1].sum(axis=1)
     ctx.runs += 1
+    ctx.rows += int(part.size)
     ctx.seconds["simulate_points"] = ctx.seconds.get("simulate_points", 0.0) + time.perf_counter() - t
-    return np.asarray(ctx.baseline_deaths[None, :] - deaths, dtype=np.float64)
+    return np.asarray(ctx.baseline_deaths[part] - deaths, dtype=np.float64)
 
 
 def lot_factor(ctx: ModelContext, mix: FloatArray) -> FloatArray:
@@ -269,7 +294,9 @@ def measure(ctx: ModelContext, people: FloatArray, mix: FloatArray, *, local: bo
     pts = [base + step] if not local else [np.minimum(f * base, ctx.limit) for f in (LOCAL[0], 1.0)] + [base + step]
     doses = [p[:, None] * mix * ctx.course[None, :] for p in pts]
     base_doses = base[:, None] * mix * ctx.course[None, :]
-    for lot in range(n_lots):
+    worth = ctx.deliverable if ctx.worth is None else ctx.worth
+    live = [lot for lot in range(n_lots) if worth[:, lot].any()]
+    for lot in live:
         bump = base_doses.copy()
         bump[:, lot] += np.where(ctx.deliverable[:, lot], step, 0.0) * ctx.course[lot]
         doses.append(bump)
@@ -277,7 +304,8 @@ def measure(ctx: ModelContext, people: FloatArray, mix: FloatArray, *, local: bo
     n_curve = len(pts)
     f_base = averted[n_curve - 2] if local else np.zeros(n)
     f_mix = averted[n_curve - 1] - f_base
-    f_lot = averted[n_curve:].T - f_base[:, None]  # (n, L)
+    f_lot = np.zeros((n, n_lots))
+    f_lot[:, live] = averted[n_curve:].T - f_base[:, None]
     per_person = np.divide(f_mix, step, out=np.zeros(n), where=step > 0)
     first = ctx.first_slope if ctx.first_slope is not None else per_person
     ok = (f_mix > 0) & (per_person >= 0.05 * first)
@@ -285,7 +313,7 @@ def measure(ctx: ModelContext, people: FloatArray, mix: FloatArray, *, local: bo
     factor = np.where(ok[:, None], measured, lot_factor(ctx, mix) if fallback is None else fallback)
     if ctx.first_slope is None:
         ctx.first_slope = per_person
-    factor = np.where(ctx.deliverable, np.clip(factor, 0.0, MAX_LOT_FACTOR), 0.0)
+    factor = np.where(worth, np.clip(factor, 0.0, MAX_LOT_FACTOR), 0.0)
     return np.stack(pts, axis=1), averted[:n_curve].T, np.asarray(factor, dtype=np.float64)
 
 
@@ -348,7 +376,7 @@ class ModelResult:
     data: ProblemData
     curves: Curves
     mix: FloatArray
-    history: list[dict[str, float]]
+    history: list[dict[str, Any]]
     chosen: str = "lp"
 
 
@@ -359,6 +387,166 @@ def simulate_allocation(ctx: ModelContext, alloc: Allocation) -> float:
     res = run_impact(ctx.world, alloc, ctx.params, start=ctx.start, setup=ctx.setup, baseline=ctx.baseline)
     ctx.seconds["simulate_solutions"] = ctx.seconds.get("simulate_solutions", 0.0) + time.perf_counter() - t
     return float(res.baseline.deaths[-1].sum() - res.vaccinated.deaths[-1].sum())
+
+
+VALUE_SHARE = 1e-4
+"""A lot is worth nothing to a participant when less than this share of its no-vaccine deaths
+occur after the lot could first protect anyone there (arrival + delay to protection, the dose
+interval included): its doses there are not simulated and carry no value in the LP."""
+RHO0, RHO_MAX, RHO_MIN, RHO_RETRY = 0.5, 1.0, 1.0 / 64, 0.5
+"""Trust region of the local stage: first, largest and smallest step, as a share of each
+participant's doses of a lot (or of its pro-rata share of the lot when it has none); when the
+local model sees no gain, one more look in a region a quarter as large unless the region is
+already at most ``RHO_RETRY``."""
+
+
+def valuable(ctx: ModelContext) -> npt.NDArray[np.bool_]:
+    """(n, L): lots that can still avert deaths in each participant (see :data:`VALUE_SHARE`)."""
+    from dosewise.impact.engine import product_vaccines
+
+    prods = list(ctx.world.lots["product"].astype(str))
+    uniq = list(dict.fromkeys(prods))
+    vac = product_vaccines(ctx.world, uniq, np.zeros((1, len(uniq), 1)), ctx.params)
+    delay = np.array([vac.delay_days[uniq.index(p)] for p in prods], dtype=np.float64)
+    deaths = ctx.baseline.deaths.sum(axis=2)  # (days + 1, n)
+    total = deaths[-1]
+    day = np.clip(ctx.arrive + np.round(delay).astype(np.int64)[None, :], 0, deaths.shape[0] - 1)
+    remaining = total[:, None] - np.take_along_axis(deaths.T, day, axis=1)
+    return np.asarray(ctx.deliverable & (remaining > VALUE_SHARE * total[:, None]), dtype=np.bool_)
+
+
+def pro_rata_scale(ctx: ModelContext) -> FloatArray:
+    """(n, L) each participant's population share of each lot among those who can receive it."""
+    supply = ctx.world.lots["doses"].to_numpy(dtype=np.float64)
+    pop = np.where(ctx.deliverable, ctx.world.population[:, None], 0.0)
+    tot = pop.sum(axis=0, keepdims=True)
+    return np.asarray(np.divide(pop, tot, out=np.zeros_like(pop), where=tot > 0) * supply[None, :], dtype=np.float64)
+
+
+@dataclass
+class LocalModel:
+    """Deaths averted around an allocation ``doses`` (n, L), one lot at a time.
+
+    For each participant ``i`` and lot ``l`` the simulation gives the deaths averted with
+    ``doses[i, l] − down`` and ``doses[i, l] + up`` (other lots unchanged); the slopes per dose
+    below and above the current doses, made concave (a single chord when the upper slope is the
+    larger), define a piecewise-linear value of each coordinate. The LP may move each coordinate
+    within ``[doses − down, doses + up]``, the trust region."""
+
+    doses: FloatArray
+    value: FloatArray  # (n,) simulated deaths averted at ``doses``
+    down: FloatArray
+    up: FloatArray
+    s_down: FloatArray
+    s_up: FloatArray
+
+    def estimate(self, new: FloatArray) -> float:
+        """The model's deaths averted for an allocation ``new`` (n, L)."""
+        delta = new - self.doses
+        change = np.where(delta < 0, self.s_down * delta, self.s_up * delta)
+        return float(self.value.sum() + change.sum())
+
+
+def local_rows(ctx: ModelContext, doses: FloatArray, rho: float, active: npt.NDArray[np.bool_],
+               scale: FloatArray) -> tuple[FloatArray, FloatArray, npt.NDArray[np.intp], FloatArray]:
+    """(down, up, participants (R,), doses (R, L)) of the points a :class:`LocalModel` needs:
+    every active (participant, lot) one step up, and one step down where it has doses."""
+    # lots that avert nothing may still move (at no value: floors and budgets may need them)
+    up = np.where(ctx.deliverable, rho * np.maximum(doses, scale), 0.0)
+    down = np.where(active, rho * doses, doses)
+    ui, ul = np.nonzero(active & (up > 0))
+    di, dl = np.nonzero(active & (down > 0))
+    rows_up = doses[ui].copy()
+    rows_up[np.arange(ui.size), ul] += up[ui, ul]
+    rows_dn = doses[di].copy()
+    rows_dn[np.arange(di.size), dl] -= down[di, dl]
+    part = np.concatenate([ui, di]).astype(np.intp)
+    return down, up, part, np.concatenate([rows_up, rows_dn], axis=0)
+
+
+def local_model(doses: FloatArray, value: FloatArray, down: FloatArray, up: FloatArray,
+                averted: FloatArray, active: npt.NDArray[np.bool_]) -> LocalModel:
+    """The :class:`LocalModel` from the simulated points of :func:`local_rows` (same order)."""
+    ui, ul = np.nonzero(active & (up > 0))
+    di, dl = np.nonzero(active & (down > 0))
+    f_up = np.zeros_like(doses)
+    f_dn = np.zeros_like(doses)
+    f_up[ui, ul] = averted[: ui.size]
+    f_dn[di, dl] = averted[ui.size:]
+    v = value[:, None]
+    s_up = np.divide(f_up - v, up, out=np.zeros_like(up), where=up > 0)
+    has_dn = active & (down > 0)
+    s_dn = np.divide(v - f_dn, down, out=np.zeros_like(down), where=has_dn)
+    s_dn = np.where(has_dn, s_dn, s_up)
+    chord = np.divide(f_up - f_dn, up + down, out=np.zeros_like(up), where=(up + down) > 0)
+    convex = has_dn & (up > 0) & (s_up > s_dn)
+    s_up = np.where(convex, chord, s_up)
+    s_dn = np.where(convex, chord, s_dn)
+    s_up = np.where(active, np.clip(s_up, 0.0, None), 0.0)
+    s_dn = np.where(active, np.clip(s_dn, 0.0, None), 0.0)
+    return LocalModel(doses, value, down, up, s_dn, s_up)
+
+
+def local_problem(ctx: ModelContext, lm: LocalModel, *, floor: FloatArray | None, share_cap: FloatArray,
+                  buffer: float) -> LinearProgram:
+    """The LP of one local step (its estimate of deaths averted: :meth:`LocalModel.estimate`).
+
+    Tiers are (lot, segment): segment 0 is ``[0, doses − down]`` (kept: its columns' lower bound
+    is their upper bound), 1 is ``[doses − down, doses]``, 2 is ``[doses, doses + up]``; a column
+    exists only for its own lot's tiers."""
+    from dosewise.optimize.variables import Variables
+
+    world = ctx.world
+    lots = world.lots
+    n, L = lm.doses.shape
+    supply = lots["doses"].to_numpy(dtype=np.int64)
+    buf = np.floor(buffer * supply + 0.5).astype(np.int64)
+    budget = (supply - buf).astype(np.float64)
+    keep = np.clip(lm.doses - lm.down, 0.0, None)
+    # the kept doses must fit the lots and share caps (a start from another policy may not)
+    tot = keep.sum(axis=0)
+    keep = keep * np.minimum(1.0, np.divide(budget, tot, out=np.ones_like(tot), where=tot > 0))[None, :]
+    per = keep.sum(axis=1)
+    keep = keep * np.minimum(1.0, np.divide(share_cap, per, out=np.ones_like(per), where=per > 0))[:, None]
+    seg = np.stack([keep, lm.doses - keep, lm.up], axis=2)  # (n, L, 3) doses
+    slope = np.stack([lm.s_down, lm.s_down, lm.s_up], axis=2)
+    course = ctx.course
+    prods = world.products.loc[list(lots["product"].astype(str))]
+    data = ProblemData(
+        usable=ctx.deliverable,
+        first_week=np.zeros((n, L), dtype=np.int64),
+        last_week=np.zeros((n, L), dtype=np.int64),
+        value=(slope * course[None, :, None]).reshape(n, 3 * L),
+        product_factor=1.0 / course,
+        discount=np.ones(1),
+        budget=supply - buf,
+        course=course,
+        unit=prods["shipping_unit"].to_numpy(dtype=np.int64),
+        capacity=np.full(n, np.inf),
+        tier_people=np.clip(seg / course[None, :, None], 0.0, None).reshape(n, 3 * L),
+        floor=np.zeros(n) if floor is None else floor,
+        share_cap=share_cap,
+        participants=world.participants.index,
+        lots=lots.index,
+        start=ctx.start,
+        meta={"buffer": buf, "values": "impact-model local values per lot", "tiers_per_lot": 3},
+    )
+    pi, pl = np.nonzero(ctx.deliverable)
+    var = Variables(
+        part=np.repeat(pi, 3).astype(np.int32),
+        lot=np.repeat(pl, 3).astype(np.int32),
+        week=np.zeros(3 * pi.size, dtype=np.int32),
+        tier=(np.repeat(3 * pl, 3) + np.tile(np.arange(3), pi.size)).astype(np.int32),
+    )
+    lp = build_lp(data, var)
+    first = var.tier % 3 == 0
+    lp.col_lower[first] = lp.col_upper[first]
+    return lp
+
+
+def _world_doses(ctx: ModelContext, alloc: Allocation) -> FloatArray:
+    idx = alloc.participants.get_indexer(ctx.world.participants.index)
+    return np.asarray(alloc.doses[idx], dtype=np.float64)
 
 
 def solve_model(
@@ -372,85 +560,142 @@ def solve_model(
     params: dict[str, Any] | None = None,
     notes: dict[str, Any] | None = None,
     curves: Curves | None = None,
-    max_iter: int = 6,
+    max_iter: int = 8,
     tol: float = 5e-4,
     candidates: Mapping[str, Allocation] | None = None,
     solver: str = "auto",
+    curve_start: bool | None = None,
 ) -> ModelResult:
-    """Re-linearised model-based optimum (see the module docstring)."""
+    """Model-based optimum (see the module docstring): local LP steps per participant × lot in
+    a trust region, each simulated, from the best of the ``candidates`` and (``curve_start``;
+    default: when there are no candidates) a first LP on value curves along the supply mix
+    (``curves``: points simulated before, reused)."""
     t_start = time.perf_counter()
     n = ctx.n
     share_cap = np.full(n, np.inf) if share_cap is None else share_cap
+    if ctx.worth is None:
+        ctx.worth = valuable(ctx)
     mix = initial_mix(ctx)
+    history: list[dict[str, Any]] = []
+    base_notes = dict(notes or {})
+    if curve_start is None:
+        curve_start = not candidates
     if curves is None:
-        grid = np.asarray(GRID)[:, None] * ctx.limit[None, :]  # (K, n), first row zero
-        averted = simulate_points(ctx, grid[1:], mix)
-        curves = Curves(grid.T.copy(), np.concatenate([np.zeros((n, 1)), averted.T], axis=1))
-    pts, vals, factor = measure(ctx, np.zeros(n), mix, local=False)
-    factor0 = factor
-    curves.add(pts, vals)
-    history: list[dict[str, float]] = []
-    best: tuple[float, Allocation, LinearProgram, Solution, ProblemData, FloatArray] | None = None
+        curves = Curves(np.zeros((n, 1)), np.zeros((n, 1)))
+    if curve_start and curves.people.shape[1] < len(GRID):  # no value curves yet: simulate them
+        grid = np.asarray(GRID)[1:, None] * ctx.limit[None, :]  # (K, n)
+        curves.add(grid.T.copy(), simulate_points(ctx, grid, mix).T)
 
-    def lp_round() -> tuple[float, Allocation, LinearProgram, Solution, ProblemData, FloatArray]:
+    def record(est: float, sim: float, stage: str) -> None:
+        history.append({"iteration": float(len(history) + 1), "lp_estimate": est, "simulated": sim,
+                        "gap_share": (est - sim) / sim if sim else float("nan"),
+                        "points": float(curves.people.shape[1]), "stage": stage})
+
+    starts: dict[str, FloatArray] = {}
+    alloc: Allocation | None = None
+    lp: LinearProgram | None = None
+    sol: Solution | None = None
+    data: ProblemData | None = None
+    if curve_start:
+        # 1. one LP on the value curves along the supply mix
+        pts, vals, factor = measure(ctx, np.zeros(n), mix, local=False)
+        curves.add(pts, vals)
         data = build_problem(ctx, curves, mix, floor=floor, share_cap=share_cap, buffer=buffer, factor=factor)
         lp = build_lp(data)
         sol = solve_lp(lp, solver=solver)
         alloc = assign_solution(ctx.world, lp, sol, policy=policy, params=params or {}, round_units=round_units,
-                                notes=dict(notes or {}))
-        sim = simulate_allocation(ctx, alloc)
-        est = float(alloc.notes["objective_rounded"])
-        history.append({"iteration": float(len(history) + 1), "lp_estimate": est, "simulated": sim,
-                        "gap_share": (est - sim) / sim if sim else float("nan"),
-                        "points": float(curves.people.shape[1])})
-        return sim, alloc, lp, sol, data, mix.copy()
-
-    for it in range(max_iter):
-        cur = lp_round()
-        improved = best is None or cur[0] > best[0] * (1.0 + tol)
-        if best is None or cur[0] > best[0]:
-            best = cur
-        if not improved and it > 0:
-            break
-        # re-linearise around this solution, with its own lot mix
-        people, mix = people_and_mix(ctx, cur[1].doses.astype(np.float64), mix)
-        pts, vals, factor = measure(ctx, people, mix, fallback=factor0)
-        curves.add(pts, vals)
-    assert best is not None
-    chosen = "lp"
-    if candidates:
-        sims = {name: simulate_allocation(ctx, a) for name, a in candidates.items()}
-        name = max(sims, key=lambda k: sims[k])
-        if sims[name] > best[0]:
-            # add the candidate's coverage to the curves and solve once more from there
-            people, cmix = people_and_mix(ctx, candidates[name].doses.astype(np.float64), mix)
-            mix = cmix
-            pts, vals, factor = measure(ctx, people, mix, fallback=factor0)
-            curves.add(pts, vals)
-            cur = lp_round()
-            if cur[0] > best[0]:
-                best = cur
-            if sims[name] > best[0]:
-                chosen = name
-                cand = candidates[name]
-                alloc = Allocation(policy=policy, participants=cand.participants, lots=cand.lots, doses=cand.doses,
-                                   buffer=cand.buffer, remainder=cand.remainder, params=params or {},
-                                   notes={**dict(notes or {}), "chosen": name})
-                data = best[4]
-                est = float(envelope_value(*concave_envelope(curves.people, curves.averted),
-                                           people_and_mix(ctx, cand.doses.astype(np.float64), mix)[0]).sum())
-                alloc.notes["objective_rounded"] = est
-                alloc.notes["objective_lp"] = est
-                best = (sims[name], alloc, best[2], best[3], data, cmix)
-    sim, alloc, lp, sol, data, mix = best
-    alloc.notes.setdefault("chosen", chosen)
-    alloc.notes["relinearisation"] = pd.DataFrame(history)
-    alloc.notes["iterations"] = len(history)
-    alloc.notes["simulated_deaths_averted"] = sim
-    est = float(alloc.notes["objective_rounded"])
-    alloc.notes["lp_gap_share"] = (est - sim) / sim if sim else float("nan")
-    alloc.notes["model_seconds"] = {**ctx.seconds, "total": time.perf_counter() - t_start}
-    alloc.notes["engine_runs"] = ctx.runs
+                                notes=dict(base_notes))
+        starts["lp"] = _world_doses(ctx, alloc)
+    # every start simulated in one run: the best is where the local stage begins
+    for name, cand in (candidates or {}).items():
+        starts[name] = _world_doses(ctx, cand)
+    if not starts:
+        raise AllocationError("the optimiser needs a first LP or a candidate allocation to start from")
+    names = list(starts)
+    stacked = np.concatenate([starts[k] for k in names], axis=0)
+    per = simulate_rows(ctx, np.tile(np.arange(n), len(names)), stacked).reshape(len(names), n)
+    if alloc is not None:
+        record(float(alloc.notes["objective_rounded"]), float(per[0].sum()), "curves")
+    k0 = int(np.argmax(per.sum(axis=1)))
+    start_name = names[k0]
+    doses, value = starts[start_name], per[k0]
+    best_alloc = alloc if start_name == "lp" and alloc is not None else (candidates or {})[start_name]
+    best_est = float(best_alloc.notes["objective_rounded"]) if start_name == "lp" else float(value.sum())
+    best_lp, best_sol, best_data = lp, sol, data
+    best_row: int | None = 0 if start_name == "lp" else None
+    chosen = start_name
+    # 2. local steps: per participant × lot values around the current allocation, trust region
+    active = ctx.worth if ctx.worth is not None else valuable(ctx)
+    scale = pro_rata_scale(ctx)
+    rho = RHO0
+    down, up, rows, row_doses = local_rows(ctx, doses, rho, active, scale)
+    averted = simulate_rows(ctx, rows, row_doses)
+    solves = 1 if curve_start else 0
+    last: tuple[LinearProgram, Solution] | None = None
+    while solves < max(max_iter, 2 if curve_start else 1):
+        lm = local_model(doses, value, down, up, averted, active)
+        lp_k = local_problem(ctx, lm, floor=floor, share_cap=share_cap, buffer=buffer)
+        sol_k = solve_lp(lp_k, solver=solver)
+        solves += 1
+        last = (lp_k, sol_k)
+        alloc_k = assign_solution(ctx.world, lp_k, sol_k, policy=policy, params=params or {},
+                                  round_units=round_units, notes=dict(base_notes))
+        new = _world_doses(ctx, alloc_k)
+        est = lm.estimate(new)
+        current = float(value.sum())
+        if est <= current * (1.0 + tol):
+            # no better allocation within the region by the local model: its secant slopes over a
+            # large region can hide a gain close by, so look once more within a smaller one
+            if rho <= RHO_RETRY or solves >= max_iter:
+                break
+            rho = max(rho / 4.0, RHO_MIN)
+            down, up, rows, row_doses = local_rows(ctx, doses, rho, active, scale)
+            averted = simulate_rows(ctx, rows, row_doses)
+            continue
+        # simulate the step; the points around it only when it is kept and the loop goes on
+        sim_k = simulate_rows(ctx, np.arange(n), new)
+        record(est, float(sim_k.sum()), "local")
+        if sim_k.sum() > current:
+            gain = float(sim_k.sum()) - current
+            doses, value, rho = new, sim_k, min(2.0 * rho, RHO_MAX)
+            best_alloc, best_est, best_lp, best_sol, best_data, chosen = alloc_k, est, lp_k, sol_k, lp_k.data, "lp"
+            best_row = len(history) - 1
+            alloc_k.notes["objective_lp"] = est
+            alloc_k.notes["objective_rounded"] = est
+            if (gain < tol * current and len(history) >= 2) or solves >= max_iter:
+                break  # converged (after one re-linearisation at least), or no LP solve left
+            down, up, rows, row_doses = local_rows(ctx, doses, rho, active, scale)
+            averted = simulate_rows(ctx, rows, row_doses)
+        else:
+            rho = rho / 4.0
+            if rho < RHO_MIN or solves >= max_iter:
+                break
+            down, up, rows, row_doses = local_rows(ctx, doses, rho, active, scale)
+            averted = simulate_rows(ctx, rows, row_doses)
+    if best_lp is None or best_sol is None or best_data is None:  # a candidate kept: the last LP stays live
+        assert last is not None
+        best_lp, best_sol = last
+        best_data = best_lp.data
+    if chosen != "lp":
+        cand = best_alloc
+        best_alloc = Allocation(policy=policy, participants=cand.participants, lots=cand.lots, doses=cand.doses,
+                                buffer=cand.buffer, remainder=cand.remainder, params=params or {},
+                                notes={**base_notes, "chosen": chosen, "objective_lp": best_est,
+                                       "objective_rounded": best_est})
+    sim = simulate_allocation(ctx, best_alloc)
+    if chosen == "lp" and best_row is not None:  # the kept step, simulated with every dose
+        history[best_row]["simulated"] = sim
+        history[best_row]["gap_share"] = (history[best_row]["lp_estimate"] - sim) / sim if sim else float("nan")
+    best_alloc.notes.setdefault("chosen", chosen)
+    best_alloc.notes["start"] = start_name
+    best_alloc.notes["relinearisation"] = pd.DataFrame(history)
+    best_alloc.notes["iterations"] = len(history)
+    best_alloc.notes["lp_solves"] = solves
+    best_alloc.notes["simulated_deaths_averted"] = sim
+    best_alloc.notes["lp_gap_share"] = (best_est - sim) / sim if sim else float("nan")
+    best_alloc.notes["model_seconds"] = {**ctx.seconds, "total": time.perf_counter() - t_start}
+    best_alloc.notes["engine_runs"] = ctx.runs
+    best_alloc.notes["engine_rows"] = ctx.rows
     if sim < 0:
         raise AllocationError("the impact model gives negative deaths averted for the optimal allocation")
-    return ModelResult(alloc, lp, sol, data, curves, mix, history, chosen)
+    return ModelResult(best_alloc, best_lp, best_sol, best_data, curves, mix, history, chosen)

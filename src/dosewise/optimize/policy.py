@@ -160,10 +160,11 @@ def solve_optimal(
     """Build, solve and assign the optimal allocation; keep the solver for re-solves.
 
     By default the values come from the impact model itself (:mod:`dosewise.optimize.model`):
-    per-participant value curves simulated under the world's epidemic settings (the scenario's
-    ``epidemic:`` section, or ``impact`` = an :class:`~dosewise.epidemic.EpidemicSettings`),
-    re-linearised until the simulated outcome stops improving; ``candidates`` are other
-    allocations the result must not be worse than in simulation. Passing ``tier_sizes`` and
+    local values per participant × lot simulated under the world's epidemic settings (the
+    scenario's ``epidemic:`` section, or ``impact`` = an :class:`~dosewise.epidemic.EpidemicSettings`),
+    re-linearised in a trust region until the simulated outcome stops improving; ``candidates``
+    are other allocations (default: pro rata) the steps start from the best of, so the result is
+    never worse than them in simulation (``options.max_iter``: LP solves, default 8). Passing ``tier_sizes`` and
     ``deaths_averted_per_dose`` ((n, tiers), oldest first), or ``options.values: tiers``, uses the
     weekly tier LP instead (marginal values at 1 % coverage, see :mod:`dosewise.impact.tiers`).
     ``entitlement`` (doses per participant) defaults to the ``covax-pro-rata`` allocation.
@@ -317,7 +318,7 @@ def _solve_model_optimal(
         notes={"equity_floor": floor_share, "entitlement": entitlement, "start": ctx.start,
                "values": "impact-model value curves, re-linearised"},
         curves=curves,
-        max_iter=int(_option(params, "max_iter", 6)),
+        max_iter=int(_option(params, "max_iter", 8)),
         candidates=candidates,
         solver=str(_option(params, "solver", "auto")),
     )
