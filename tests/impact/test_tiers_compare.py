@@ -72,8 +72,10 @@ def test_regression_baseline() -> None:
         assert now[key].keys() == stored[key].keys()
         for code, v in stored[key].items():
             assert now[key][code] == pytest.approx(v, rel=1e-6), (key, code)
+    # summary figures are counts of people and doses: a thousandth of one is below any meaning
+    # (``doses_unused`` is a rounding residue of about 1e-9 that a relative check alone would chase)
     for key, v in stored["summary"].items():
-        assert now["summary"][key] == pytest.approx(v, rel=1e-6, nan_ok=True), key
+        assert now["summary"][key] == pytest.approx(v, rel=1e-6, abs=1e-3, nan_ok=True), key
 
 
 def test_run_policies_inequality_and_closed_loop(small_world: World) -> None:

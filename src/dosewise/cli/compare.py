@@ -156,8 +156,9 @@ def compare(
         if "optimal" in allocs:
             n0 = allocs["optimal"].notes
             chosen = safe(n0.get("chosen", "lp"))
-            console.print(f"[dim]optimal: {n0.get('iterations', '?')} LP solves on re-linearised curves, "
-                          f"{n0.get('engine_runs', '?')} stacked engine runs; answer from {chosen}[/]")
+            console.print(f"[dim]optimal: {n0.get('lp_solves', '?')} LP solves, {n0.get('iterations', '?')} "
+                          f"steps simulated from {safe(n0.get('start', '?'))}, {n0.get('engine_runs', '?')} stacked "
+                          f"engine runs; answer from {chosen}[/]")
     console.print(f"[dim]IFR: {IFR_SOURCES[settings.ifr]}; health system: {HEALTH_SYSTEMS[settings.health_system]}; "
                   "contacts: Prem et al. 2021/2017; population: UN WPP 2024[/]")
     if out is not None:
