@@ -160,7 +160,7 @@ _json = st.recursive(
 @given(st.dictionaries(st.text(max_size=4), _json, max_size=4), st.text(max_size=6))
 def test_signed_form_is_the_reference_signable_form(payload: dict[str, Any], actor: str) -> None:
     from dosewise.errors import InputError
-    from dosewise.ledger.walk import _DECODER, _UNSAFE, _Float
+    from dosewise.ledger.walk import _DECODER, _Float, _plain_text
 
     try:
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -176,6 +176,6 @@ def test_signed_form_is_the_reference_signable_form(payload: dict[str, Any], act
         want = _signable("e", "t", actor or "a", None, "O1", None, actor or None, parsed, None, None)
     except InputError:
         with pytest.raises(InputError):
-            _signed_form(row, parsed, plain and _UNSAFE.search(text) is None)
+            _signed_form(row, parsed, plain and _plain_text(text))
         return
-    assert _signed_form(row, parsed, plain and _UNSAFE.search(text) is None) == want
+    assert _signed_form(row, parsed, plain and _plain_text(text)) == want

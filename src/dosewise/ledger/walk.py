@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +37,7 @@ from nacl.signing import VerifyKey
 from dosewise.errors import InputError
 from dosewise.ledger import merkle
 from dosewise.ledger.events import link_problem, row_hash, seq_problem
-from dosewise.ledger.signing import CONTEXT, KEY_REGISTERED, KEY_REVOKED, Forgery, Registry, _signable
+from dosewise.ledger.signing import CONTEXT, KEY_REGISTERED, KEY_REVOKED, Forgery, Registry, _signable, _stamp
 
 __all__ = ["RANGE", "KeyTimeline", "RangeJob", "RangeResult", "Walk", "check_range", "merge"]
 
@@ -118,26 +117,37 @@ def _verify(raw: bytes, sig: bytes, message: bytes) -> bool:
     return True
 
 
-def _stamp(payload: Mapping[str, Any]) -> tuple[str, bytes] | str:
-    from dosewise.ledger.signing import _stamp as stamp
-
-    return stamp(payload)
-
-
 class _Float(Exception):
     pass
+
+
+_JCS_INT = 2**53 - 1
 
 
 def _no_float(text: str) -> Any:
     raise _Float(text)
 
 
-_DECODER = json.JSONDecoder(parse_float=_no_float)
-"""Parses a payload, and stops at the first float (RFC 8785 writes floats its own way)."""
-_UNSAFE = re.compile(r"[\ud800-\U0010ffff]|\\u|\d{16}")
-"""What may make ``json.dumps`` differ from RFC 8785 in a float-free payload text: a character at
-or above U+D800 (keys sort by UTF-16 units in RFC 8785, by code points in Python), an escape that
-may hide one, an integer beyond ±(2**53 − 1). Conservative: a match takes the reference path."""
+def _jcs_int(text: str) -> int:
+    value = int(text)
+    if -_JCS_INT <= value <= _JCS_INT:
+        return value
+    raise _Float(text)
+
+
+_DECODER = json.JSONDecoder(parse_float=_no_float, parse_int=_jcs_int)
+"""Parses a payload, and stops at the first float or integer beyond ±(2**53 − 1) (RFC 8785 writes
+those its own way, or refuses them)."""
+
+
+def _plain_text(text: str) -> bool:
+    """Whether a payload text that :data:`_DECODER` parsed can hold nothing else ``json.dumps``
+    writes differently from RFC 8785: no character at or above U+D800 (RFC 8785 sorts keys by
+    UTF-16 units, Python by code points) and no escape that may hide one. Conservative."""
+    return "\\u" not in text and (text.isascii() or max(text) < "\ud800")
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _FIELDS = (1, 2, 3, 4, 5, 6, 8, 10, 11)
 
 
@@ -150,11 +160,11 @@ def _signed_form(row: Sequence[Any], payload: dict[str, Any], plain: bool) -> by
     if plain and all(row[i] is None or type(row[i]) is str for i in _FIELDS):
         body = {k: v for k, v in payload.items() if k != "signature"}
         try:
-            return json.dumps({
+            return _ENCODER.encode({
                 "context": CONTEXT, "event_id": row[1], "type": row[2], "actor": row[8], "round_id": row[3],
                 "offer_id": row[4], "lot_id": row[5], "participant": row[6], "payload": body,
                 "idempotency_key": row[10], "unique_slot": row[11],
-            }, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            }).encode("utf-8")
         except UnicodeEncodeError:
             pass  # a lone surrogate: the reference path refuses it
     return _signable(row[1], row[2], row[8], row[3], row[4], row[5], row[6], payload, row[10], row[11])
@@ -204,7 +214,7 @@ def _signature_problem(row: Sequence[Any], seq: int, timeline: KeyTimeline) -> t
     if got != kid:
         return f"signed with key {got}, not {actor}'s key valid here ({kid})", False
     try:
-        message = _signed_form(row, payload, plain and _UNSAFE.search(text) is None)
+        message = _signed_form(row, payload, plain and _plain_text(text))
     except InputError as exc:
         return f"the signed form cannot be built: {exc.message}", False
     return (None if _verify(raw, sig, message) else NOT_VERIFIED), True
