@@ -179,3 +179,21 @@ def test_signed_form_is_the_reference_signable_form(payload: dict[str, Any], act
             _signed_form(row, parsed, plain and _plain_text(text))
         return
     assert _signed_form(row, parsed, plain and _plain_text(text)) == want
+
+
+def test_worker_processes_read_their_ranges_on_every_sql_backend(sql_store: Any, sql_url: str,
+                                                                 raw_sql: Callable[[str], None]) -> None:
+    held = _fill(sql_store)
+    pairs = [("held", c) for c in held]
+    parallel = verify_ledger(sql_store, pairs, chunk=16, workers=2)
+    assert parallel.ok and _findings(parallel) == _findings(verify_ledger(sql_store, pairs, workers=1))
+    # the owner edits an event in the fourth range without re-chaining (triggers dropped first)
+    if sql_url.startswith("postgresql"):
+        raw_sql("ALTER TABLE ledger_events DISABLE TRIGGER USER")
+    else:
+        for name in ("ledger_events_no_update", "ledger_events_no_delete"):
+            raw_sql(f"DROP TRIGGER IF EXISTS {name}")
+    raw_sql("UPDATE ledger_events SET payload = '{\"doses\":1}' WHERE seq = 53")
+    parallel = verify_ledger(sql_store, pairs, chunk=16, workers=2)
+    assert _findings(parallel) == _findings(verify_ledger(sql_store, pairs, workers=1))
+    assert parallel.chain.first_bad_seq == 53 and "edited row" in str(parallel.chain.problem)
