@@ -21,7 +21,7 @@ from dosewise.ledger.audit import AuditReport, verify_ledger
 from dosewise.ledger.checkpoints import Checkpoint, checkpoint
 from dosewise.ledger.events import row_hash, verify_rows
 from dosewise.ledger.signing import Signer, _signable, registration, revocation
-from dosewise.ledger.walk import _signed_form
+from dosewise.ledger.walk import _signed_form, _text_form
 
 Rows = list[tuple[Any, ...]]
 LEDGER_KEY = Ed25519PrivateKey.generate()
@@ -179,6 +179,31 @@ def test_signed_form_is_the_reference_signable_form(payload: dict[str, Any], act
             _signed_form(row, parsed, plain and _plain_text(text))
         return
     assert _signed_form(row, parsed, plain and _plain_text(text)) == want
+    # the form written from the stored text, as a ledger stores it (canonical, with the stamp)
+    stamp = {"alg": "Ed25519", "key_id": "k", "sig": actor}
+    stored = json.dumps({**payload, "signature": stamp}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if plain and _plain_text(stored) and "signature" not in payload:
+        assert _text_form(row, stored, stamp) == want
+
+
+def test_a_signed_payload_stored_in_another_json_spelling_still_verifies() -> None:
+    """The text form fails on a payload re-spelt (spaces, key order); the parsed form decides."""
+    store = MemoryStore()
+    store.append_one(registration(SIGNERS["PRK"], "PRK", "participant"))
+    store.append_one(SIGNERS["PRK"].sign(NewEvent(type="offer.declined", actor="PRK", offer_id="O1",
+                                                  payload={"reason": "short_shelf_life", "doses": 10})))
+    row = store._rows[1]
+    payload = json.loads(row[7])
+    respelt = json.dumps(dict(reversed(list(payload.items()))), indent=1, ensure_ascii=False)
+    store._rows[:] = _rechain([store._rows[0], (*row[:7], respelt, *row[8:])], 1)
+    report = verify_ledger(store, chunk=1, workers=1)
+    assert report.ok and report.signatures_checked == 2
+    payload["reason"] = "accepted after all"  # and a change of content is still caught
+    changed = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    store._rows[:] = _rechain([store._rows[0], (*row[:7], changed, *row[8:])], 1)
+    report = verify_ledger(store, chunk=1, workers=1)
+    assert [(f.seq, f.reason) for f in report.forged] == [(2, "signature does not verify (content changed after "
+                                                               "signing, or not signed by this key)")]
 
 
 def test_worker_processes_read_their_ranges_on_every_sql_backend(sql_store: Any, sql_url: str,
