@@ -192,16 +192,18 @@ def _text_form(row: Sequence[Any], text: str, stamp: Any) -> bytes | None:
         body = text[:at] + (text[end + 1:] if text[end:end + 1] == "," else text[end:])
     else:
         return None
-    fields = [row[i] for i in _FIELDS]
-    if not all(v is None or type(v) is str for v in fields):
-        return None
-    event_id, type_, round_id, offer_id, lot_id, participant, actor, key, slot = (
-        "null" if v is None else _enc(v) for v in fields)
+    e = _enc  # a JSON string; TypeError for anything but a str
     try:
-        return (f'{{"actor":{actor},"context":"{CONTEXT}","event_id":{event_id},"idempotency_key":{key},'
-                f'"lot_id":{lot_id},"offer_id":{offer_id},"participant":{participant},"payload":{body},'
-                f'"round_id":{round_id},"type":{type_},"unique_slot":{slot}}}').encode()
-    except UnicodeEncodeError:
+        return (f'{{"actor":{"null" if row[8] is None else e(row[8])},"context":"{CONTEXT}"'
+                f',"event_id":{"null" if row[1] is None else e(row[1])}'
+                f',"idempotency_key":{"null" if row[10] is None else e(row[10])}'
+                f',"lot_id":{"null" if row[5] is None else e(row[5])}'
+                f',"offer_id":{"null" if row[4] is None else e(row[4])}'
+                f',"participant":{"null" if row[6] is None else e(row[6])},"payload":{body}'
+                f',"round_id":{"null" if row[3] is None else e(row[3])}'
+                f',"type":{"null" if row[2] is None else e(row[2])}'
+                f',"unique_slot":{"null" if row[11] is None else e(row[11])}}}').encode()
+    except (TypeError, UnicodeEncodeError):
         return None
 
 
