@@ -1,8 +1,9 @@
 """Verify the ledger against what the parties hold: checkpoints, receipts, signatures.
 
-:func:`verify_ledger` walks every event once and checks, together:
+:func:`verify_ledger` walks every event once (in ranges checked by worker processes, put
+together as one sequential walk would be: :mod:`dosewise.ledger.walk`) and checks, together:
 
-* the hash chain (:func:`~dosewise.ledger.events.verify_rows`);
+* the hash chain (the first bad event as :func:`~dosewise.ledger.events.verify_rows` names it);
 * every signature against the key registered for the event's actor at that point
   of the ledger; an event in the name of an identity with a registered key that
   lacks a valid signature is reported as *forged*;
