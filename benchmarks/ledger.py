@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -66,16 +67,72 @@ def trust_events(n: int, start: int, signers: dict[str, Signer], signed_every: i
     return out
 
 
-def ed25519_verify_us(n: int = 2000) -> float:
-    """One Ed25519 verification on this machine now (the floor of a verify with signatures)."""
+def ed25519_verify_us(n: int = 2000) -> dict[str, float]:
+    """One Ed25519 verification on this machine now, by OpenSSL (cryptography) and by libsodium
+    (PyNaCl, what verify uses), interleaved: the floor of a verify with signatures."""
+    from nacl.signing import VerifyKey
+
     key = Ed25519PrivateKey.generate()
     msg = b"x" * 300
     sig = key.sign(msg)
     pub = key.public_key()
+    nacl_key = VerifyKey(pub.public_bytes_raw())
+    out = {"cryptography_us": 0.0, "pynacl_us": 0.0}
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            pub.verify(sig, msg)
+        out["cryptography_us"] += (time.perf_counter() - t0) / n * 1e6 / 3
+        t0 = time.perf_counter()
+        for _ in range(n):
+            nacl_key.verify(msg, sig)
+        out["pynacl_us"] += (time.perf_counter() - t0) / n * 1e6 / 3
+    return out
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process and of its children that ended (the verify's workers)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def verify_breakdown(store: Any, n: int) -> dict[str, float]:
+    """What a full verify spends, stage by stage, each over the whole log in this one process."""
+    from dosewise.ledger import walk
+    from dosewise.ledger.audit import _key_pass
+    from dosewise.ledger.events import verify_rows
+
+    out: dict[str, float] = {}
     t0 = time.perf_counter()
-    for _ in range(n):
-        pub.verify(sig, msg)
-    return (time.perf_counter() - t0) / n * 1e6
+    rows = list(store.rows())
+    out["read every row (SQLite, columnar tuples)"] = time.perf_counter() - t0
+    assert len(rows) == n
+    t0 = time.perf_counter()
+    assert verify_rows(rows).ok
+    out["hash chain: recompute every hash, compare links"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    merkle.root_from_leaves(bytes.fromhex(r[13]) for r in rows)
+    out["Merkle tree over every event"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    keys = _key_pass(store)
+    out["key registry (key events only)"] = time.perf_counter() - t0
+    raw = {who: recs[-1].key.raw for who, recs in keys.registry.history.items()}
+    t0 = time.perf_counter()
+    tasks = []
+    for r in rows:
+        if r[8] in raw and r[2] not in ("key.registered", "key.revoked"):
+            payload = walk._DECODER.decode(r[7])
+            stamp = walk._stamp(payload)
+            assert not isinstance(stamp, str)
+            message = walk._text_form(r, r[7], payload["signature"])  # what verify builds first
+            assert message is not None
+            tasks.append((raw[r[8]], stamp[1], message))
+    out["parse signed payloads, build the signed form (RFC 8785)"] = time.perf_counter() - t0
+    del rows
+    t0 = time.perf_counter()
+    assert all(walk._verify(k, sig, msg) for k, sig, msg in tasks)
+    out[f"Ed25519: {len(tasks):,} signatures (libsodium)"] = time.perf_counter() - t0
+    return out
 
 
 def _ms(samples: list[float]) -> dict[str, float]:
@@ -197,14 +254,17 @@ def trust(tmp: Path, n: int, signed_every: int, console: Console, out: dict[str,
     chain = store.verify()
     t_chain = time.perf_counter() - t0
     assert chain.ok and chain.checked == n
-    t0 = time.perf_counter()
+    load_full = os.getloadavg()
+    c0, t0 = cpu_s(), time.perf_counter()
     report = verify_ledger(store, [("held", cp)])
-    t_full = time.perf_counter() - t0
+    t_full, c_full = time.perf_counter() - t0, cpu_s() - c0
     assert report.ok, report.problems()[:3]
-    t0 = time.perf_counter()
+    c0, t0 = cpu_s(), time.perf_counter()
     one = verify_ledger(store, [("held", cp)], workers=1)
-    t_full_1 = time.perf_counter() - t0
+    t_full_1, c_full_1 = time.perf_counter() - t0, cpu_s() - c0
     assert one.ok
+    load_one = os.getloadavg()
+    stages = verify_breakdown(store, n)
     t0 = time.perf_counter()
     subprocess.run([*exe, "ledger", "verify", "--checkpoint", str(cpf)], env=env, check=True, capture_output=True)
     t_verify_cli = time.perf_counter() - t0
@@ -215,8 +275,11 @@ def trust(tmp: Path, n: int, signed_every: int, console: Console, out: dict[str,
     out["inclusion_proof"] = {**inclusion, "proofs": len(times), "baseline_no_cache_s": t_plain}
     out["consistency_proof"] = {**consistency, "proofs": len(ctimes)}
     out["verify"] = {"full_with_signatures_s": t_full, "full_with_signatures_1_process_s": t_full_1,
+                     "full_cpu_s": c_full, "full_1_process_cpu_s": c_full_1,
+                     "load_avg_before_full": load_full, "load_avg_after_1_process": load_one,
                      "chain_only_baseline_s": t_chain, "cli_verify_with_checkpoint_s": t_verify_cli,
-                     "signatures": report.signatures_checked, "workers": os.cpu_count()}
+                     "signatures": report.signatures_checked, "workers": os.cpu_count(),
+                     "stages_1_process_s": stages}
     out["cli"] = {"prove_s": t_prove_cli, "verify_receipt_s": t_receipt_cli, "startup_s": t_startup}
 
     t = Table(title=f"a log of {n:,} events, {report.signatures_checked:,} of them signed "
@@ -230,13 +293,24 @@ def trust(tmp: Path, n: int, signed_every: int, console: Console, out: dict[str,
               f"{t_plain:.1f} s without the node cache ({t_plain * 1000 / inclusion['median_ms']:,.0f}x)")
     t.add_row("consistency proof, library call (median / p95 / max)",
               f"{consistency['median_ms']:.2f} / {consistency['p95_ms']:.2f} / {consistency['max_ms']:.2f} ms", "")
-    t.add_row(f"full verify: chain + tree + {report.signatures_checked:,} signatures + checkpoint",
-              f"{t_full:.1f} s", f"{t_chain:.1f} s hash chain only")
-    t.add_row("  the same with signature checks in this process only", f"{t_full_1:.1f} s", "")
+    t.add_row(f"full verify: chain + tree + {report.signatures_checked:,} signatures + checkpoint, "
+              f"{os.cpu_count()} processes", f"{t_full:.1f} s ({c_full:.1f} CPU s)", f"{t_chain:.1f} s hash chain only")
+    t.add_row("  the same in this process only", f"{t_full_1:.1f} s ({c_full_1:.1f} CPU s)",
+              f"{t_full_1 / t_full:.2f}x the time of {os.cpu_count()} processes")
     t.add_row("`dosewise ledger verify --checkpoint` (end to end)", f"{t_verify_cli:.1f} s", "")
     t.add_row("`dosewise ledger prove` (end to end)", f"{t_prove_cli:.2f} s", f"{t_startup:.2f} s `dosewise --version`")
     t.add_row("`dosewise ledger verify-receipt` (end to end, no database)", f"{t_receipt_cli:.2f} s", "")
     console.print(t)
+    b = Table(title=f"where a full verify of {n:,} events goes: each stage alone over the whole log, one process")
+    for col in ("stage", "seconds", "share"):
+        b.add_column(col, justify="right" if col != "stage" else "left")
+    total = sum(stages.values())
+    for stage, secs in stages.items():
+        b.add_row(stage, f"{secs:.2f}", f"{secs / total:.0%}")
+    b.add_row("sum of the stages", f"{total:.2f}", "")
+    console.print(b)
+    console.print(f"load average {load_full[0]:.2f} before the full verify, {load_one[0]:.2f} after the one-process "
+                  f"run ({os.cpu_count()} CPUs); CPU seconds do not depend on the load as much as wall time does")
     console.print(f"targets: inclusion < 10 ms {'met' if inclusion['p95_ms'] < 10 else 'NOT met'} (p95); "
                   f"consistency < 10 ms {'met' if consistency['p95_ms'] < 10 else 'NOT met'} (p95); "
                   f"full verify < 30 s {'met' if t_full < 30 else 'NOT met'}")
@@ -252,11 +326,15 @@ def main() -> None:
     console = Console()
     figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                            "platform": platform.platform(), "load_avg_at_start": os.getloadavg(),
-                                           "ed25519_verify_us_at_start": ed25519_verify_us()},
+                                           "ed25519_verify_at_start": ed25519_verify_us()},
                                "args": {k: str(v) for k, v in vars(args).items()}}
     with tempfile.TemporaryDirectory() as tmp:
         trust(Path(tmp), args.trust_events, args.signed_every, console, figures)
     figures["machine"]["load_avg_at_end"] = os.getloadavg()
+    figures["machine"]["ed25519_verify_at_end"] = ed25519_verify_us()
+    ed = figures["machine"]["ed25519_verify_at_end"]
+    console.print(f"one Ed25519 verification now: {ed['pynacl_us']:.0f} us by libsodium (PyNaCl, used), "
+                  f"{ed['cryptography_us']:.0f} us by OpenSSL (cryptography)")
     args.json.parent.mkdir(exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
     console.print(f"figures written to {args.json}")

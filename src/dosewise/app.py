@@ -24,8 +24,9 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -37,6 +38,7 @@ _T = TypeVar("_T")
 
 if TYPE_CHECKING:
     import pandas as pd
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from dosewise.allocation import Allocation
     from dosewise.compare import PolicyRuns
@@ -767,6 +769,36 @@ class Desk:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # checkpoints at every round step -----------------------------------------------------------
+    def _ledger_key(self) -> Ed25519PrivateKey | None:
+        """The ledger's own private key (the file ``$DOSEWISE_LEDGER_KEY`` names), loaded once; None
+        when the ledger has none. A named file that cannot be used is an :class:`InputError`."""
+        if not hasattr(self, "_checkpoint_key"):
+            import os
+
+            from dosewise.ledger.keys import LEDGER_KEY_ENV, load_private
+
+            path = os.environ.get(LEDGER_KEY_ENV)
+            self._checkpoint_key: Ed25519PrivateKey | None = load_private(path) if path else None
+        return self._checkpoint_key
+
+    @contextlib.contextmanager
+    def _round_step(self) -> Iterator[None]:
+        """A round step (open, propose, approve, advance): when the ledger has its own key and the
+        step recorded something, a checkpoint of the new head is signed and stored after it. The
+        key is loaded before the step, so a bad key file stops the step before anything is written."""
+        key = self._ledger_key()
+        before = self.store.head() if key is not None else None
+        yield
+        if key is None:
+            return
+        after = self.store.head()
+        if after is not None and (before is None or after.seq != before.seq):
+            from dosewise.ledger.checkpoints import checkpoint
+            from dosewise.ledger.group import GroupCommit
+
+            checkpoint(self.store.store if isinstance(self.store, GroupCommit) else self.store, key)
+
     # rounds ------------------------------------------------------------------------------------
     def open_round(
         self,
@@ -813,7 +845,8 @@ class Desk:
         ('amc92-1', datetime.date(2021, 2, 3), 165)
         """
         self.ensure_intact()
-        rid = self.rounds.open(scenario, round_id=round_id, need=need, need_source=need_source, file=file)
+        with self._round_step():
+            rid = self.rounds.open(scenario, round_id=round_id, need=need, need_source=need_source, file=file)
         self._recorded()
         return self.rounds.state(rid)
 
@@ -864,8 +897,9 @@ class Desk:
         'proposed'
         """
         self.ensure_intact()
-        rid = self.rounds.propose(scenario, identity=identity, actor=actor, round_id=round_id, need=need,
-                                  need_source=need_source, file=file, idempotency_key=key)
+        with self._round_step():
+            rid = self.rounds.propose(scenario, identity=identity, actor=actor, round_id=round_id, need=need,
+                                      need_source=need_source, file=file, idempotency_key=key)
         self._recorded()
         return self.rounds.view(rid)
 
@@ -903,7 +937,8 @@ class Desk:
         'open'
         """
         self.ensure_intact()
-        self.rounds.approve(round_id, identity=identity, actor=actor, idempotency_key=key)
+        with self._round_step():
+            self.rounds.approve(round_id, identity=identity, actor=actor, idempotency_key=key)
         self._recorded()
         return self.rounds.view(round_id)
 
@@ -1057,8 +1092,9 @@ class Desk:
                 need = need_for_world(self.world(round_id), source, to)
                 need_source = f"{source.name} (cache) as of {to}"
         self.ensure_intact()
-        events = self.rounds.advance(round_id, to, need=need, need_source=need_source, actor=actor,
-                                     idempotency_key=key)
+        with self._round_step():
+            events = self.rounds.advance(round_id, to, need=need, need_source=need_source, actor=actor,
+                                         idempotency_key=key)
         self._recorded()
         return events
 

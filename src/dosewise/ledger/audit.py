@@ -1,8 +1,9 @@
 """Verify the ledger against what the parties hold: checkpoints, receipts, signatures.
 
-:func:`verify_ledger` walks every event once and checks, together:
+:func:`verify_ledger` walks every event once (in ranges checked by worker processes, put
+together as one sequential walk would be: :mod:`dosewise.ledger.walk`) and checks, together:
 
-* the hash chain (:func:`~dosewise.ledger.events.verify_rows`);
+* the hash chain (the first bad event as :func:`~dosewise.ledger.events.verify_rows` names it);
 * every signature against the key registered for the event's actor at that point
   of the ledger; an event in the name of an identity with a registered key that
   lacks a valid signature is reported as *forged*;
@@ -24,6 +25,8 @@ from __future__ import annotations
 import base64
 import binascii
 import concurrent.futures
+import dataclasses
+import itertools
 import json
 import os
 import sqlite3
@@ -38,18 +41,17 @@ from sqlalchemy import exc as sa_exc
 from dosewise.errors import InputError, LedgerError
 from dosewise.ledger import merkle
 from dosewise.ledger.checkpoints import Checkpoint, latest_covering, stored_checkpoints
-from dosewise.ledger.events import COLUMNS, Event, VerifyReport, canonical_payload, row_hash, verify_rows
+from dosewise.ledger.events import COLUMNS, Event, VerifyReport, canonical_payload, row_hash
 from dosewise.ledger.keys import PublicKey
 from dosewise.ledger.memory import MemoryStore
 from dosewise.ledger.signing import KEY_REGISTERED, KEY_REVOKED, Forgery, Registry
 from dosewise.ledger.store import Store
 from dosewise.ledger.tree import open_view
+from dosewise.ledger.walk import RANGE, KeyTimeline, RangeJob, RangeResult, check_range, merge
 
 __all__ = ["AuditReport", "CheckpointResult", "make_receipt", "verify_ledger", "verify_receipt"]
 
 RECEIPT = "dosewise/receipt/v1"
-SIGNATURE_CHUNK = 5_000
-"""Signatures handed to a worker process at a time (a ledger with fewer is checked in-process)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,88 +96,116 @@ class AuditReport:
         return out
 
 
-def _rows(store: Store) -> Iterator[Sequence[Any]]:
+def _key_rows(store: Store) -> Iterator[Sequence[Any]]:
+    """The stored rows of the key events, in seq order."""
     if isinstance(store, MemoryStore):
         with store._lock:
-            rows = list(store._rows)
+            rows = [r for r in store._rows if r[2] in (KEY_REGISTERED, KEY_REVOKED)]
         yield from rows
         return
-    from dosewise.ledger.sql import SQLStore
+    from dosewise.ledger.sql import SQLStore, _pages
 
     if not isinstance(store, SQLStore):
         raise LedgerError(f"cannot walk the rows of {type(store).__name__}")
     if store.readonly and store.revision is None:
         return  # no ledger tables at all (a new or emptied database file): an empty ledger
-    yield from store.rows()
+    yield from _pages(store._fetch, 0, None, None, [KEY_REGISTERED, KEY_REVOKED])
 
 
-def _verify_chunk(tasks: list[tuple[int, bytes, bytes, bytes]]) -> list[int]:
-    return [seq for seq, raw, sig, msg in tasks if not PublicKey(raw).verify(sig, msg)]
+@dataclass(slots=True)
+class _KeyPass:
+    registry: Registry = field(default_factory=Registry)
+    seqs: list[int] = field(default_factory=list)
+    checked: list[int] = field(default_factory=list)
+    """seq of each key event whose signature was checked."""
+    forged: list[Forgery] = field(default_factory=list)
 
 
-class _SignatureChecks:
-    """Ed25519 checks of ordinary events, in a process pool while the walk goes on.
-
-    Chunks of ``chunk`` signatures are handed to ``workers`` processes as they fill, so the
-    hash-chain walk (one core) and the signature checks (the others) overlap. A ledger with
-    fewer than one chunk of signatures is checked in this process (no pool is started).
-    """
-
-    def __init__(self, workers: int | None, chunk: int) -> None:
-        self.workers = workers if workers is not None else (os.cpu_count() or 1)
-        self.chunk = chunk
-        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self.futures: list[concurrent.futures.Future[list[int]]] = []
-        self.count = 0
-
-    def add(self, pending: list[tuple[int, bytes, bytes, bytes]]) -> None:
-        self.count += len(pending)
-        if self.workers <= 1:
-            self.futures.append(_done(_verify_chunk(pending)))
-            return
-        if self.pool is None:
-            self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers)
-        self.futures.append(self.pool.submit(_verify_chunk, pending))
-
-    def finish(self, rest: list[tuple[int, bytes, bytes, bytes]]) -> list[int]:
-        bad: list[int] = []
-        self.count += len(rest)
-        if self.pool is None:
-            bad.extend(_verify_chunk(rest))
-        elif rest:
-            self.futures.append(self.pool.submit(_verify_chunk, rest))
+def _key_pass(store: Store) -> _KeyPass:
+    """The registry built from the key events alone (they depend on nothing else), in seq order."""
+    out = _KeyPass()
+    for row in _key_rows(store):
         try:
-            for f in self.futures:
-                bad.extend(f.result())
-        finally:
-            self.close()
-        return bad
+            seq = int(row[0])
+        except (TypeError, ValueError):
+            continue  # the chain check reports it
+        out.seqs.append(seq)
+        try:
+            ev = Event.from_row(row)
+        except LedgerError as exc:
+            out.forged.append(Forgery(seq, str(row[8]), str(row[2]), f"the key event cannot be read: {exc}"))
+            continue
+        before = out.registry.checked
+        reason = out.registry.check(ev)
+        if out.registry.checked > before:
+            out.checked.append(seq)
+        if reason is not None:
+            out.forged.append(Forgery(ev.seq, ev.actor, ev.type, reason))
+    return out
 
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-            self.pool = None
+
+def _range_size(chunk: int) -> int:
+    return 1 << max(int(chunk), 1).bit_length() - 1
 
 
-def _done(value: list[int]) -> concurrent.futures.Future[list[int]]:
-    f: concurrent.futures.Future[list[int]] = concurrent.futures.Future()
-    f.set_result(value)
-    return f
+def _jobs(store: Store, size: int, wanted: set[int], timeline: KeyTimeline) -> list[RangeJob]:
+    """The ranges of ``size`` events to check, with the checkpoint sizes each must keep a root for."""
+    def snaps(lo: int) -> tuple[int, ...]:
+        return tuple(sorted({1, *(w - lo for w in wanted if lo < w <= lo + size)}))
+
+    if isinstance(store, MemoryStore):
+        with store._lock:
+            rows = list(store._rows)
+        return [RangeJob(lo, size, snaps(lo), timeline, rows=rows[lo:lo + size]) for lo in range(0, len(rows), size)]
+    from dosewise.ledger.sql import SQLStore
+
+    if not isinstance(store, SQLStore):
+        raise LedgerError(f"cannot walk the rows of {type(store).__name__}")
+    if store.readonly and store.revision is None:
+        return []
+    with store.engine.connect() as conn:
+        top = int(conn.exec_driver_sql("SELECT COALESCE(MAX(seq), 0) FROM ledger_events").scalar() or 0)
+        conn.rollback()
+    url = store.url.render_as_string(hide_password=False)
+    return [RangeJob(lo, size, snaps(lo), timeline, url=url) for lo in range(0, top, size)]
+
+
+def _local(store: Store, job: RangeJob) -> RangeJob:
+    """The job with its rows read through ``store`` in this process."""
+    from dosewise.ledger.sql import SQLStore
+
+    if job.url is None or not isinstance(store, SQLStore):
+        return job
+    return dataclasses.replace(job, url=None, rows=itertools.islice(store.rows(job.lo, page=job.count), job.count))
+
+
+def _ranges_in_process(store: Store, jobs: list[RangeJob]) -> Iterator[tuple[RangeJob, RangeResult]]:
+    for job in jobs:
+        yield job, check_range(_local(store, job))
+
+
+def _ranges_in_pool(pool: concurrent.futures.ProcessPoolExecutor, jobs: list[RangeJob]
+                    ) -> Iterator[tuple[RangeJob, RangeResult]]:
+    futures = [pool.submit(check_range, job) for job in jobs]
+    for job, fut in zip(jobs, futures, strict=True):
+        yield job, fut.result()
 
 
 def verify_ledger(store: Store, held: Iterable[tuple[str, Checkpoint]] = (), *, use_stored: bool = True,
                   allow_empty: bool = False, workers: int | None = None,
-                  chunk: int = SIGNATURE_CHUNK) -> AuditReport:
+                  chunk: int = RANGE) -> AuditReport:
     """Walk the ledger once and check chain, signatures and checkpoints (see the module docstring).
 
     ``held``: (where it came from, checkpoint) pairs a party brings. Never raises for
-    tampering or an unreadable database; everything goes into the report. ``workers``: processes
-    that check signatures (default: one per CPU), ``chunk`` signatures at a time.
+    tampering or an unreadable database; everything goes into the report. The events are
+    checked in ranges of ``chunk`` (rounded down to a power of two) by ``workers`` processes
+    (default: one per CPU; a ledger of one range is checked in this process), see
+    :mod:`dosewise.ledger.walk`.
     """
     held = list(held)
     stored: list[tuple[str, Checkpoint]] = []
     report = AuditReport(VerifyReport(True, 0, None, None), allow_empty=allow_empty)
-    sigs = _SignatureChecks(workers, chunk)
+    pool: concurrent.futures.ProcessPoolExecutor | None = None
     try:
         if use_stored:
             for i, cp in stored_checkpoints(store):
@@ -184,45 +214,26 @@ def verify_ledger(store: Store, held: Iterable[tuple[str, Checkpoint]] = (), *, 
                 else:
                     stored.append((f"stored #{i}", cp))
         wanted = {cp.tree_size for _, cp in (*held, *stored)}
-        roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
-        frontier = merkle.Frontier()
-        registry = Registry()
-        forged: list[Forgery] = []
-        leaf_hash = merkle.leaf_hash
-        key_types = (KEY_REGISTERED, KEY_REVOKED)
-
-        def tap(rows: Iterable[Sequence[Any]]) -> Iterator[Sequence[Any]]:
-            for row in rows:
-                try:
-                    leaf = bytes.fromhex(row[13])
-                except (TypeError, ValueError):
-                    leaf = str(row[13]).encode("utf-8", "replace")
-                frontier.append_hash(leaf_hash(leaf))
-                if frontier.size in wanted:
-                    roots[frontier.size] = frontier.root()
-                if row[8] in registry.history or row[2] in key_types or '"signature"' in str(row[7]):
-                    try:
-                        ev = Event.from_row(row)
-                    except LedgerError:
-                        yield row  # verify_rows reports it
-                        continue
-                    reason = registry.check(ev, deferred=True)
-                    if reason is not None:
-                        forged.append(Forgery(ev.seq, ev.actor, ev.type, reason))
-                    if len(registry.pending) >= chunk:
-                        sigs.add(registry.pending)
-                        registry.pending = []
-                yield row
-
-        report.chain = verify_rows(tap(_rows(store)))
-        for seq in sigs.finish(registry.pending):
-            forged.append(Forgery(seq, "", "", "signature does not verify (content changed after signing, "
-                                               "or not signed by this key)"))
-        report.signatures_checked = registry.checked + sigs.count
-        report.forged = sorted(forged, key=lambda f: f.seq)
-        n = frontier.size
+        keys = _key_pass(store)
+        timeline = KeyTimeline.of(keys.registry, keys.seqs)
+        size = _range_size(chunk)
+        n_workers = workers if workers is not None else (os.cpu_count() or 1)
+        jobs = _jobs(store, size, wanted, timeline)
+        if n_workers > 1 and len(jobs) > 1:
+            pool = concurrent.futures.ProcessPoolExecutor(max_workers=min(n_workers, len(jobs)))
+            walk = merge(_ranges_in_pool(pool, jobs))
+        else:
+            walk = merge(_ranges_in_process(store, jobs))
+        last = walk.last_seq
+        report.chain = VerifyReport(walk.problem is None, walk.checked, walk.head_seq, walk.head_hash,
+                                    None if walk.problem is None else walk.problem[0],
+                                    None if walk.problem is None else walk.problem[1])
+        key_forged = [f for f in keys.forged if last is None or f.seq <= last]
+        report.signatures_checked = walk.signatures + sum(1 for s in keys.checked if last is None or s <= last)
+        report.forged = sorted([*walk.forged, *key_forged], key=lambda f: f.seq)
+        n = walk.size
+        roots = walk.roots
         report.tree_size = n
-        roots[n] = frontier.root()
         report.root_hash = roots[n].hex()
         for source, cp in held:
             report.checkpoints.append(_check(cp, source, n, roots, store if report.chain.ok else None))
@@ -231,25 +242,9 @@ def verify_ledger(store: Store, held: Iterable[tuple[str, Checkpoint]] = (), *, 
     except (LedgerError, sa_exc.SQLAlchemyError, sqlite3.Error, psycopg.Error) as exc:
         report.read_error = str(getattr(exc, "orig", None) or exc)
     finally:
-        sigs.close()
-    if report.forged:
-        _name_forgeries(store, report)
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return report
-
-
-def _name_forgeries(store: Store, report: AuditReport) -> None:
-    """Fill actor and type of forgeries found by the deferred signature checks."""
-    missing = {f.seq for f in report.forged if not f.type}
-    if not missing:
-        return
-    named = {}
-    for ev in store.read(min(missing) - 1):
-        if ev.seq in missing:
-            named[ev.seq] = (ev.actor, ev.type)
-        if ev.seq >= max(missing):
-            break
-    report.forged = [Forgery(f.seq, *named.get(f.seq, (f.actor, f.type)), f.reason) if f.seq in missing else f
-                     for f in report.forged]
 
 
 def _check(cp: Checkpoint, source: str, size: int, roots: Mapping[int, bytes], store: Store | None

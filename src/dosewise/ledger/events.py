@@ -38,7 +38,9 @@ __all__ = [
     "canonical_json",
     "canonical_payload",
     "format_time",
+    "link_problem",
     "row_hash",
+    "seq_problem",
     "verify_rows",
 ]
 
@@ -271,6 +273,21 @@ class VerifyReport:
                                  seq=self.first_bad_seq)
 
 
+def seq_problem(seq: int, expected: int) -> tuple[int, str] | None:
+    """(first bad seq, problem) when a row with ``seq`` stands where ``expected`` should."""
+    if seq == expected:
+        return None
+    if seq > expected:
+        gap = f"seq {expected}" if seq == expected + 1 else f"seq {expected}..{seq - 1}"
+        return expected, f"missing event ({gap} absent: deleted row?); next stored is seq {seq}"
+    return seq, f"seq {seq} out of order or duplicated (expected seq {expected})"
+
+
+def link_problem(seq: int, prev_hash: object, expected: str) -> str:
+    """The problem of a row whose ``prev_hash`` is not the previous event's hash ``expected``."""
+    return f"broken link: prev_hash {str(prev_hash)[:12]}… does not match the hash of seq {seq - 1} ({expected[:12]}…)"
+
+
 def verify_rows(rows: Iterable[Row], *, expected_head: tuple[int, str] | None = None) -> VerifyReport:
     """Walk stored rows (in the order given) and check seq, links and hashes.
 
@@ -291,15 +308,11 @@ def verify_rows(rows: Iterable[Row], *, expected_head: tuple[int, str] | None = 
 
     for row in rows:
         seq = int(row[0])
-        if seq != expected_seq:
-            if seq > expected_seq:
-                gap = f"seq {expected_seq}" if seq == expected_seq + 1 else f"seq {expected_seq}..{seq - 1}"
-                return bad(expected_seq,
-                           f"missing event ({gap} absent: deleted row?); next stored is seq {seq}")
-            return bad(seq, f"seq {seq} out of order or duplicated (expected seq {expected_seq})")
+        out_of_place = seq_problem(seq, expected_seq)
+        if out_of_place is not None:
+            return bad(*out_of_place)
         if row[12] != prev_hash:
-            return bad(seq, f"broken link: prev_hash {str(row[12])[:12]}… does not match the hash of "
-                            f"seq {seq - 1} ({prev_hash[:12]}…)")
+            return bad(seq, link_problem(seq, row[12], prev_hash))
         try:
             actual = row_hash(row)
         except (TypeError, ValueError) as exc:

@@ -21,9 +21,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 
 from dosewise.errors import InputError
 
@@ -73,10 +75,11 @@ class PublicKey:
         return cls(raw)
 
     def verify(self, signature: bytes, message: bytes) -> bool:
-        """True when ``signature`` is this key's Ed25519 signature of ``message``."""
+        """True when ``signature`` is this key's Ed25519 signature of ``message`` (checked by
+        libsodium through PyNaCl, like every signature check of the ledger)."""
         try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, message)
-        except (InvalidSignature, ValueError):
+            VerifyKey(self.raw).verify(message, signature)
+        except (BadSignatureError, ValueError, TypeError):
             return False
         return True
 
