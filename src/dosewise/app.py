@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from dosewise.compare import PolicyRuns
     from dosewise.epidemic import EpidemicSettings
     from dosewise.impact.parameters import ImpactParams
-    from dosewise.ledger import Event, NewEvent, Store, VerifyReport
+    from dosewise.ledger import Event, LedgerView, NewEvent, Store, VerifyReport
     from dosewise.ledger.identities import Identity, KeyRing
     from dosewise.ledger.store import ExportFormat
     from dosewise.rounds import Rounds, RoundState
@@ -318,6 +318,15 @@ class Desk:
         self.rounds: Rounds = Rounds(store, actor=actor)
         self._verified: tuple[int, str] | None = None
         self._unsaved = False
+        from dosewise.ledger.group import GroupCommit
+
+        self._guarded = isinstance(store, GroupCommit) and url is not None
+        """Every append checks the chain inside its own write lock (group commit): once the chain has
+        been checked in this process, :meth:`ensure_intact` has nothing left to do before a write."""
+        if self._guarded:
+            assert isinstance(store, GroupCommit)
+            store.guard = self._chain_guard
+            store.on_written = self._batch_written
 
     @classmethod
     def open(cls, db: str | None = None, *, create: bool = False, actor: str = "dosewise",
@@ -353,7 +362,7 @@ class Desk:
         was recorded since. Raises :class:`~dosewise.errors.IntegrityError` pointing to ``dosewise
         ledger verify``; a ledger in memory is trusted.
         """
-        if self.url is None:
+        if self.url is None or (self._guarded and self._verified is not None):
             return
         from dosewise.ledger.trust import check_since, last_verified
 
@@ -370,10 +379,30 @@ class Desk:
             self._unsaved = True
         self._verified = head
 
+    def _chain_guard(self, view: LedgerView) -> None:
+        """The chain check of a group-commit batch, run inside its write lock before anything is
+        inserted: the point verified last is still the head, unchanged, or every event other writers
+        appended after it links and hashes correctly (:class:`~dosewise.errors.IntegrityError`
+        otherwise, and nothing of the batch is recorded)."""
+        from dosewise.ledger.trust import check_since
+
+        point = self._verified
+        if point is not None:
+            head = view.head()
+            if head is not None and (head.seq, head.hash) == point:
+                return
+        self._verified = check_since(view, point)
+        self._unsaved = True
+
+    def _batch_written(self, last: Event) -> None:
+        """A batch this process appended on the chain its guard checked: its last event is verified."""
+        self._verified = (last.seq, last.hash)
+        self._unsaved = True
+
     def _recorded(self) -> None:
         """After a write on a verified chain, the new head is the point to check from next time (kept
         in memory; written to the state folder once, when the desk closes, not on every answer)."""
-        if self.url is None:
+        if self.url is None or self._guarded:
             return
         head = self.store.head()
         if head is not None:
