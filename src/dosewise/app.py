@@ -318,6 +318,9 @@ class Desk:
         self.rounds: Rounds = Rounds(store, actor=actor)
         self._verified: tuple[int, str] | None = None
         self._unsaved = False
+        import threading
+
+        self._checking = threading.Lock()
         from dosewise.ledger.group import GroupCommit
 
         self._guarded = isinstance(store, GroupCommit) and url is not None
@@ -364,6 +367,12 @@ class Desk:
         """
         if self.url is None or (self._guarded and self._verified is not None):
             return
+        with self._checking:  # concurrent first writes of a server share one check
+            if not (self._guarded and self._verified is not None):
+                self._check_chain()
+
+    def _check_chain(self) -> None:
+        assert self.url is not None
         from dosewise.ledger.trust import check_since, last_verified
 
         point = self._verified

@@ -177,6 +177,7 @@ class KeyRing:
         with self._lock:
             if now - self._revoked_read < self.cache_seconds:
                 return self._revoked
+            self._revoked_read = now  # one thread reads; the others use the set it replaces meanwhile
         with self.engine.connect() as conn:
             ids = frozenset(str(k) for k in conn.execute(
                 sa.select(IDENTITIES.c.key_id).where(IDENTITIES.c.revoked_at.is_not(None))).scalars())
