@@ -567,15 +567,20 @@ class Desk:
         return self._write(lambda: self.rounds.delay(offer_id, until, on=on, note=note, actor=actor))
 
     def transfer(self, offer_id: str, to: str, doses: int, *, on: dt.date | None = None, note: str | None = None,
-                 actor: str | None = None) -> Event:
-        """Offer accepted, unshipped doses on to another participant (the doses move when it accepts)."""
-        return self._write(lambda: self.rounds.transfer(offer_id, to, doses, on=on, note=note, actor=actor))
+                 actor: str | None = None, key: str | None = None) -> Event:
+        """Offer accepted, unshipped doses on to another participant (the doses move when it accepts);
+        a retry with the same ``key`` returns the first proposal."""
+        return self._write(lambda: self.rounds.transfer(offer_id, to, doses, on=on, note=note, actor=actor,
+                                                        idempotency_key=key))
 
     def answer_transfer(self, round_id: str, transfer_id: str, accept: bool, *, on: dt.date | None = None,
-                        note: str | None = None, actor: str | None = None) -> Event:
-        """The receiving participant accepts or refuses a transfer."""
+                        note: str | None = None, actor: str | None = None, key: str | None = None,
+                        participant: str | None = None) -> Event:
+        """The receiving participant accepts or refuses a transfer (with ``participant``, only a
+        transfer offered to that participant)."""
         return self._write(lambda: self.rounds.answer_transfer(round_id, transfer_id, accept, on=on, note=note,
-                                                               actor=actor))
+                                                               actor=actor, idempotency_key=key,
+                                                               participant=participant))
 
     def ready(self, round_id: str, participant: str, product: str, condition: str, on: dt.date, *,
               note: str | None = None, actor: str | None = None) -> Event:
@@ -584,7 +589,7 @@ class Desk:
                                                                 note=note, actor=actor))
 
     def donate(self, round_id: str, lot: Lot | Mapping[str, Any], *, on: dt.date | None = None,
-               actor: str | None = None) -> list[Event]:
+               actor: str | None = None, key: str | None = None) -> list[Event]:
         """Add a donor's lot (channel, earmarks, pledge date) to a running round; refused with the
         reason when no earmarked participant can use it in time."""
         from pydantic import ValidationError
@@ -601,7 +606,7 @@ class Desk:
                                  field="donation." + ".".join(str(x) for x in first["loc"]),
                                  value=None if isinstance(value, dict) else value) from None
         given = lot
-        return self._write(lambda: self.rounds.donate(round_id, given, on=on, actor=actor))
+        return self._write(lambda: self.rounds.donate(round_id, given, on=on, actor=actor, idempotency_key=key))
 
     def request_buffer(self, round_id: str, lot: str, participant: str, doses: int, *, for_whom: str, why: str,
                        on: dt.date | None = None, request: str | None = None, actor: str | None = None) -> Event:

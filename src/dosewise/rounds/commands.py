@@ -491,7 +491,10 @@ class Rounds(Mechanism):
         if doses is not None:
             if action != "accept":
                 raise InputError("only an acceptance takes a number of doses", field="doses", value=doses)
-            return self.accept_part(offer_id, doses, on=on, note=note, actor=actor)
+            if participant is not None and self._offer(offer_id)[1]["participant"] != participant:
+                raise ForbiddenError(f"offer {offer_id} is made to another participant; a participant key for "
+                                     f"{participant} may not see or answer it")
+            return self.accept_part(offer_id, doses, on=on, note=note, actor=actor, idempotency_key=idempotency_key)
         if action not in ("accept", "decline"):
             raise InputError("action must be accept or decline", field="action", value=action)
         if action == "decline":

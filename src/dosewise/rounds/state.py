@@ -150,7 +150,13 @@ class RoundState:
             lots={k: LotBalance(**v) for k, v in self.lots.items()},
             offers={k: dict(v) for k, v in self.offers.items()}, passes=list(self.passes),
             need=None if self.need is None else dict(self.need), need_source=self.need_source,
-            closed=self.closed, last_seq=self.last_seq, proposal=self.proposal, approval=self.approval)
+            closed=self.closed, last_seq=self.last_seq, proposal=self.proposal, approval=self.approval,
+            lot_terms={k: dict(v) for k, v in self.lot_terms.items()},
+            opted_out={k: set(v) for k, v in self.opted_out.items()},
+            transfers={k: dict(v) for k, v in self.transfers.items()},
+            readiness={k: dict(v) for k, v in self.readiness.items()},
+            buffer_requests={k: dict(v) for k, v in self.buffer_requests.items()},
+            shipments={k: dict(v) for k, v in self.shipments.items()})
 
     # -- snapshots -----------------------------------------------------------------------------
     def to_json(self) -> str:
