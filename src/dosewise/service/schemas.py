@@ -110,6 +110,10 @@ class KeyOut(Me):
     revoked_at: str | None
 
 
+class RevokedOut(KeyOut):
+    receipt: str | None = Field(None, description="Where to fetch the receipt of the revocation's event.")
+
+
 class EventOut(BaseModel):
     seq: int
     event_id: str
@@ -226,6 +230,7 @@ class ProposalOut(BaseModel):
     proposed_by: str
     actor: str
     offers: list[ProposedOffer]
+    receipt: str = Field(description="Where to fetch the proposal event's receipt.")
 
 
 class ApprovalOut(BaseModel):
@@ -297,7 +302,8 @@ def proposal_out(state: RoundState) -> ProposalOut:
                             participant=e["payload"]["participant"], doses=e["payload"]["doses"],
                             deadline=e["payload"]["deadline"]) for e in p["events"] if e["type"] == "offer.made"]
     return ProposalOut(round_id=state.round_id, proposal_seq=p["seq"], proposal_hash=p["hash"],
-                       proposed_by=p["proposed_by"], actor=p["actor"], offers=offers)
+                       proposed_by=p["proposed_by"], actor=p["actor"], offers=offers,
+                       receipt=f"/ledger/receipts/{p['seq']}")
 
 
 def _cell(value: Any) -> Any:
