@@ -171,6 +171,17 @@ class KeyRing:
                 self._known[digest] = ident
         return ident
 
+    def remembered(self, token: str) -> Identity | None:
+        """The identity of a token this process has already checked, without blocking: None when
+        the token is new here or the revocations are due to be read again (then call
+        :meth:`authenticate`)."""
+        digest = hmac.new(self._pepper, token.encode(), hashlib.sha256).digest()
+        with self._lock:
+            if time.monotonic() - self._revoked_read >= self.cache_seconds:
+                return None
+            known = self._known.get(digest)
+            return None if known is None or known.key_id in self._revoked else known
+
     def _revoked_keys(self) -> frozenset[str]:
         """The revoked key ids, read again when older than ``cache_seconds`` (one query for every key)."""
         now = time.monotonic()
