@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -134,3 +135,40 @@ def test_keys_are_checked_once_per_process_and_never_kept_in_clear(tmp_path: Pat
         server.revoke_key(other_ident.key_id)  # in this process: refused at once, whatever the cache time
         server.keys.cache_seconds = 3600.0
         assert server.keys.authenticate(other_token) is None
+
+
+def test_readers_answers_and_a_round_step_at_once_never_wait_on_each_other_forever(tmp_path: Path) -> None:
+    """A round step holds the round's lock while it reads the round; readers sharing a read need that
+    lock to apply what they read. Both at once on one desk all finish, with one answer per offer."""
+    import datetime as dt
+
+    path, offers = _ledger(tmp_path)
+    errors: list[BaseException] = []
+    with Desk.open(path, group_commit=True) as server:
+        server.view("T1")
+
+        def run(work: object) -> None:
+            try:
+                work()  # type: ignore[operator]
+            except ConflictError:
+                pass  # an answer after the step lapsed its offer, or the other way round
+            except BaseException as exc:
+                errors.append(exc)
+
+        def read() -> None:
+            for _ in range(30):
+                server.view("T1")
+
+        jobs = [lambda oid=oid: server.respond(oid, "accept") for oid in offers]
+        jobs += [read] * 4 + [lambda: server.advance("T1", dt.date(2021, 9, 2))] * 2
+        threads = [threading.Thread(target=run, args=(job,), daemon=True) for job in jobs]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 120
+        for t in threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        assert not any(t.is_alive() for t in threads), "a thread is stuck"
+        assert not errors, errors
+        answers = Counter(ev.offer_id for ev in server.store.read() if ev.type in ("offer.accepted", "offer.lapsed"))
+        assert set(answers.values()) == {1}
+        assert server.verify().ok and server.view("T1").problems() == []

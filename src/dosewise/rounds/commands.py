@@ -142,6 +142,11 @@ class Rounds(Mechanism):
         next read, which begins after they arrived, instead of each issuing its own. Each call
         still returns a state holding every event recorded before it was made.
         """
+        owns = getattr(self._lock, "_is_owned", None)
+        if owns is not None and owns():  # the caller holds the lock a sharing reader needs: read alone
+            state = self._states[round_id]
+            self._apply(state, self.store.read(after_seq=state.last_seq, round_id=round_id))
+            return state
         with self._refresh:
             self._tickets += 1
             arrived = self._tickets
