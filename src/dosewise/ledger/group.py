@@ -3,11 +3,12 @@
 Each append to a SQL ledger takes the ledger's write lock for a few round trips to the
 database, so appends one at a time cap a busy server at a few hundred events per second.
 :class:`GroupCommit` wraps a store: while one thread writes, the events other threads hand to
-:meth:`append_one` wait and are then written together as one batch (one lock, one commit).
-Each caller still gets its own event back, or its own error: when a batch is refused (one
+:meth:`append_one` wait and are then written together as one batch (one lock, one commit) by
+one of the waiting threads: a thread writes one batch and hands over, so none is kept writing
+other callers' batches once its own event is recorded. Each caller still gets its own event back, or its own error: when a batch is refused (one
 event's unique slot is taken, say), its events are appended again one by one, so the others
 are recorded and only the offending one fails. Appends with a precondition, and batches, go
-straight to the store.
+straight to the store (through the guard below).
 
 A ``guard`` (a :data:`~dosewise.ledger.store.Precondition`) runs inside each batch's write lock,
 before anything is inserted: a server passes its chain check there, so the check sees exactly the
@@ -37,7 +38,7 @@ class GroupCommit:
         self.max_batch = max_batch
         self.guard: Precondition | None = None
         self.on_written: Callable[[Event], None] | None = None
-        self._lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
         self._pending: list[tuple[NewEvent, Future[Event]]] = []
         self._writing = False
 
@@ -49,23 +50,30 @@ class GroupCommit:
         if precondition is not None:
             return self.append([event], precondition=precondition)[0]
         future: Future[Event] = Future()
-        with self._lock:
+        with self._cond:
             self._pending.append((event, future))
-            lead = not self._writing
-            self._writing = True
-        if lead:
-            self._drain()
-        return future.result()
-
-    def _drain(self) -> None:
         while True:
-            with self._lock:
+            with self._cond:
+                while self._writing and not future.done():
+                    self._cond.wait()
+                if future.done():
+                    return future.result()
+                # no batch is being written: this thread writes what waits (its own event among it),
+                # one batch only, then hands over, so no caller waits on others' batches after its own
+                self._writing = True
                 batch = self._pending[:self.max_batch]
                 del self._pending[:self.max_batch]
-                if not batch:
+            try:
+                self._write(batch)
+            except BaseException as exc:  # e.g. an interrupt: no caller of the batch is left waiting
+                for _, waiting in batch:
+                    if not waiting.done():
+                        waiting.set_exception(exc)
+                raise
+            finally:
+                with self._cond:
                     self._writing = False
-                    return
-            self._write(batch)
+                    self._cond.notify_all()
 
     def _write(self, batch: list[tuple[NewEvent, Future[Event]]]) -> None:
         try:
