@@ -16,10 +16,40 @@ from dosewise.world import World
 
 @dataclass(frozen=True)
 class Allocation:
-    """``doses[i, l]``: whole doses of lot ``l`` for participant ``i``.
+    """A policy's result: ``doses[i, l]``, whole doses of lot ``l`` for participant ``i``.
 
     Per lot: ``doses.sum(0) + buffer + remainder == lots.doses`` (checked on construction).
-    ``remainder`` is what rounding to shipping units, caps or ceilings left unallocated.
+
+    Parameters
+    ----------
+    policy : str
+        The policy's name.
+    participants : pandas.Index
+        The participants, in row order.
+    lots : pandas.DataFrame
+        The lots (``product``, ``doses``…), in column order.
+    doses : numpy.ndarray
+        (n, L) int64 doses.
+    buffer : numpy.ndarray
+        (L,) int64 doses held back in the humanitarian buffer.
+    remainder : numpy.ndarray
+        (L,) int64 doses that rounding to shipping units, caps or ceilings left unallocated.
+    params : dict, optional
+        The parameters the policy ran with.
+    notes : dict, optional
+        What the policy reports (e.g. the optimiser's iterations).
+
+    Raises
+    ------
+    AllocationError
+        A shape that does not match, negative doses, or doses not accounted for.
+
+    Examples
+    --------
+    >>> from dosewise import app
+    >>> a = app.allocate(app.load("demo")).allocation
+    >>> a.doses.shape, bool((a.doses.sum(0) + a.buffer + a.remainder == a.lots["doses"]).all())
+    ((92, 2), True)
     """
 
     policy: str
@@ -42,7 +72,27 @@ class Allocation:
             raise AllocationError(f"allocation does not account for every dose: {total} != {supply}")
 
     def by_participant_product(self, world: World) -> pd.DataFrame:
-        """Long frame: participant, product, doses, doses per 100 people, share of population covered."""
+        """Long frame: one row per participant and product.
+
+        Parameters
+        ----------
+        world : World
+            The world the allocation was made on (populations, names, courses).
+
+        Returns
+        -------
+        pandas.DataFrame
+            participant, name, product, population (people), doses, doses_per_100 (doses per 100
+            people) and coverage (share of the population a full course would cover, 0–1).
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> result = app.allocate(app.load("demo"))
+        >>> frame = result.allocation.by_participant_product(result.world)
+        >>> list(frame.columns)
+        ['participant', 'name', 'product', 'population', 'doses', 'doses_per_100', 'coverage']
+        """
         products = self.lots["product"].to_numpy()
         uniq = list(dict.fromkeys(products))
         per = np.stack([self.doses[:, products == p].sum(axis=1) for p in uniq], axis=1)
@@ -62,6 +112,21 @@ class Allocation:
         return frame
 
     def per_lot(self) -> pd.DataFrame:
+        """Where each lot went.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per lot: product, supply, allocated, buffer, remainder (doses) and recipients
+            (participants with at least one dose).
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> lots = app.allocate(app.load("demo")).allocation.per_lot()
+        >>> bool((lots["allocated"] + lots["buffer"] + lots["remainder"] == lots["supply"]).all())
+        True
+        """
         return pd.DataFrame(
             {
                 "product": self.lots["product"],
@@ -125,4 +190,18 @@ class Allocation:
         return head + lots.to_html(float_format=lambda x: f"{x:,.0f}", escape=True)
 
     def totals(self) -> npt.NDArray[np.int64]:
+        """Doses per participant, over all lots.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n,) int64 doses.
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> a = app.allocate(app.load("demo")).allocation
+        >>> int(a.totals().sum()) == int(a.doses.sum())
+        True
+        """
         return np.asarray(self.doses.sum(axis=1), dtype=np.int64)

@@ -79,7 +79,31 @@ DEMO_NEED_AS_OF = dt.date(2021, 8, 29)
 
 
 def load(scenario: Scenario | str | Path) -> Scenario:
-    """A validated scenario: an object as it is, ``"demo"`` for the built-in demo, or a YAML file."""
+    """A validated scenario from an object, the demo's name, or a YAML file.
+
+    Parameters
+    ----------
+    scenario : Scenario or str or pathlib.Path
+        A :class:`~dosewise.Scenario` (returned as it is), ``"demo"`` for the built-in demo, or
+        the path of a scenario file.
+
+    Returns
+    -------
+    Scenario
+        The validated scenario.
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable file, or one that does not validate (:class:`ScenarioError`).
+
+    Examples
+    --------
+    >>> from dosewise import app
+    >>> sc = app.load("demo")
+    >>> app.load(sc) is sc, len(sc.lots)
+    (True, 2)
+    """
     from dosewise.scenario import Scenario, load_demo, load_scenario
 
     if isinstance(scenario, Scenario):
@@ -94,7 +118,33 @@ MAX_SCENARIO_CHARS = 2_000_000
 
 
 def load_text(text: str, *, file: str | None = None) -> Scenario:
-    """A validated scenario from YAML text (``"demo"`` for the built-in demo)."""
+    """A validated scenario from YAML text (``"demo"`` for the built-in demo).
+
+    Parameters
+    ----------
+    text : str
+        YAML text, at most :data:`MAX_SCENARIO_CHARS` characters.
+    file : str, optional
+        A name for the text, used in error messages.
+
+    Returns
+    -------
+    Scenario
+        The validated scenario.
+
+    Raises
+    ------
+    InputError
+        Text too long, YAML that does not parse, or a scenario that does not validate.
+
+    Examples
+    --------
+    >>> from dosewise import app
+    >>> sc = app.load_text("{participants: {include: [KEN]}, lots: [{id: L1, product: AZD1222,"
+    ...                    " doses: 24000, available: 2021-03-01, expiry: 2021-09-01}]}")
+    >>> sc.lots[0].doses
+    24000
+    """
     from dosewise.scenario import load_demo, parse_scenario_text
 
     if text.strip() == "demo":
@@ -107,15 +157,47 @@ def load_text(text: str, *, file: str | None = None) -> Scenario:
 
 @dataclass(frozen=True)
 class Allocated:
-    """A scenario's world and the allocation a policy made of its lots."""
+    """A scenario's world and the allocation a policy made of its lots.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        The scenario.
+    world : World
+        Its world.
+    allocation : Allocation
+        The allocation.
+
+    Examples
+    --------
+    >>> from dosewise import app
+    >>> result = app.allocate(app.load("demo"))
+    >>> result.allocation.policy, result.world.n
+    ('covax-pro-rata', 92)
+    """
 
     scenario: Scenario
     world: World
     allocation: Allocation
 
     def frame(self) -> pd.DataFrame:
-        """One row per participant and product (doses, doses per 100 people); participants with no
-        dose are kept, so a file written from it lists every participant."""
+        """One row per participant and product; participants with no dose are kept, so a file written
+        from it lists every participant.
+
+        Returns
+        -------
+        pandas.DataFrame
+            participant, name, product, population (people, whole), doses, doses_per_100 (doses per
+            100 people) and coverage (0–1).
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> frame = app.allocate(app.load("demo")).frame()
+        >>> row = frame[(frame["participant"] == "PRK") & (frame["product"] == "Covishield")].iloc[0]
+        >>> int(row["doses"]), round(float(row["doses_per_100"]), 2)
+        (1617600, 6.19)
+        """
         frame = self.allocation.by_participant_product(self.world).reset_index(drop=True)
         frame["population"] = frame["population"].round().astype("int64")  # people are whole
         return frame
@@ -123,10 +205,40 @@ class Allocated:
 
 def allocate(scenario: Scenario, *, policy: str | None = None, need: Mapping[str, float] | None = None,
              epidemic: EpidemicSettings | None = None) -> Allocated:
-    """Allocate ``scenario``'s lots by its policy (or by ``policy``, with the same parameters).
+    """Allocate the scenario's lots by its policy (or by ``policy``, with the same parameters).
 
-    ``need`` gives need scores to ``covax-need-weighted`` when the scenario carries none;
-    ``epidemic`` replaces the scenario's ``epidemic:`` section (what ``optimal`` optimises).
+    Parameters
+    ----------
+    scenario : Scenario
+        The scenario.
+    policy : str, optional
+        Another policy's name (a key of :data:`~dosewise.POLICIES`).
+    need : mapping of str to float, optional
+        Need scores for ``covax-need-weighted`` when the scenario carries none (else those of the
+        cached WHO file, when there is one).
+    epidemic : EpidemicSettings, optional
+        Replaces the scenario's ``epidemic:`` section (what ``optimal`` optimises).
+
+    Returns
+    -------
+    Allocated
+        The scenario, its world and the allocation.
+
+    Raises
+    ------
+    InputError
+        An unknown policy name (before any work).
+
+    Examples
+    --------
+    >>> from dosewise import app
+    >>> sc = app.load("demo")
+    >>> result = app.allocate(sc)
+    >>> int(result.allocation.doses.sum()), int(result.allocation.buffer.sum())
+    (319200000, 16800000)
+    >>> older = app.allocate(sc, policy="pro-rata-65+")
+    >>> older.allocation.policy
+    'pro-rata-65+'
     """
     from dosewise.registry import get_policy
     from dosewise.scenario import policy_params
@@ -154,7 +266,20 @@ def allocate(scenario: Scenario, *, policy: str | None = None, need: Mapping[str
 
 
 def cached_who() -> Path | None:
-    """The WHO weekly file that ``dosewise data pull who`` keeps in the user cache, if present."""
+    """The WHO weekly file that ``dosewise data pull who`` keeps in the user cache, if present.
+
+    Returns
+    -------
+    pathlib.Path or None
+        Its path, or None when nothing was pulled.
+
+    Examples
+    --------
+    >>> from dosewise import app
+    >>> path = app.cached_who()
+    >>> path is None or path.name == "WHO-COVID-19-global-data.csv"
+    True
+    """
     from dosewise.surveillance.pull import SOURCES, default_cache_dir
 
     path = default_cache_dir() / SOURCES["who"].filename
@@ -162,7 +287,32 @@ def cached_who() -> Path | None:
 
 
 def participants_for_group(group: str, year: int = 2020) -> pd.DataFrame:
-    """A named group's participants with population (UN WPP 2024), share aged 65+ and income level."""
+    """A named group's participants with population, share aged 65+ and income level.
+
+    Parameters
+    ----------
+    group : str
+        ``AMC92``, ``ALL``, an income level (``HIC``…) or a WHO region (``AFRO``…).
+    year : int, default 2020
+        The year of the UN WPP 2024 estimates.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ISO3 code: name, population (people), share_65plus (0–1), income_level.
+
+    Raises
+    ------
+    InputError
+        An unknown group.
+
+    Examples
+    --------
+    >>> from dosewise import app
+    >>> frame = app.participants_for_group("AMC92")
+    >>> len(frame), frame.loc["KEN", "name"]
+    (92, 'Kenya')
+    """
     from dosewise.reference.groups import group_members
     from dosewise.world import participants_from_reference
 
@@ -180,11 +330,58 @@ def need(
     deliveries_date: str | None = None,
     no_report_weeks: int = 4,
 ) -> pd.DataFrame:
-    """Need scores with every component and data-quality flag, ranked (see :mod:`dosewise.surveillance.need`).
+    """Need scores with every component and data-quality flag, ranked (see
+    :mod:`dosewise.surveillance.need`).
 
-    ``who`` is a WHO weekly cases/deaths CSV; ``vaccination`` a WHO vaccination or OWID file;
-    ``sitreps`` a situation-report CSV or ``"demo"`` for the DPRK records; ``deliveries`` the UNDP
-    vaccine-equity file with its publication date.
+    Parameters
+    ----------
+    participants : pandas.DataFrame
+        Indexed by ISO3 code with population, share_65plus and income_level
+        (:func:`participants_for_group`, or ``world.participants``).
+    who : str or pathlib.Path
+        A WHO weekly cases/deaths CSV.
+    as_of : datetime.date
+        The date the scores describe (a figure counts only from its date on).
+    vaccination : str or pathlib.Path, optional
+        A WHO vaccination or OWID file.
+    sitreps : str or pathlib.Path, optional
+        A situation-report CSV, or ``"demo"`` for the DPRK records.
+    deliveries : str or pathlib.Path, optional
+        The UNDP vaccine-equity file.
+    deliveries_date : str, optional
+        Its publication date (required with ``deliveries``).
+    no_report_weeks : int, default 4
+        Weeks without a report before a participant is flagged.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per participant, by rank: the components (deaths and cases per 100k, growth…),
+        their percentile scores, threat, vulnerability, coverage, ``need`` (0–1), ``rank`` and
+        ``flags``.
+
+    Raises
+    ------
+    InputError
+        A file that cannot be read, or ``deliveries`` without ``deliveries_date``.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from dosewise import app
+    >>> import pandas as pd
+    >>> weeks = pd.date_range("2021-07-04", periods=9, freq="7D").strftime("%Y-%m-%d")
+    >>> rows = [(w, c, c, "AFRO", cases, 0, deaths, 0) for c, cases, deaths in (("KE", 5000, 80), ("UG", 900, 20))
+    ...         for w in weeks]  # a tiny WHO weekly file: Kenya and Uganda, nine weeks
+    >>> columns = ["Date_reported", "Country_code", "Country", "WHO_region", "New_cases", "Cumulative_cases",
+    ...            "New_deaths", "Cumulative_deaths"]
+    >>> pd.DataFrame(rows, columns=columns).to_csv("who.csv", index=False)
+    >>> people = app.participants_for_group("AMC92").loc[["KEN", "UGA", "NPL"]]
+    >>> scores = app.need(people, "who.csv", dt.date(2021, 8, 29))
+    >>> list(scores.index), list(scores["rank"])
+    (['NPL', 'KEN', 'UGA'], [1, 2, 3])
+    >>> scores.loc["NPL", "flags"]
+    'not_in_feed'
     """
     from dosewise.surveillance.demo import DPRK_SITREPS
     from dosewise.surveillance.need import need_from_feed
@@ -225,7 +422,38 @@ def need(
 
 
 def need_for_world(world: World, who: str | Path, as_of: dt.date) -> dict[str, float]:
-    """Need scores of a world's participants as a mapping (participants without a score left out)."""
+    """Need scores of a world's participants as a mapping.
+
+    Parameters
+    ----------
+    world : World
+        The world whose participants are scored.
+    who : str or pathlib.Path
+        A WHO weekly cases/deaths CSV.
+    as_of : datetime.date
+        The date the scores describe.
+
+    Returns
+    -------
+    dict of str to float
+        Need (0–1) by participant code; participants without a score are left out.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from dosewise import app
+    >>> import pandas as pd
+    >>> weeks = pd.date_range("2021-07-04", periods=9, freq="7D").strftime("%Y-%m-%d")
+    >>> rows = [(w, c, c, "AFRO", cases, 0, deaths, 0) for c, cases, deaths in (("KE", 5000, 80), ("UG", 900, 20))
+    ...         for w in weeks]  # a tiny WHO weekly file: Kenya and Uganda, nine weeks
+    >>> columns = ["Date_reported", "Country_code", "Country", "WHO_region", "New_cases", "Cumulative_cases",
+    ...            "New_deaths", "Cumulative_deaths"]
+    >>> pd.DataFrame(rows, columns=columns).to_csv("who.csv", index=False)
+    >>> world = app.allocate(app.load("demo")).world
+    >>> scores = app.need_for_world(world, "who.csv", dt.date(2021, 8, 29))
+    >>> len(scores) == world.n, all(0 <= v <= 1 for v in scores.values())
+    (True, True)
+    """
     scores = need(world.participants, who, as_of)
     return {str(k): float(v) for k, v in scores["need"].dropna().items()}
 
@@ -235,7 +463,34 @@ def need_for_world(world: World, who: str | Path, as_of: dt.date) -> dict[str, f
 
 @dataclass(frozen=True)
 class Comparison:
-    """Deaths averted by several policies on one scenario, with the notes a reader needs."""
+    """Deaths averted by several policies on one scenario, with the notes a reader needs.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        The scenario compared.
+    frame : pandas.DataFrame
+        One row per policy: doses allocated and administered, deaths without vaccine, deaths,
+        deaths averted (also per 100 doses and per million people) and the equity measures.
+    runs : PolicyRuns
+        Each policy's allocation and impact-model outcome.
+    params : ImpactParams
+        The impact model's parameters.
+    notes : list of str
+        What a reader must know (e.g. a policy left out and why).
+    epidemic : EpidemicSettings, optional
+        The epidemic simulated.
+
+    Examples
+    --------
+    >>> from dosewise import app, parse_scenario
+    >>> sc = parse_scenario({"participants": {"include": ["KEN", "UGA"]},
+    ...                      "lots": [{"id": "L1", "product": "AZD1222", "doses": 2_000_000,
+    ...                                "available": "2021-03-01", "expiry": "2021-09-01"}]})
+    >>> result = app.compare(sc, policies=["covax-pro-rata"])
+    >>> list(result.frame.index), bool(result.frame.loc["covax-pro-rata", "deaths_averted"] > 0)
+    (['covax-pro-rata'], True)
+    """
 
     scenario: Scenario
     frame: pd.DataFrame
@@ -257,13 +512,49 @@ def compare(
 ) -> Comparison:
     """Run each policy on the same scenario and the impact model on each allocation.
 
-    Without ``policies``, :data:`~dosewise.compare.DEFAULT_POLICIES`; ``covax-need-weighted``
-    takes need scores from ``who`` (or the cached WHO file) as of ``as_of`` and is left out of the
-    default list, with a note, when there are none. ``allocations`` adds allocations made
-    elsewhere (e.g. a round's holdings, :meth:`Desk.round_allocation`) under their own labels.
-    The epidemic is ``params`` if given, else ``epidemic`` (the scenario's ``epidemic:`` section
-    with any overrides), else the scenario's own section, else the defaults; the ``optimal``
-    variants optimise that same setting.
+    The epidemic is ``params`` if given, else ``epidemic``, else the scenario's own section, else
+    the defaults; the ``optimal`` variants optimise that same setting.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        The scenario.
+    policies : sequence of str, optional
+        Policy names (default :data:`~dosewise.compare.DEFAULT_POLICIES`).
+    params : ImpactParams, optional
+        The impact model's parameters, as they are.
+    who : str or pathlib.Path, optional
+        A WHO weekly file for ``covax-need-weighted`` (else the cached one; without either, the
+        policy is left out of the default list with a note).
+    as_of : datetime.date, optional
+        The date of those need scores (default: the scenario's ``as_of``).
+    allocations : mapping of str to Allocation, optional
+        Allocations made elsewhere (e.g. a round's holdings, :meth:`Desk.round_allocation`),
+        valued under their own labels.
+    epidemic : EpidemicSettings, optional
+        The epidemic to simulate (the scenario's section with any overrides).
+
+    Returns
+    -------
+    Comparison
+        The table and each run.
+
+    Raises
+    ------
+    InputError
+        An unknown policy, or ``covax-need-weighted`` asked for without need scores.
+
+    Examples
+    --------
+    >>> from dosewise import app, parse_scenario
+    >>> sc = parse_scenario({"participants": {"include": ["KEN", "UGA"]},
+    ...                      "lots": [{"id": "L1", "product": "AZD1222", "doses": 2_000_000,
+    ...                                "available": "2021-03-01", "expiry": "2021-09-01"}]})
+    >>> held = app.allocate(sc).allocation
+    >>> result = app.compare(sc, policies=["covax-pro-rata"], allocations={"as allocated": held})
+    >>> rows = result.frame["deaths_averted"]
+    >>> list(rows.index), bool(rows.iloc[0] == rows.iloc[1])
+    (['covax-pro-rata', 'as allocated'], True)
     """
     from dosewise.compare import DEFAULT_POLICIES, comparison_table, like_from_scenario, run_policies
     from dosewise.epidemic import EpidemicSettings
@@ -305,8 +596,44 @@ def compare(
 
 
 class Desk:
-    """Rounds and the ledger behind one open store: what a coordinator, a participant or an
-    observer does, as calls. Keep one for as long as the process serves requests."""
+    """Rounds and the ledger behind one open store: what a coordinator, a participant or an observer
+    does, as calls.
+
+    Keep one for as long as the process serves requests; every write first checks the chain
+    (:meth:`ensure_intact`). Usually made by :meth:`open`.
+
+    Parameters
+    ----------
+    store : Store
+        The ledger.
+    actor : str, default "dosewise"
+        Who the recorded events name, unless a call names another.
+    url : str, optional
+        Where the ledger lives (None: in memory); keys the last point verified on this machine.
+
+    Attributes
+    ----------
+    store : Store
+        As given.
+    rounds : Rounds
+        The round commands on that store.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from dosewise import app
+    >>> desk = app.Desk.open("memory")
+    >>> rid = desk.open_round(app.load("demo")).round_id
+    >>> oid = f"{rid}:AZ-2021H1:PRK:0"
+    >>> _ = desk.respond(oid, "decline", reason="efficacy_concerns", wish="severely affected countries")
+    >>> _ = desk.advance(rid, dt.date(2021, 2, 11))
+    >>> held = desk.round_allocation(rid)
+    >>> int(held.allocation.doses[:, 1].sum()) <= int(held.allocation.lots["doses"].iloc[1])
+    True
+    >>> desk.verify().ok
+    True
+    >>> desk.close()
+    """
 
     def __init__(self, store: Store, *, actor: str = "dosewise", url: str | None = None) -> None:
         from dosewise.rounds import Rounds
@@ -334,12 +661,39 @@ class Desk:
     @classmethod
     def open(cls, db: str | None = None, *, create: bool = False, actor: str = "dosewise",
              group_commit: bool = False) -> Desk:
-        """Open the ledger at ``db`` (SQLite path or URL; ``"memory"`` for a throwaway one).
+        """Open the ledger at ``db``.
 
-        Only ``create=True`` may make a new SQLite file; otherwise a missing file is an error,
-        so a mistyped path never yields an empty ledger. ``group_commit`` lets single appends
-        from concurrent threads share batches (:class:`~dosewise.ledger.group.GroupCommit`), as a
-        server answering many participants at once wants.
+        Parameters
+        ----------
+        db : str, optional
+            A SQLite path or a database URL; ``"memory"`` for a throwaway ledger; default
+            ``$DOSEWISE_DB`` or ``dosewise.db``.
+        create : bool, default False
+            Only then may a new SQLite file be made, so a mistyped path never yields an empty ledger.
+        actor : str, default "dosewise"
+            Who the recorded events name.
+        group_commit : bool, default False
+            Let single appends from concurrent threads share batches, as a server answering many
+            participants at once wants.
+
+        Returns
+        -------
+        Desk
+            Use it as a context manager, or call :meth:`close`.
+
+        Raises
+        ------
+        LedgerError
+            No ledger at ``db`` (without ``create``), or one that cannot be opened.
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> with app.Desk.open("ledger.db", create=True) as desk:
+        ...     print(desk.head())
+        None
+        >>> app.Desk.open("ledger.db").url.endswith("ledger.db")
+        True
         """
         from dosewise.ledger import default_db, existing_db, open_store
 
@@ -360,10 +714,21 @@ class Desk:
         """Before recording anything: check the chain, so nothing is ever appended to a broken one.
 
         The first time in a process, the whole chain is checked when it holds at most
-        :data:`FULL_CHECK_EVENTS` events (well under a second), else everything after the point last
-        verified on this machine (which must still be there unchanged); later calls check only what
-        was recorded since. Raises :class:`~dosewise.errors.IntegrityError` pointing to ``dosewise
-        ledger verify``; a ledger in memory is trusted.
+        :data:`FULL_CHECK_EVENTS` events, else everything after the point last verified on this
+        machine (which must still be there unchanged); later calls check only what was recorded since.
+        A ledger in memory is trusted.
+
+        Raises
+        ------
+        IntegrityError
+            The chain does not verify (pointing to ``dosewise ledger verify``).
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> with app.Desk.open("ledger.db", create=True) as desk:
+        ...     _ = desk.open_round(app.load("demo"))
+        ...     desk.ensure_intact()  # nothing to report: the chain verifies
         """
         if self.url is None or (self._guarded and self._verified is not None):
             return
@@ -419,6 +784,14 @@ class Desk:
             self._unsaved = True
 
     def close(self) -> None:
+        """Close the store; the last point verified is kept on this machine for the next process.
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> desk.close()
+        """
         if self._unsaved and self.url is not None and self._verified is not None:
             from dosewise.ledger.trust import remember_verified
 
@@ -444,8 +817,38 @@ class Desk:
     ) -> RoundState:
         """Allocate the scenario's lots by its policy and record the round and its offers.
 
-        ``need`` is the need vector the round's reallocation ranks by (recorded in the ledger);
-        opening the same round again with the same scenario records nothing.
+        Opening the same round again with the same scenario records nothing.
+
+        Parameters
+        ----------
+        scenario : Scenario
+            The scenario (with its ``round:`` rules).
+        round_id : str, optional
+            The round's id (else the scenario's ``round.id``, else one derived from its content).
+        need : mapping of str to float, optional
+            The need vector the round's reallocation ranks by (recorded in the ledger).
+        need_source : str, default ""
+            Where it came from.
+        file : str, optional
+            The scenario's file name, for messages and the record.
+
+        Returns
+        -------
+        RoundState
+            The round as opened.
+
+        Raises
+        ------
+        ConflictError
+            The id is taken by a round opened with another scenario.
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> state = desk.open_round(app.load("demo"), round_id="amc92-1")
+        >>> state.round_id, state.today, len(state.offers)
+        ('amc92-1', datetime.date(2021, 2, 3), 165)
         """
         self.ensure_intact()
         rid = self.rounds.open(scenario, round_id=round_id, need=need, need_source=need_source, file=file)
@@ -464,8 +867,40 @@ class Desk:
         file: str | None = None,
         key: str | None = None,
     ) -> RoundState:
-        """Propose a round (two-person rule): the allocation and the offers it would make are
-        recorded as ``round.proposed``; nothing is offered until another identity approves."""
+        """Propose a round (two-person rule): the allocation and the offers it would make are recorded
+        as ``round.proposed``; nothing is offered until another identity approves.
+
+        Parameters
+        ----------
+        scenario : Scenario
+            The scenario.
+        identity : str
+            Who proposes.
+        actor : str, optional
+            Who the event names.
+        round_id : str, optional
+            The round's id.
+        need : mapping of str to float, optional
+            The need vector to record.
+        need_source : str, default ""
+            Where it came from.
+        file : str, optional
+            The scenario's file name.
+        key : str, optional
+            Idempotency key: a retry with it returns the first proposal.
+
+        Returns
+        -------
+        RoundState
+            The round, in phase ``proposed``.
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> desk.propose_round(app.load("demo"), identity="coordinator-1").phase
+        'proposed'
+        """
         self.ensure_intact()
         rid = self.rounds.propose(scenario, identity=identity, actor=actor, round_id=round_id, need=need,
                                   need_source=need_source, file=file, idempotency_key=key)
@@ -474,15 +909,64 @@ class Desk:
 
     def approve_round(self, round_id: str, *, identity: str, actor: str | None = None,
                       key: str | None = None) -> RoundState:
-        """Approve a proposed round: its offers are recorded. The proposer's identity cannot
-        approve (:class:`~dosewise.errors.ForbiddenError`)."""
+        """Approve a proposed round: its offers are recorded.
+
+        Parameters
+        ----------
+        round_id : str
+            The proposed round.
+        identity : str
+            Who approves (not the proposer).
+        actor : str, optional
+            Who the event names.
+        key : str, optional
+            Idempotency key.
+
+        Returns
+        -------
+        RoundState
+            The round, now open.
+
+        Raises
+        ------
+        ForbiddenError
+            The proposer approving its own proposal.
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.propose_round(app.load("demo"), identity="coordinator-1").round_id
+        >>> desk.approve_round(rid, identity="reviewer-1").phase
+        'open'
+        """
         self.ensure_intact()
         self.rounds.approve(round_id, identity=identity, actor=actor, idempotency_key=key)
         self._recorded()
         return self.rounds.view(round_id)
 
     def view(self, round_id: str) -> RoundState:
-        """A private copy of the round's current state (safe to read while other threads write)."""
+        """A private copy of the round's current state (safe to read while other threads write).
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+
+        Returns
+        -------
+        RoundState
+            The copy.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> desk.view(rid) == desk.round(rid)
+        True
+        """
         return self.rounds.view(round_id)
 
     def respond(
@@ -500,10 +984,60 @@ class Desk:
         doses: int | None = None,
         sign: Callable[[NewEvent], NewEvent] | None = None,
     ) -> Event:
-        """Accept or decline an open offer; a retry with the same ``key`` returns the first answer.
-        With ``participant``, only an offer made to that participant may be answered; ``doses`` below
-        the offer accepts that part (the rest returns to the pool at once); ``sign`` attaches the
-        answering party's signature (e.g. ``Signer.from_file(path).sign``)."""
+        """Accept or decline an open offer.
+
+        Parameters
+        ----------
+        offer_id : str
+            The offer.
+        action : {"accept", "decline"}
+            The answer.
+        reason : str, optional
+            Why it is declined.
+        note : str, optional
+            Free text.
+        wish : str, optional
+            Where a declining participant wishes the doses to go.
+        on : datetime.date, optional
+            The date of the answer (default: the round's date).
+        key : str, optional
+            Idempotency key: a retry with it returns the first answer.
+        actor : str, optional
+            Who answers.
+        participant : str, optional
+            Only an offer made to this participant may be answered.
+        doses : int, optional
+            Accept this part only; the rest returns to the pool at once.
+        sign : callable, optional
+            Attaches the answering party's signature (e.g. ``Signer.from_file(path).sign``).
+
+        Returns
+        -------
+        Event
+            The recorded answer.
+
+        Raises
+        ------
+        ConflictError
+            The offer was answered already.
+        RoundError
+            After the deadline.
+        ForbiddenError
+            An offer made to another participant than ``participant``.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> event = desk.respond(f"{rid}:AZ-2021H1:PRK:0", "decline", reason="efficacy_concerns",
+        ...                      wish="severely affected countries", key="prk-1")
+        >>> event.type, event.participant
+        ('offer.declined', 'PRK')
+        >>> desk.respond(f"{rid}:AZ-2021H1:PRK:0", "decline", reason="efficacy_concerns", key="prk-1").seq == event.seq
+        True
+        """
         self.ensure_intact()
         ev = self.rounds.respond(offer_id, action, reason=reason, note=note, wish=wish, on=on,
                                  idempotency_key=key, actor=actor, participant=participant, doses=doses,
@@ -514,9 +1048,46 @@ class Desk:
     def advance(self, round_id: str, to: dt.date, *, need: Mapping[str, float] | None = None,
                 need_source: str = "", actor: str | None = None, key: str | None = None) -> list[Event]:
         """Move the round's date to ``to``: overdue offers lapse, unusable doses expire, one
-        reallocation pass re-offers the pool. A date already reached records nothing new.
-        ``need`` replaces the need vector recorded in the round (recorded in turn); a retry with
-        the same ``key`` returns the batch first recorded."""
+        reallocation pass re-offers the pool.
+
+        A date already reached records nothing new. Without ``need``, a round that reallocates by
+        need and has no need vector yet ranks by the cached WHO file, when there is one.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+        to : datetime.date
+            The new date.
+        need : mapping of str to float, optional
+            Replaces the need vector recorded in the round (recorded in turn).
+        need_source : str, default ""
+            Where it came from.
+        actor : str, optional
+            Who advances.
+        key : str, optional
+            Idempotency key: a retry with it returns the batch first recorded.
+
+        Returns
+        -------
+        list of Event
+            The events recorded.
+
+        Raises
+        ------
+        RoundError
+            A date before the round's date.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> events = desk.advance(rid, dt.date(2021, 2, 11), need={"PRK": 0.9, "KEN": 0.5})
+        >>> events[0].type, desk.round(rid).need == {"PRK": 0.9, "KEN": 0.5}
+        ('round.advanced', True)
+        """
         if need is None:
             state = self.round(round_id)
             source = cached_who() if state.need is None and state.opened.get("reallocation") == "need" else None
@@ -531,8 +1102,47 @@ class Desk:
 
     def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False, actor: str | None = None,
              key: str | None = None, doses: int | None = None, shipment: str | None = None) -> Event:
-        """Record shipment (or delivery) of a whole accepted offer; with ``doses`` or ``shipment``,
-        one shipment of part of it."""
+        """Record shipment (or delivery) of a whole accepted offer; with ``doses`` or ``shipment``, one
+        shipment of part of it.
+
+        Parameters
+        ----------
+        offer_id : str
+            An accepted offer.
+        on : datetime.date
+            The date.
+        delivered : bool, default False
+            Record delivery of a shipped offer.
+        actor : str, optional
+            Who records it.
+        key : str, optional
+            Idempotency key.
+        doses : int, optional
+            Ship this part only.
+        shipment : str, optional
+            The shipment's id.
+
+        Returns
+        -------
+        Event
+            The recorded event.
+
+        Raises
+        ------
+        RoundError
+            An offer not accepted, or a date the rules forbid.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> oid = f"{rid}:AZ-2021H1:KEN:0"
+        >>> _ = desk.respond(oid, "accept")
+        >>> desk.ship(oid, on=dt.date(2021, 2, 22)).type
+        'offer.shipped'
+        """
         self.ensure_intact()
         ev = self.rounds.ship(offer_id, on=on, delivered=delivered, actor=actor, idempotency_key=key, doses=doses,
                               shipment=shipment)
@@ -540,7 +1150,34 @@ class Desk:
         return ev
 
     def offer(self, offer_id: str) -> dict[str, Any]:
-        """One offer as the round's state holds it (a copy), with its round id."""
+        """One offer as the round's state holds it, with its round id.
+
+        Parameters
+        ----------
+        offer_id : str
+            The offer.
+
+        Returns
+        -------
+        dict
+            A copy: lot, participant, doses, status, deadline, pass, why, reason, note, wish,
+            round_id.
+
+        Raises
+        ------
+        NotFoundError
+            No such offer.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> offer = desk.offer(f"{rid}:AZ-2021H1:KEN:0")
+        >>> offer["status"], offer["deadline"], offer["round_id"] == rid
+        ('offered', '2021-02-10', True)
+        """
         state, offer = self.rounds._offer(offer_id)
         return {**offer, "round_id": state.round_id}
     # the rest of the mechanism ------------------------------------------------------------------
@@ -552,46 +1189,273 @@ class Desk:
 
     def accept_part(self, offer_id: str, doses: int, *, on: dt.date | None = None, note: str | None = None,
                     actor: str | None = None) -> Event:
-        """Accept ``doses`` of an open offer; the rest goes back to the pool at once."""
+        """Accept part of an open offer; the rest goes back to the pool at once.
+
+        Parameters
+        ----------
+        offer_id : str
+            The offer.
+        doses : int
+            Doses accepted (fewer than offered).
+        on : datetime.date, optional
+            The date of the answer.
+        note : str, optional
+            Free text.
+        actor : str, optional
+            Who answers.
+
+        Returns
+        -------
+        Event
+            ``offer.accepted_in_part``.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> desk.accept_part(f"{rid}:AZ-2021H1:KEN:0", 1000).payload["doses"]
+        1000
+        """
         return self._write(lambda: self.rounds.accept_part(offer_id, doses, on=on, note=note, actor=actor))
 
     def opt_out(self, round_id: str, participant: str, product: str, *, on: dt.date | None = None,
                 note: str | None = None, actor: str | None = None) -> list[Event]:
-        """The participant takes no more of ``product`` in the round (its open offers are declined)."""
+        """The participant takes no more of ``product`` in the round (its open offers are declined).
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+        participant : str
+            Participant code.
+        product : str
+            Product id.
+        on : datetime.date, optional
+            The date.
+        note : str, optional
+            Free text.
+        actor : str, optional
+            Who records it.
+
+        Returns
+        -------
+        list of Event
+            ``product.opted_out`` and an ``offer.declined`` per open offer of the product.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> [e.type for e in desk.opt_out(rid, "PRK", "AZD1222")]
+        ['product.opted_out', 'offer.declined']
+        """
         return self._write(lambda: self.rounds.opt_out(round_id, participant, product, on=on, note=note,
                                                        actor=actor))
 
     def delay(self, offer_id: str, until: dt.date, *, on: dt.date | None = None, note: str | None = None,
               actor: str | None = None) -> Event:
-        """Ship an accepted offer no earlier than ``until``."""
+        """Ship an accepted offer no earlier than ``until``.
+
+        Parameters
+        ----------
+        offer_id : str
+            An accepted offer.
+        until : datetime.date
+            The earliest shipment date.
+        on : datetime.date, optional
+            The date of the request.
+        note : str, optional
+            Free text.
+        actor : str, optional
+            Who asks.
+
+        Returns
+        -------
+        Event
+            ``offer.delayed``.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> oid = f"{rid}:AZ-2021H1:KEN:0"
+        >>> _ = desk.respond(oid, "accept")
+        >>> desk.delay(oid, dt.date(2021, 3, 15)).payload["until"]
+        '2021-03-15'
+        """
         return self._write(lambda: self.rounds.delay(offer_id, until, on=on, note=note, actor=actor))
 
     def transfer(self, offer_id: str, to: str, doses: int, *, on: dt.date | None = None, note: str | None = None,
                  actor: str | None = None, key: str | None = None) -> Event:
-        """Offer accepted, unshipped doses on to another participant (the doses move when it accepts);
-        a retry with the same ``key`` returns the first proposal."""
+        """Offer accepted, unshipped doses on to another participant (they move when it accepts).
+
+        Parameters
+        ----------
+        offer_id : str
+            An accepted offer.
+        to : str
+            The receiving participant.
+        doses : int
+            Doses to transfer.
+        on : datetime.date, optional
+            The date.
+        note : str, optional
+            Free text.
+        actor : str, optional
+            Who proposes it.
+        key : str, optional
+            Idempotency key: a retry with the same key returns the first proposal.
+
+        Returns
+        -------
+        Event
+            ``transfer.proposed``, with the transfer's id.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> oid = f"{rid}:SII-AZ-2021H1:UGA:0"
+        >>> _ = desk.respond(oid, "accept")
+        >>> desk.transfer(oid, "KEN", 5000).payload["transfer"] == oid + ":T1"
+        True
+        """
         return self._write(lambda: self.rounds.transfer(offer_id, to, doses, on=on, note=note, actor=actor,
                                                         idempotency_key=key))
 
     def answer_transfer(self, round_id: str, transfer_id: str, accept: bool, *, on: dt.date | None = None,
                         note: str | None = None, actor: str | None = None, key: str | None = None,
                         participant: str | None = None) -> Event:
-        """The receiving participant accepts or refuses a transfer (with ``participant``, only a
-        transfer offered to that participant)."""
+        """The receiving participant accepts or refuses a transfer.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+        transfer_id : str
+            The transfer.
+        accept : bool
+            Accept (True) or refuse.
+        on : datetime.date, optional
+            The date.
+        note : str, optional
+            Free text.
+        actor : str, optional
+            Who answers.
+        key : str, optional
+            Idempotency key: a retry with the same key returns the first answer.
+        participant : str, optional
+            Only a transfer offered to this participant may be answered
+            (:class:`~dosewise.errors.ForbiddenError` otherwise).
+
+        Returns
+        -------
+        Event
+            ``transfer.accepted`` or ``transfer.refused``.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> oid = f"{rid}:SII-AZ-2021H1:UGA:0"
+        >>> _ = desk.respond(oid, "accept")
+        >>> tid = desk.transfer(oid, "KEN", 5000).payload["transfer"]
+        >>> desk.answer_transfer(rid, tid, True).type
+        'transfer.accepted'
+        """
         return self._write(lambda: self.rounds.answer_transfer(round_id, transfer_id, accept, on=on, note=note,
                                                                actor=actor, idempotency_key=key,
                                                                participant=participant))
 
     def ready(self, round_id: str, participant: str, product: str, condition: str, on: dt.date, *,
               note: str | None = None, actor: str | None = None) -> Event:
-        """Record a readiness condition met (deployment_plan, indemnity, import_permit, cold_chain)."""
+        """Record a readiness condition met.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+        participant : str
+            Participant code.
+        product : str
+            Product id.
+        condition : str
+            ``deployment_plan``, ``indemnity``, ``import_permit`` or ``cold_chain``.
+        on : datetime.date
+            The date it was met.
+        note : str, optional
+            Free text.
+        actor : str, optional
+            Who records it.
+
+        Returns
+        -------
+        Event
+            ``readiness.recorded``.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> _ = desk.ready(rid, "KEN", "AZD1222", "indemnity", dt.date(2021, 2, 5))
+        >>> desk.round(rid).ready("KEN", "AZD1222", ["indemnity", "cold_chain"], dt.date(2021, 2, 6))
+        ['cold_chain']
+        """
         return self._write(lambda: self.rounds.record_readiness(round_id, participant, product, condition, on,
                                                                 note=note, actor=actor))
 
     def donate(self, round_id: str, lot: Lot | Mapping[str, Any], *, on: dt.date | None = None,
                actor: str | None = None, key: str | None = None) -> list[Event]:
-        """Add a donor's lot (channel, earmarks, pledge date) to a running round; refused with the
-        reason when no earmarked participant can use it in time."""
+        """Add a donor's lot (channel, earmarks, pledge date) to a running round.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+        lot : Lot or mapping
+            The lot, or its fields as in a scenario's ``lots:``.
+        on : datetime.date, optional
+            The date.
+        actor : str, optional
+            Who records it.
+        key : str, optional
+            Idempotency key: a retry with the same key returns the first event recorded.
+
+        Returns
+        -------
+        list of Event
+            ``lot.donated`` (and ``offer.made`` for a bilateral lot).
+
+        Raises
+        ------
+        InputError
+            A lot that does not validate (naming the field).
+        RoundError
+            No earmarked participant can use it in time.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> lot = {"id": "DON-1", "product": "AZD1222", "doses": 100000, "available": "2021-03-01",
+        ...        "expiry": "2021-09-01", "donor": "NOR"}
+        >>> [e.type for e in desk.donate(rid, lot)], desk.round(rid).lots["DON-1"]["pool"]
+        (['lot.donated'], 100000)
+        """
         from pydantic import ValidationError
 
         from dosewise.scenario import Lot
@@ -610,46 +1474,305 @@ class Desk:
 
     def request_buffer(self, round_id: str, lot: str, participant: str, doses: int, *, for_whom: str, why: str,
                        on: dt.date | None = None, request: str | None = None, actor: str | None = None) -> Event:
-        """Apply to a lot's humanitarian buffer: who, how many, for whom, why."""
+        """Apply to a lot's humanitarian buffer: who, how many, for whom, why.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+        lot : str
+            The lot.
+        participant : str
+            Who applies (or on whose behalf).
+        doses : int
+            Doses asked for.
+        for_whom : str
+            The people they are for.
+        why : str
+            The reason.
+        on : datetime.date, optional
+            The date.
+        request : str, optional
+            The request's id (default: the next ``B<n>``).
+        actor : str, optional
+            Who records it.
+
+        Returns
+        -------
+        Event
+            ``buffer.requested``.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> event = desk.request_buffer(rid, "AZ-2021H1", "SYR", 10000, for_whom="displaced people", why="outbreak")
+        >>> event.payload["request"]
+        'B1'
+        """
         return self._write(lambda: self.rounds.request_buffer(round_id, lot, participant, doses, for_whom=for_whom,
                                                               why=why, on=on, request=request, actor=actor))
 
     def decide_buffer(self, round_id: str, request: str, approve: bool, *, on: dt.date | None = None,
                       reason: str | None = None, actor: str | None = None) -> Event:
-        """Approve or refuse (with a reason) a buffer request."""
+        """Approve or refuse (with a reason) a buffer request.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+        request : str
+            The request's id.
+        approve : bool
+            Approve (True) or refuse.
+        on : datetime.date, optional
+            The date.
+        reason : str, optional
+            Why it is refused.
+        actor : str, optional
+            Who decides.
+
+        Returns
+        -------
+        Event
+            ``buffer.approved`` or ``buffer.refused``.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> _ = desk.request_buffer(rid, "AZ-2021H1", "SYR", 10000, for_whom="displaced people", why="outbreak")
+        >>> desk.decide_buffer(rid, "B1", True).type
+        'buffer.approved'
+        """
         return self._write(lambda: self.rounds.decide_buffer(round_id, request, approve, on=on, reason=reason,
                                                              actor=actor))
 
     def send(self, offer_id: str, doses: int | None, *, on: dt.date, shipment: str | None = None) -> Event:
-        """One shipment of part (or the rest) of an accepted offer."""
+        """One shipment of part (or the rest) of an accepted offer.
+
+        Parameters
+        ----------
+        offer_id : str
+            An accepted offer.
+        doses : int or None
+            Doses shipped (None: the rest).
+        on : datetime.date
+            The date.
+        shipment : str, optional
+            The shipment's id (default: the offer's next ``S<n>``).
+
+        Returns
+        -------
+        Event
+            ``shipment.sent``.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> oid = f"{rid}:AZ-2021H1:KEN:0"
+        >>> _ = desk.respond(oid, "accept")
+        >>> desk.send(oid, 100000, on=dt.date(2021, 2, 22)).payload["shipment"] == oid + ":S1"
+        True
+        """
         return self._write(lambda: self.rounds.send(offer_id, doses, on=on, shipment=shipment))
 
     def deliver(self, round_id: str, shipment: str, *, on: dt.date) -> Event:
-        """Confirm a shipment's delivery (records the shelf life left on arrival)."""
+        """Confirm a shipment's delivery (records the shelf life left on arrival).
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+        shipment : str
+            The shipment.
+        on : datetime.date
+            The delivery date.
+
+        Returns
+        -------
+        Event
+            ``shipment.delivered``, with ``shelf_life_days``.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> oid = f"{rid}:AZ-2021H1:KEN:0"
+        >>> _ = desk.respond(oid, "accept")
+        >>> shipment = desk.send(oid, 100000, on=dt.date(2021, 2, 22)).payload["shipment"]
+        >>> desk.deliver(rid, shipment, on=dt.date(2021, 2, 26)).payload["shelf_life_days"]
+        177
+        """
         return self._write(lambda: self.rounds.deliver(round_id, shipment, on=on))
 
     def expire_unused(self, round_id: str, shipment: str, doses: int, *, on: dt.date) -> Event:
-        """Delivered doses that expired unused at the participant."""
+        """Delivered doses that expired unused at the participant.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+        shipment : str
+            A delivered shipment.
+        doses : int
+            Doses that expired.
+        on : datetime.date
+            The date.
+
+        Returns
+        -------
+        Event
+            ``shipment.expired``.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> oid = f"{rid}:AZ-2021H1:KEN:0"
+        >>> _ = desk.respond(oid, "accept")
+        >>> shipment = desk.send(oid, 100000, on=dt.date(2021, 2, 22)).payload["shipment"]
+        >>> _ = desk.deliver(rid, shipment, on=dt.date(2021, 2, 26))
+        >>> desk.expire_unused(rid, shipment, 1000, on=dt.date(2021, 8, 23)).payload["doses"]
+        1000
+        """
         return self._write(lambda: self.rounds.expire_unused(round_id, shipment, doses, on=on))
 
     def delivery_report(self, round_id: str) -> pd.DataFrame:
-        """Per participant and product: offered, accepted, shipped, delivered, expired unused."""
+        """Per participant and product: offered, accepted, shipped, delivered, expired unused.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+
+        Returns
+        -------
+        pandas.DataFrame
+            See :meth:`RoundState.delivery_report`.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> list(desk.delivery_report(rid).columns[:4])
+        ['participant', 'product', 'offered', 'accepted']
+        """
         return self.round(round_id).delivery_report()
 
     def round(self, round_id: str) -> RoundState:
-        """The round's state, brought up to date with every recorded event."""
+        """The round's state, brought up to date with every recorded event.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+
+        Returns
+        -------
+        RoundState
+            The live state (see :meth:`view` for a private copy).
+
+        Raises
+        ------
+        NotFoundError
+            No such round.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> desk.round(rid).phase
+        'open'
+        """
         return self.rounds.state(round_id)
 
     def round_ids(self) -> list[str]:
+        """Every round the ledger holds.
+
+        Returns
+        -------
+        list of str
+            Round ids.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> desk.round_ids() == [rid]
+        True
+        """
         return self.rounds.rounds()
 
     def world(self, round_id: str) -> World:
-        """The world the round was opened on."""
+        """The world the round was opened on.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+
+        Returns
+        -------
+        World
+            Rebuilt from the scenario recorded in the ledger.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> desk.world(rid).n
+        92
+        """
         return self.rounds.world(round_id)
 
     def round_allocation(self, round_id: str, *, include_open: bool = False) -> Allocated:
-        """What participants hold in the round (accepted, shipped, delivered; with
-        ``include_open`` also offers still open) as an allocation the impact model can value."""
+        """What participants hold in the round, as an allocation the impact model can value.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+        include_open : bool, default False
+            Count offers still open too.
+
+        Returns
+        -------
+        Allocated
+            Accepted, shipped and delivered doses per participant and lot.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> _ = desk.respond(f"{rid}:AZ-2021H1:KEN:0", "accept")
+        >>> held = desk.round_allocation(rid)
+        >>> [code for code in held.allocation.participants[held.allocation.totals() > 0]]
+        ['KEN']
+        >>> int(desk.round_allocation(rid, include_open=True).allocation.doses.sum()) > int(held.allocation.doses.sum())
+        True
+        """
         from dosewise.rounds import held_allocation
 
         state = self.round(round_id)
@@ -657,7 +1780,30 @@ class Desk:
         return Allocated(sc, world, held_allocation(state, world, include_open=include_open))
 
     def offered_allocation(self, round_id: str, *, passes: Sequence[int] = (0,)) -> Allocated:
-        """The offers made in the given passes (0: the policy's first offers), whatever their answer."""
+        """The offers made in the given passes, whatever their answer.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+        passes : sequence of int, default (0,)
+            Reallocation passes (0: the policy's first offers).
+
+        Returns
+        -------
+        Allocated
+            Doses offered per participant and lot.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> first = desk.offered_allocation(rid).allocation
+        >>> int(first.doses.sum()) == int(app.allocate(app.load("demo")).allocation.doses.sum())
+        True
+        """
         from dosewise.rounds import offered_allocation
 
         state = self.round(round_id)
@@ -666,7 +1812,24 @@ class Desk:
 
     # ledger ------------------------------------------------------------------------------------
     def verify(self) -> VerifyReport:
-        """Walk the whole hash chain; when it verifies, its head becomes this machine's last verified point."""
+        """Walk the whole hash chain; when it verifies, its head becomes this machine's last verified
+        point.
+
+        Returns
+        -------
+        VerifyReport
+            ``ok``, events checked, the head, and the first bad event and problem when it fails.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> report = desk.verify()
+        >>> report.ok, report.checked == desk.head().seq
+        (True, True)
+        """
         report = self.store.verify()
         if report.ok and self.url is not None and report.head_seq and report.head_hash:
             from dosewise.ledger.trust import remember_verified
@@ -676,25 +1839,130 @@ class Desk:
         return report
 
     def audit_rounds(self) -> dict[str, list[str]]:
-        """Every round replayed from the ledger (see :func:`audit_rounds`)."""
+        """Every round replayed from the ledger (see :func:`audit_rounds`).
+
+        Returns
+        -------
+        dict of str to list of str
+            The problems of each round (empty when every dose is accounted for).
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> desk.audit_rounds() == {rid: []}
+        True
+        """
         return audit_rounds(self.store)
 
     def export(self, path: str | Path, fmt: ExportFormat = "jsonl") -> int:
+        """Write every event to a file.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The file.
+        fmt : {"jsonl", "csv", "parquet"}, default "jsonl"
+            Its format.
+
+        Returns
+        -------
+        int
+            Events written.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> desk.export("events.jsonl") == desk.head().seq
+        True
+        """
         return self.store.export(path, fmt)
 
     def log(self, *, round_id: str | None = None, limit: int = 50) -> list[Event]:
+        """The last events, oldest first.
+
+        Parameters
+        ----------
+        round_id : str, optional
+            Only this round's events.
+        limit : int, default 50
+            At most this many.
+
+        Returns
+        -------
+        list of Event
+            The events.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> events = desk.log(limit=3)
+        >>> len(events), events[-1].seq == desk.head().seq
+        (3, True)
+        """
         from collections import deque
 
         return list(deque(self.store.read(round_id=round_id), maxlen=limit))
 
     def head(self) -> Event | None:
-        """The last event recorded, or None for an empty ledger."""
+        """The last event recorded.
+
+        Returns
+        -------
+        Event or None
+            None for an empty ledger.
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> desk.head() is None
+        True
+        >>> _ = desk.open_round(app.load("demo"))
+        >>> desk.head().type
+        'offer.made'
+        """
         return self.store.head()
 
     def events(self, *, after: int = 0, limit: int = 100, round_id: str | None = None,
                participant: str | None = None) -> list[Event]:
-        """Up to ``limit`` events after sequence ``after`` (a cursor), in order; with ``participant``
-        only the events about that participant's offers."""
+        """Events after a cursor, in order.
+
+        Parameters
+        ----------
+        after : int, default 0
+            Sequence number to start after.
+        limit : int, default 100
+            At most this many.
+        round_id : str, optional
+            Only this round's events.
+        participant : str, optional
+            Only the events about this participant's offers.
+
+        Returns
+        -------
+        list of Event
+            The events.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import app
+        >>> desk = app.Desk.open("memory")
+        >>> rid = desk.open_round(app.load("demo")).round_id
+        >>> [e.type for e in desk.events(participant="PRK")]
+        ['offer.made', 'offer.made']
+        >>> [e.seq for e in desk.events(after=3, limit=2)]
+        [4, 5]
+        """
         out: list[Event] = []
         if limit <= 0:
             return out
@@ -709,7 +1977,25 @@ class Desk:
     # identities --------------------------------------------------------------------------------
     @property
     def keys(self) -> KeyRing:
-        """The ledger's API keys (SQL ledgers only)."""
+        """The ledger's API keys (SQL ledgers only).
+
+        Returns
+        -------
+        KeyRing
+            Create, look up and revoke keys.
+
+        Raises
+        ------
+        LedgerError
+            A ledger in memory.
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> with app.Desk.open("ledger.db", create=True) as desk:
+        ...     print(type(desk.keys).__name__)
+        KeyRing
+        """
         ring = getattr(self, "_keys", None)
         if ring is None:
             from dosewise.errors import LedgerError
@@ -724,8 +2010,33 @@ class Desk:
 
     def create_key(self, role: str, *, name: str | None = None, participant: str | None = None,
                    by: str | None = None) -> tuple[Identity, str]:
-        """Create an API key; returns the identity and the token, to show once. The key's
-        creation is recorded as an ``identity.created`` event (without the secret)."""
+        """Create an API key; its creation is recorded as an ``identity.created`` event (without the
+        secret).
+
+        Parameters
+        ----------
+        role : str
+            ``admin``, ``coordinator``, ``reviewer``, ``participant``, ``donor`` or ``observer``.
+        name : str, optional
+            A name for the key's holder.
+        participant : str, optional
+            The participant a ``participant`` key acts for.
+        by : str, optional
+            Who creates it (the event's actor).
+
+        Returns
+        -------
+        tuple of (Identity, str)
+            The identity and the token, to show once.
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> with app.Desk.open("ledger.db", create=True) as desk:
+        ...     identity, token = desk.create_key("participant", participant="KEN")
+        ...     print(identity.role, identity.participant, desk.head().type)
+        participant KEN identity.created
+        """
         from dosewise.ledger import NewEvent
 
         self.ensure_intact()
@@ -735,7 +2046,33 @@ class Desk:
         return ident, token
 
     def revoke_key(self, key_id: str, *, by: str | None = None) -> Identity:
-        """Revoke an API key at once; recorded as an ``identity.revoked`` event."""
+        """Revoke an API key at once; recorded as an ``identity.revoked`` event.
+
+        Parameters
+        ----------
+        key_id : str
+            The key.
+        by : str, optional
+            Who revokes it.
+
+        Returns
+        -------
+        Identity
+            The key, with ``revoked_at`` set.
+
+        Raises
+        ------
+        NotFoundError
+            No such key.
+
+        Examples
+        --------
+        >>> from dosewise import app
+        >>> with app.Desk.open("ledger.db", create=True) as desk:
+        ...     identity, _ = desk.create_key("observer", name="watcher")
+        ...     print(desk.revoke_key(identity.key_id).revoked_at is not None, desk.head().type)
+        True identity.revoked
+        """
         from dosewise.ledger import NewEvent
 
         before = self.keys.get(key_id)
@@ -748,9 +2085,30 @@ class Desk:
 
 
 def audit_rounds(store: Store) -> dict[str, list[str]]:
-    """Every round replayed from the ledger: the balance problems of each (empty when every dose is
-    accounted for), or why its events cannot be replayed (e.g. an offer made twice); and every
-    stored snapshot of a round must equal the replay at its point."""
+    """Every round replayed from the ledger, with its problems.
+
+    Each round's balance problems are listed (empty when every dose is accounted for), or why its
+    events cannot be replayed (e.g. an offer made twice); every stored snapshot of a round must
+    equal the replay at its point.
+
+    Parameters
+    ----------
+    store : Store
+        The ledger.
+
+    Returns
+    -------
+    dict of str to list of str
+        Problems by round id.
+
+    Examples
+    --------
+    >>> from dosewise import Rounds, app, load_demo, open_store
+    >>> store = open_store("memory")
+    >>> rid = Rounds(store).open(load_demo())
+    >>> app.audit_rounds(store) == {rid: []}
+    True
+    """
     from dosewise.errors import IntegrityError
     from dosewise.ledger import snapshots
     from dosewise.rounds import RoundState
@@ -780,7 +2138,30 @@ def audit_rounds(store: Store) -> dict[str, list[str]]:
 
 
 def remember_head(db: str | None, seq: int | None, hash_: str | None) -> None:
-    """Record a head that verified as this machine's last verified point for the ledger at ``db``."""
+    """Record a head that verified as this machine's last verified point for the ledger at ``db``.
+
+    Parameters
+    ----------
+    db : str, optional
+        The ledger's path or URL (default ``$DOSEWISE_DB`` or ``dosewise.db``); a ledger in
+        memory is not remembered.
+    seq : int, optional
+        The head's sequence number (nothing is recorded without it).
+    hash_ : str, optional
+        The head's hash.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from dosewise import app
+    >>> from dosewise.ledger.trust import last_verified
+    >>> with app.Desk.open("ledger.db", create=True) as desk:
+    ...     _ = desk.open_round(app.load("demo"))
+    ...     head = desk.head()
+    >>> app.remember_head("ledger.db", head.seq, head.hash)
+    >>> last_verified(str(Path("ledger.db").resolve())) == (head.seq, head.hash)
+    True
+    """
     from dosewise.ledger import default_db
     from dosewise.ledger.trust import remember_verified
 
@@ -793,7 +2174,21 @@ def remember_head(db: str | None, seq: int | None, hash_: str | None) -> None:
 
 
 def demo_texts() -> tuple[str, str]:
-    """The demo's two scenario files (the AMC92 AstraZeneca round; DPRK's CoronaVac)."""
+    """The demo's two scenario files.
+
+    Returns
+    -------
+    tuple of (str, str)
+        The AMC92 AstraZeneca round's YAML, and DPRK's CoronaVac round's (whose participants are
+    the first round's, merged in by the demo).
+
+    Examples
+    --------
+    >>> from dosewise import app
+    >>> first, second = app.demo_texts()
+    >>> app.load_text(first).policy.name, "product: CoronaVac" in second
+    ('covax-pro-rata', True)
+    """
     base = resources.files("dosewise") / "data"
     return ((base / "demo_amc92.yaml").read_text(encoding="utf-8"),
             (base / "demo_coronavac.yaml").read_text(encoding="utf-8"))
@@ -815,7 +2210,34 @@ def coronavac_scenario() -> Scenario:
 
 @dataclass
 class DemoResult:
-    """The demo's two rounds as played, and where the need scores came from."""
+    """The demo's two rounds as played, and where the need scores came from.
+
+    Parameters
+    ----------
+    first : RoundState
+        The AMC92 AstraZeneca round, played out.
+    second : RoundState
+        DPRK's CoronaVac round, declined and re-offered.
+    need_source : str or None
+        The WHO file the re-offer was ranked by (None: pro rata).
+    verify : VerifyReport
+        The chain check at the end.
+    allocation : Allocated
+        The first round's allocation.
+    impact : Comparison, optional
+        Deaths averted by the CoronaVac doses as first offered and as held after the re-offer.
+    signed_answers : list of Event
+        DPRK's answers, signed with its own key.
+    bilateral : dict
+        Russia's bilateral Sputnik V offer to DPRK as recorded.
+
+    Examples
+    --------
+    >>> from dosewise import app
+    >>> result = app.run_demo(app.Desk.open("memory"), impact=False)
+    >>> result.verify.ok, result.second.offers["demo-coronavac-2021-08:SINOVAC-DPRK-2021-08:PRK:0"]["status"]
+    (True, 'declined')
+    """
 
     first: RoundState
     second: RoundState
@@ -861,10 +2283,32 @@ def _open_demo_rounds(desk: Desk, who: str | Path | None) -> tuple[RoundState, R
 
 
 def stage_demo(desk: Desk, *, who: str | Path | None = None) -> tuple[RoundState, RoundState]:
-    """Record the demo for the dashboard: the AMC92 AstraZeneca round played out as scripted, and
-    the CoronaVac round for DPRK opened with its offer awaiting DPRK's answer (to be given with
-    DPRK's own key). With a WHO weekly file (``who``, else the cached one) the round records need
-    scores as of :data:`DEMO_NEED_AS_OF`, and a decline is re-offered by need."""
+    """Record the demo for the dashboard.
+
+    The AMC92 AstraZeneca round is played out as scripted, and the CoronaVac round for DPRK opened
+    with its offer awaiting DPRK's answer (to be given with DPRK's own key). With a WHO weekly file
+    (``who``, else the cached one) the round records need scores as of :data:`DEMO_NEED_AS_OF`,
+    and a decline is re-offered by need.
+
+    Parameters
+    ----------
+    desk : Desk
+        Where to record it.
+    who : str or pathlib.Path, optional
+        A WHO weekly file.
+
+    Returns
+    -------
+    tuple of (RoundState, RoundState)
+        The two rounds.
+
+    Examples
+    --------
+    >>> from dosewise import app
+    >>> first, second = app.stage_demo(app.Desk.open("memory"))
+    >>> first.round_id, second.offers["demo-coronavac-2021-08:SINOVAC-DPRK-2021-08:PRK:0"]["status"]
+    ('demo-amc92-az-2021-02', 'offered')
+    """
     first, second, _ = _open_demo_rounds(desk, who)
     return desk.round(first.round_id), desk.round(second.round_id)
 

@@ -59,11 +59,49 @@ def short_repr(value: Any, limit: int = 120) -> str:
 
 
 class DosewiseError(Exception):
-    """Base class of every error a user of dosewise can cause."""
+    """Base class of every error a user of dosewise can cause.
+
+    The command line turns one into a message and exit code 2, the service into a 4xx answer;
+    catching it catches every error of the tree drawn at the top of :mod:`dosewise.errors`.
+
+    Examples
+    --------
+    >>> from dosewise import DosewiseError, get_policy
+    >>> try:
+    ...     get_policy("no-such-policy")
+    ... except DosewiseError as exc:
+    ...     print(type(exc).__name__)
+    InputError
+    """
 
 
 class InputError(DosewiseError):
-    """Bad input, located by file, field path and value wherever they are known."""
+    """Bad input, located by file, field path and value wherever they are known.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, in words.
+    file : str, optional
+        The file the input came from.
+    field : str, optional
+        The field path within it (e.g. ``lots.0.doses``) or the option (``--who``).
+    value : Any, optional
+        The offending value (shown shortened, never in full).
+    row : int, optional
+        The row of a tabular file.
+
+    Attributes
+    ----------
+    file, field, value, row, message
+        As given.
+
+    Examples
+    --------
+    >>> from dosewise import InputError
+    >>> str(InputError("must be positive", file="s.yaml", field="lots.0.doses", value=-5))
+    's.yaml, field lots.0.doses: must be positive (value: -5)'
+    """
 
     def __init__(
         self,
@@ -95,7 +133,31 @@ class InputError(DosewiseError):
 
 
 class ScenarioError(InputError):
-    """A scenario file that does not validate; may carry several problems."""
+    """A scenario file that does not validate; may carry several problems.
+
+    Parameters
+    ----------
+    file : str or None
+        The scenario file (None for a scenario given as a mapping or text).
+    problems : list of (str, str, Any)
+        Each problem as (field path, message, value).
+
+    Attributes
+    ----------
+    problems : list of (str, str, Any)
+        As given.
+    field, value
+        Those of the first problem.
+
+    Examples
+    --------
+    >>> from dosewise import ScenarioError, parse_scenario
+    >>> try:
+    ...     parse_scenario({"participants": {"include": ["KEN"]}, "lots": []})
+    ... except ScenarioError as exc:
+    ...     print(exc.field)
+    lots
+    """
 
     def __init__(self, file: str | None, problems: list[tuple[str, str, Any]]) -> None:
         self.problems = problems
@@ -121,27 +183,113 @@ class ForbiddenError(DosewiseError):
 
 
 class ReferenceDataError(DosewiseError):
-    """A participant or year that a reference source does not cover."""
+    """A participant or year that a reference source does not cover.
+
+    Examples
+    --------
+    >>> from dosewise import ReferenceDataError, parse_scenario, build_world
+    >>> sc = parse_scenario({"participants": {"include": ["TUV"]},
+    ...                      "lots": [{"id": "L", "product": "AZD1222", "doses": 1000,
+    ...                                "available": "2021-03-01", "expiry": "2021-12-01"}]})
+    >>> try:
+    ...     build_world(sc)  # UN WPP 2024 in starsim-data lacks Tuvalu
+    ... except ReferenceDataError as exc:
+    ...     print("TUV" in str(exc))
+    True
+    """
 
 
 class AllocationError(DosewiseError):
-    """A policy cannot produce an allocation from this state."""
+    """A policy cannot produce an allocation from this state.
+
+    Raised, among others, by :class:`~dosewise.Allocation` when its doses do not account for every
+    dose of every lot.
+
+    Examples
+    --------
+    >>> from dosewise import AllocationError, app
+    >>> result = app.allocate(app.load("demo"))
+    >>> a = result.allocation
+    >>> try:
+    ...     type(a)(a.policy, a.participants, a.lots, a.doses * 2, a.buffer, a.remainder)
+    ... except AllocationError as exc:
+    ...     print(str(exc).split(":")[0])
+    allocation does not account for every dose
+    """
 
 
 class RoundError(DosewiseError):
-    """A transition that the round's rules forbid (e.g. accept after decline)."""
+    """A transition that the round's rules forbid (e.g. accept after decline).
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from dosewise import RoundError, app
+    >>> desk = app.Desk.open("memory")
+    >>> state = desk.open_round(app.load("demo"))
+    >>> offer = next(iter(state.offers))
+    >>> try:
+    ...     desk.respond(offer, "accept", on=state.today + dt.timedelta(days=30))  # after the deadline
+    ... except RoundError as exc:
+    ...     print(type(exc).__name__)
+    RoundError
+    """
 
 
 class ConflictError(RoundError):
-    """Another answer to the same offer was recorded first."""
+    """Another answer to the same offer was recorded first.
+
+    Examples
+    --------
+    >>> from dosewise import ConflictError, app
+    >>> desk = app.Desk.open("memory")
+    >>> state = desk.open_round(app.load("demo"))
+    >>> offer = next(iter(state.offers))
+    >>> _ = desk.respond(offer, "accept")
+    >>> try:
+    ...     desk.respond(offer, "decline", reason="efficacy_concerns")
+    ... except ConflictError:
+    ...     print("answered already")
+    answered already
+    """
 
 
 class LedgerError(DosewiseError):
-    """The ledger cannot be read or written."""
+    """The ledger cannot be read or written.
+
+    Examples
+    --------
+    >>> from dosewise import LedgerError, app
+    >>> try:
+    ...     app.Desk.open("no-such-ledger.db")  # only create=True makes a new file
+    ... except LedgerError as exc:
+    ...     print(exc)
+    no ledger at no-such-ledger.db (give --db or set DOSEWISE_DB)
+    """
 
 
 class IntegrityError(LedgerError):
-    """The ledger's hash chain does not verify; names the first bad event."""
+    """The ledger's hash chain does not verify; names the first bad event.
+
+    Parameters
+    ----------
+    message : str
+        What does not verify.
+    seq : int, optional
+        The sequence number of the first bad event.
+
+    Attributes
+    ----------
+    seq : int or None
+        As given.
+
+    Examples
+    --------
+    >>> from dosewise import IntegrityError, LedgerError
+    >>> exc = IntegrityError("event 7: hash does not match", seq=7)
+    >>> isinstance(exc, LedgerError), exc.seq
+    (True, 7)
+    """
 
     def __init__(self, message: str, *, seq: int | None = None) -> None:
         self.seq = seq
@@ -149,4 +297,15 @@ class IntegrityError(LedgerError):
 
 
 class DataSourceError(DosewiseError):
-    """A surveillance file cannot be fetched or read."""
+    """A surveillance file cannot be fetched or read.
+
+    Examples
+    --------
+    >>> from dosewise import DataSourceError
+    >>> from dosewise.surveillance.pull import import_file
+    >>> try:
+    ...     import_file("who", "WHO-COVID-19-global-data.csv")  # no such local copy
+    ... except DataSourceError as exc:
+    ...     print(exc)
+    WHO-COVID-19-global-data.csv: file not found
+    """

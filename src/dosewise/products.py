@@ -23,7 +23,42 @@ STORAGE_CLASSES: tuple[str, ...] = ("ultra-cold", "frozen", "2-8C")
 
 
 class Product(BaseModel):
-    """A vaccine product with every figure's source."""
+    """A vaccine product with every figure's source.
+
+    Parameters
+    ----------
+    id : str
+        The product id scenarios name (e.g. ``AZD1222``).
+    name : str
+        Its name.
+    aliases : tuple of str, default ()
+        Other names it is known by (matched case-insensitively).
+    platform : str, default ""
+        Vaccine platform (viral vector, mRNA, inactivated…).
+    doses_per_course : int
+        Doses in a primary course (1–4).
+    interval_days : int
+        Days between the doses of a course.
+    storage_class : {"ultra-cold", "frozen", "2-8C"}
+        The cold chain it needs.
+    shelf_life_days : int, optional
+        Shelf life in days.
+    shipping_unit : int, default 1
+        Doses per shipping unit (allocations are rounded to it).
+    efficacy_symptomatic : float, optional
+        Efficacy against symptomatic disease (0–1).
+    efficacy_severe : float, optional
+        Efficacy against severe disease (0–1).
+    sources : dict of str to str
+        The source of each figure, by field name.
+
+    Examples
+    --------
+    >>> from dosewise import catalogue
+    >>> az = catalogue()["AZD1222"]
+    >>> az.doses_per_course, az.storage_class
+    (2, '2-8C')
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,7 +89,27 @@ def builtin_products() -> tuple[Product, ...]:
 
 
 def catalogue(extra: Iterable[Product] = ()) -> dict[str, Product]:
-    """The built-in catalogue with ``extra`` products added or overriding by id."""
+    """The built-in catalogue with ``extra`` products added or overriding by id.
+
+    Parameters
+    ----------
+    extra : iterable of Product, default ()
+        Products to add, or to replace built-in ones with the same id.
+
+    Returns
+    -------
+    dict of str to Product
+        Every product by id.
+
+    Examples
+    --------
+    >>> from dosewise import Product, catalogue
+    >>> "CoronaVac" in catalogue()
+    True
+    >>> mine = Product(id="X1", name="Example", doses_per_course=1, interval_days=0, storage_class="2-8C")
+    >>> catalogue([mine])["X1"].name
+    'Example'
+    """
     out = {p.id: p for p in builtin_products()}
     for p in extra:
         out[p.id] = p

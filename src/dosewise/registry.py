@@ -56,8 +56,31 @@ POLICIES: dict[str, Policy] = {
 
 
 def get_policy(name: str) -> Policy:
-    """The policy called ``name``; an unknown name is an :class:`~dosewise.errors.InputError`
-    listing the known ones."""
+    """The policy called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`POLICIES` (e.g. ``covax-pro-rata``, ``optimal``).
+
+    Returns
+    -------
+    Policy
+        A pure function ``(world, params) -> Allocation``.
+
+    Raises
+    ------
+    InputError
+        For an unknown name, listing the known ones.
+
+    Examples
+    --------
+    >>> from dosewise import build_world, get_policy, load_demo
+    >>> sc = load_demo()
+    >>> allocation = get_policy("covax-pro-rata")(build_world(sc), sc.policy)
+    >>> allocation.policy, allocation.doses.shape
+    ('covax-pro-rata', (92, 2))
+    """
     try:
         return POLICIES[name]
     except KeyError:

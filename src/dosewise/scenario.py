@@ -433,6 +433,49 @@ class RoundRules(_Model):
 
 
 class Scenario(_Model):
+    """A validated scenario: who takes part, which lots, by which policy, under which round rules.
+
+    Built from YAML by :func:`load_scenario` or from a mapping by :func:`parse_scenario`; frozen,
+    and every unknown key is an error (see the README for the file format).
+
+    Parameters
+    ----------
+    name : str, default "scenario"
+        A title (at most 200 characters).
+    description : str, default ""
+        Free text.
+    year : int, default 2020
+        The year of the population estimates (UN WPP 2024).
+    as_of : datetime.date, optional
+        The scenario's day 0: rounds open and need is ranked as of this date, and day offsets
+        (:meth:`World.days`) count from it.
+    participants : Participants
+        A named group and/or ISO3 codes, per-participant overrides, or sub-national units.
+    products : tuple of Product, default ()
+        Products added to or overriding the built-in catalogue.
+    lots : tuple of Lot
+        At least one lot: product, doses, available and expiry dates.
+    policy : ProRataParams or NeedWeightedParams or FixedParams or OptimalParams or PriorityGroupsParams
+        The policy and its own typed parameters (a discriminated union on ``name``).
+    round : RoundRules
+        Response days, minimum shelf life, reallocation order and scripted answers.
+    epidemic : EpidemicSettings, optional
+        What ``compare`` and ``optimal`` simulate.
+    sources : dict of str to str
+        The source of each figure, by topic.
+
+    Examples
+    --------
+    >>> from dosewise import parse_scenario
+    >>> sc = parse_scenario({
+    ...     "as_of": "2021-08-30",
+    ...     "participants": {"include": ["KEN", "UGA"]},
+    ...     "lots": [{"id": "CV", "product": "CoronaVac", "doses": 100000,
+    ...               "available": "2021-08-30", "expiry": "2022-02-28"}],
+    ... })
+    >>> sc.as_of, sc.policy.name, sc.lots[0].doses
+    (datetime.date(2021, 8, 30), 'covax-pro-rata', 100000)
+    """
     @model_validator(mode="before")
     @classmethod
     def _policy_name(cls, data: Any) -> Any:
@@ -610,10 +653,41 @@ def earmark_problems(lots: tuple[Lot, ...], known: set[str], *, where: str = "lo
 
 
 def parse_scenario(data: Any, *, file: str | None = None, base_dir: str | Path | None = None) -> Scenario:
-    """Validate a parsed YAML mapping; raise :class:`ScenarioError` listing every problem.
+    """Validate a parsed YAML mapping.
 
-    ``base_dir`` is where a relative ``participants.units_file`` is looked for: by default the
-    folder of ``file`` when that names an existing file, else the current folder.
+    Parameters
+    ----------
+    data : Any
+        The mapping (as ``yaml.safe_load`` returns it); anything else is an error.
+    file : str, optional
+        The file it came from, named in every error.
+    base_dir : str or pathlib.Path, optional
+        Where a relative ``participants.units_file`` is looked for: by default the folder of
+        ``file`` when that names an existing file, else the current folder.
+
+    Returns
+    -------
+    Scenario
+        The validated scenario.
+
+    Raises
+    ------
+    ScenarioError
+        Listing every problem, each with its field path and value.
+
+    Examples
+    --------
+    >>> from dosewise import parse_scenario, ScenarioError
+    >>> sc = parse_scenario({"participants": {"include": ["KEN"]},
+    ...                      "lots": [{"id": "L1", "product": "AZD1222", "doses": 24000,
+    ...                                "available": "2021-03-01", "expiry": "2021-09-01"}]})
+    >>> sc.participants.include
+    ('KEN',)
+    >>> try:
+    ...     parse_scenario({"participants": {"include": ["KEN"]}, "lots": [], "polcy": {}})
+    ... except ScenarioError as exc:
+    ...     print(sorted(field for field, _, _ in exc.problems))
+    ['lots', 'polcy']
     """
     if not isinstance(data, dict):
         raise ScenarioError(file, [("(top level)", "a scenario is a mapping of fields", type(data).__name__)])
@@ -737,7 +811,37 @@ def read_yaml(text: str, *, file: str | None = None) -> Any:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file."""
+    """Read and validate a scenario file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A UTF-8 YAML file (at most 16 MiB).
+
+    Returns
+    -------
+    Scenario
+        The validated scenario.
+
+    Raises
+    ------
+    InputError
+        The file is missing, a folder, too large or not UTF-8 (:class:`ScenarioError`, a kind of
+        :class:`InputError`, when its content does not validate).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from dosewise import load_scenario
+    >>> import yaml
+    >>> scenario = {"participants": {"include": ["KEN", "UGA"]},
+    ...             "lots": [{"id": "L1", "product": "AZD1222", "doses": 24000,
+    ...                       "available": "2021-03-01", "expiry": "2021-09-01"}]}
+    >>> _ = Path("tiny.yaml").write_text(yaml.safe_dump(scenario), encoding="utf-8")
+    >>> sc = load_scenario("tiny.yaml")
+    >>> [lot.id for lot in sc.lots]
+    ['L1']
+    """
     p = Path(path)
     try:
         if p.stat().st_size > MAX_SCENARIO_BYTES:
@@ -783,6 +887,20 @@ def demo_scenario_path() -> Path:
 
 
 def load_demo() -> Scenario:
+    """The built-in demo scenario: the first COVAX AstraZeneca round among the 92 AMC economies.
+
+    Returns
+    -------
+    Scenario
+        ``src/dosewise/data/demo_amc92.yaml``, validated (sources in the file).
+
+    Examples
+    --------
+    >>> from dosewise import load_demo
+    >>> sc = load_demo()
+    >>> sc.as_of, [lot.id for lot in sc.lots], sc.policy.name
+    (datetime.date(2021, 2, 3), ['SII-AZ-2021H1', 'AZ-2021H1'], 'covax-pro-rata')
+    """
     return load_scenario(demo_scenario_path())
 
 

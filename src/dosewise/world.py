@@ -17,16 +17,23 @@ attribute               shape                       meaning
                                                     indemnity for a product
 ``interested``          (n, m) bool                 products a participant has asked for
 ``storage_ok``          (n, m) bool                 the participant's cold chain can hold the product
-``lots``                frame, L rows               product, doses, available, expiry, source
+``lots``                frame, L rows               product, doses, available, expiry, source,
+                                                    available_day, expiry_day (day offsets)
 ======================  ==========================  =============================================
+
+One time axis: day ``d`` is ``day0 + d`` days, ``day0`` being the scenario's ``as_of`` (else the
+earliest lot availability). Rounds, the impact model's roll-out and the LP count days on it
+(:meth:`World.days`, :meth:`World.date`, :meth:`World.lot_days`); dates are converted to it
+where they enter (a scenario, a command, the ledger's recorded ISO dates) and back where they
+leave.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +49,32 @@ from dosewise.units import UnitTable
 
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+DateLike = dt.date | str | np.datetime64
+"""A date as it enters: ``datetime.date`` (``datetime`` and ``pandas.Timestamp`` count by their
+date), an ISO ``YYYY-MM-DD`` string (the ledger's recorded form) or ``numpy.datetime64``."""
+
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+def _ordinal(when: DateLike) -> int:
+    if isinstance(when, dt.date):  # also datetime and pandas.Timestamp: their date
+        return when.toordinal()
+    if isinstance(when, str):
+        return dt.date.fromisoformat(when[:10]).toordinal()
+    if isinstance(when, np.datetime64):
+        return int(when.astype("datetime64[D]").astype(np.int64)) + _EPOCH_ORDINAL
+    raise TypeError(f"not a date: {when!r}")
+
+
+def _ordinals(when: Any) -> IntArray:
+    """Ordinals of many dates at once (one NumPy pass for datetime columns)."""
+    if isinstance(when, pd.Series | pd.Index) or (isinstance(when, np.ndarray) and when.dtype.kind == "M"):
+        values = np.asarray(pd.DatetimeIndex(when).values.astype("datetime64[D]").astype(np.int64))
+        return values + _EPOCH_ORDINAL
+    if not isinstance(when, Iterable):
+        raise TypeError(f"not a date: {when!r}")
+    return np.fromiter((_ordinal(w) for w in when), dtype=np.int64)
 
 DEFAULT_MIN_SHELF_LIFE_DAYS = 70
 """10 weeks: from 2022 COVAX asked that donated doses arrive with at least 10 weeks of shelf life."""
@@ -49,6 +82,52 @@ DEFAULT_MIN_SHELF_LIFE_DAYS = 70
 
 @dataclass(frozen=True)
 class World:
+    """The columnar state a policy sees: participants as rows, products and lots as columns.
+
+    Made by :func:`build_world` from a scenario; every array's rows follow
+    ``participants.index`` (see the table at the top of :mod:`dosewise.world`).
+
+    Parameters
+    ----------
+    participants : pandas.DataFrame
+        One row per participant (ISO3 code or unit id): name, population, share_65plus,
+        income_level, region, coverage_cap, capacity_per_week, min_shelf_life_days,
+        lead_time_days, people_covered, parent, age_structure_like.
+    pop_by_age : numpy.ndarray
+        (n, 21) people by WPP 2024 age band (a NaN row: no age data).
+    products : pandas.DataFrame
+        The catalogue's columns, one row per product id.
+    product_catalogue : dict of str to Product
+        The products themselves, with sources.
+    accepts : numpy.ndarray
+        (n, m) bool: standing acceptance, approval and indemnity for a product.
+    interested : numpy.ndarray
+        (n, m) bool: products a participant has asked for.
+    storage_ok : numpy.ndarray
+        (n, m) bool: the participant's cold chain can hold the product.
+    lots : pandas.DataFrame
+        One row per lot id: product, doses, available, expiry, source; ``available_day`` and
+        ``expiry_day`` (day offsets on the world's axis) are added when missing.
+    as_of : datetime.date, optional
+        The scenario's ``as_of``.
+    name : str, default "scenario"
+        The scenario's name.
+    meta : dict
+        Extra settings carried along (e.g. ``meta["epidemic"]``).
+    earmarked : numpy.ndarray, optional
+        (n, L) bool: a donor's earmarks let the participant receive the lot (None: no earmarks).
+    bilateral : numpy.ndarray, optional
+        (L,) bool: the lot is a bilateral donation, offered outside the facility's policy.
+    day0 : datetime.date, optional
+        Day 0 of the time axis (default: ``as_of``, else the earliest lot availability).
+
+    Examples
+    --------
+    >>> from dosewise import build_world, load_demo
+    >>> world = build_world(load_demo())
+    >>> world.n, world.pop_by_age.shape, list(world.lots.index)
+    (92, (92, 21), ['SII-AZ-2021H1', 'AZ-2021H1'])
+    """
     participants: pd.DataFrame
     pop_by_age: FloatArray
     products: pd.DataFrame
@@ -64,28 +143,238 @@ class World:
     """(n, L): the donor's earmarks let the participant receive the lot (None: no earmarks)."""
     bilateral: BoolArray | None = None
     """(L,): the lot is a bilateral donation, offered to its recipient outside the facility's policy."""
+    day0: dt.date | None = None
+    """Day 0 of the world's time axis: the scenario's ``as_of``, else the earliest lot availability."""
+
+    def __post_init__(self) -> None:
+        """The time axis is built once: day 0 fixed, and each lot's dates as day offsets."""
+        day0 = self.day0
+        if day0 is None:
+            day0 = self.as_of if self.as_of is not None else (
+                dt.date.fromordinal(int(_ordinals(self.lots["available"]).min())) if len(self.lots) else None)
+            object.__setattr__(self, "day0", day0)
+        if day0 is not None and not {"available_day", "expiry_day"} <= set(self.lots.columns):
+            origin = day0.toordinal()
+            object.__setattr__(self, "lots", self.lots.assign(
+                available_day=_ordinals(self.lots["available"]) - origin,
+                expiry_day=_ordinals(self.lots["expiry"]) - origin))
+
+    @overload
+    def days(self, when: DateLike) -> int: ...
+
+    @overload
+    def days(self, when: pd.Series | pd.Index | npt.NDArray[Any] | list[DateLike] | tuple[DateLike, ...],
+             ) -> IntArray: ...
+
+    def days(self, when: Any) -> int | IntArray:
+        """Day offsets on the world's axis: days from :attr:`day0` to ``when``.
+
+        Parameters
+        ----------
+        when : date, str, numpy.datetime64, or a sequence, Series or Index of them
+            A date (``datetime``/``Timestamp`` count by their date; strings are ISO
+            ``YYYY-MM-DD``), or many.
+
+        Returns
+        -------
+        int or numpy.ndarray
+            The offset (negative before day 0), or an int64 array of them for many dates.
+
+        Raises
+        ------
+        TypeError
+            A value that is not a date.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import build_world, load_demo
+        >>> world = build_world(load_demo())
+        >>> world.day0, world.days(dt.date(2021, 2, 22)), world.days("2021-02-01")
+        (datetime.date(2021, 2, 3), 19, -2)
+        >>> world.days(world.lots["expiry"]).tolist()
+        [292, 200]
+        """
+        origin = self._origin()
+        if isinstance(when, dt.date | str | np.datetime64):
+            return _ordinal(when) - origin
+        return _ordinals(when) - origin
+
+    def date(self, offset: int | np.integer[Any]) -> dt.date:
+        """The date of a day offset on the world's axis.
+
+        Parameters
+        ----------
+        offset : int
+            Days from :attr:`day0`.
+
+        Returns
+        -------
+        datetime.date
+            ``day0 + offset`` days.
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> world = build_world(load_demo())
+        >>> world.date(19), world.date(world.days("2021-08-22"))
+        (datetime.date(2021, 2, 22), datetime.date(2021, 8, 22))
+        """
+        return dt.date.fromordinal(self._origin() + int(offset))
+
+    def lot_days(self, start: dt.date | None = None, lots: pd.DataFrame | None = None,
+                 ) -> tuple[dt.date, IntArray, IntArray]:
+        """Each lot's available and expiry day counted from ``start``, on the world's axis.
+
+        What the impact model's roll-out and the LP count their days from.
+
+        Parameters
+        ----------
+        start : datetime.date, optional
+            The day to count from (default: the earliest availability of the lots).
+        lots : pandas.DataFrame, optional
+            Lots with ``available`` and ``expiry`` (e.g. an allocation's); default this world's,
+            whose day offsets are read from its columns.
+
+        Returns
+        -------
+        tuple of (datetime.date, numpy.ndarray, numpy.ndarray)
+            ``start`` (or the earliest availability), and the (L,) int64 available and expiry
+            days from it.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import build_world, load_demo
+        >>> world = build_world(load_demo())
+        >>> start, available, expiry = world.lot_days()
+        >>> start, available.tolist(), expiry.tolist()
+        (datetime.date(2021, 2, 22), [0, 0], [273, 181])
+        >>> world.lot_days(dt.date(2021, 3, 1))[1].tolist()
+        [-7, -7]
+        """
+        if lots is None or lots is self.lots:
+            lots = self.lots
+            available = lots["available_day"].to_numpy(dtype=np.int64)
+            expiry = lots["expiry_day"].to_numpy(dtype=np.int64)
+        else:
+            available = self.days(lots["available"])
+            expiry = self.days(lots["expiry"])
+        first = self.days(start) if start is not None else int(available.min())
+        return self.date(first), available - first, expiry - first
+
+    def _origin(self) -> int:
+        if self.day0 is None:
+            raise ValueError("the world has no lots and no as_of: it has no time axis")
+        return self.day0.toordinal()
 
     @property
     def codes(self) -> pd.Index:
+        """The participants' codes, in row order.
+
+        Returns
+        -------
+        pandas.Index
+            ISO3 codes (or unit ids).
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> list(build_world(load_demo()).codes[:3])
+        ['AFG', 'AGO', 'BDI']
+        """
         return self.participants.index
 
     @property
     def n(self) -> int:
+        """The number of participants.
+
+        Returns
+        -------
+        int
+            Rows of every participant array.
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> build_world(load_demo()).n
+        92
+        """
         return len(self.participants)
 
     @property
     def population(self) -> FloatArray:
+        """Population per participant, in row order.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n,) float, people.
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> world = build_world(load_demo())
+        >>> bool(world.population.min() > 10_000)
+        True
+        """
         return self.participants["population"].to_numpy(dtype=np.float64)
 
     def product_index(self, product_id: str) -> int:
+        """The row of a product in :attr:`products` (and the column of ``accepts``, ``storage_ok``…).
+
+        Parameters
+        ----------
+        product_id : str
+            A product id of the world.
+
+        Returns
+        -------
+        int
+            Its position.
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> world = build_world(load_demo())
+        >>> world.products.index[world.product_index("AZD1222")]
+        'AZD1222'
+        """
         return int(np.flatnonzero(self.products.index == product_id)[0])
 
     def lot_products(self) -> npt.NDArray[np.intp]:
-        """Index into ``products`` of each lot's product."""
+        """Index into ``products`` of each lot's product.
+
+        Returns
+        -------
+        numpy.ndarray
+            (L,) int positions.
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> world = build_world(load_demo())
+        >>> list(world.products.index[world.lot_products()])
+        ['Covishield', 'AZD1222']
+        """
         return self.products.index.get_indexer(pd.Index(self.lots["product"])).astype(np.intp)
 
     def usable(self) -> BoolArray:
-        """(n, L): the participant accepts, is approved for and can store the lot's product."""
+        """Which participant may receive which lot.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n, L) bool: the participant accepts, is approved for and can store the lot's product,
+            within any donor earmarks; bilateral lots are never usable by the facility's policy.
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> world = build_world(load_demo())
+        >>> world.usable().shape, bool(world.usable().all())
+        ((92, 2), True)
+        """
         idx = self.lot_products()
         out = self.accepts[:, idx] & self.storage_ok[:, idx]
         if self.earmarked is not None:  # a donor's earmarks are hard constraints for every policy
@@ -95,6 +384,26 @@ class World:
         return np.asarray(out, dtype=np.bool_)
 
     def with_participants(self, participants: pd.DataFrame) -> World:
+        """The same world with another participants frame (same rows, e.g. edited columns).
+
+        Parameters
+        ----------
+        participants : pandas.DataFrame
+            The new frame, in the same row order as the arrays.
+
+        Returns
+        -------
+        World
+            A new world; this one is unchanged.
+
+        Examples
+        --------
+        >>> from dosewise import build_world, load_demo
+        >>> world = build_world(load_demo())
+        >>> capped = world.with_participants(world.participants.assign(coverage_cap=0.2))
+        >>> float(capped.participants["coverage_cap"].max()), world is capped
+        (0.2, False)
+        """
         return World(**{**self.__dict__, "participants": participants})
 
 
@@ -422,6 +731,28 @@ def build_world(sc: Scenario) -> World:
     Countries (from ``group`` and ``include``) are resolved one by one (there are at most a few
     hundred); units are resolved column by column, so a million of them cost what a few NumPy
     passes cost.
+
+    Parameters
+    ----------
+    sc : Scenario
+        A validated scenario.
+
+    Returns
+    -------
+    World
+        Participants, products, lots and the masks between them.
+
+    Raises
+    ------
+    ReferenceDataError
+        A participant without a UN WPP 2024 population and none given in the scenario.
+
+    Examples
+    --------
+    >>> from dosewise import build_world, load_demo
+    >>> world = build_world(load_demo())
+    >>> world.participants.loc["PRK", "income_level"], int(world.lots.loc["AZ-2021H1", "doses"])
+    ('Low', 96000000)
     """
     prods = catalogue(sc.products)
     ids = list(prods)

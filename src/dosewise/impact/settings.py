@@ -65,6 +65,6 @@ def impact_setting(world: Any, settings: EpidemicSettings | None = None) -> tupl
     first = None
     lots = getattr(world, "lots", None)
     if lots is not None and len(lots):
-        first = lots["available"].min().date()
+        first = world.lot_days()[0]  # the earliest availability, on the world's time axis
     start = s.start or first
     return params_from_epidemic(s, start), start

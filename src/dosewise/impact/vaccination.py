@@ -124,11 +124,7 @@ def doses_from_allocation(
                          value=str(codes[np.flatnonzero(idx < 0)[0]]))
     alloc = allocation.doses[idx].astype(np.float64)
     n = alloc.shape[0]
-    avail = pd.to_datetime(lots["available"])
-    expiry = pd.to_datetime(lots["expiry"])
-    t0 = pd.Timestamp(start) if start is not None else avail.min()
-    a_day = ((avail - t0).dt.days).to_numpy(dtype=np.int64)
-    e_day = ((expiry - t0).dt.days).to_numpy(dtype=np.int64)
+    t0, a_day, e_day = world.lot_days(start, lots)  # days from the start, on the world's time axis
     lead = world.participants["lead_time_days"].to_numpy(dtype=np.int64)
     arrive = np.maximum(a_day[None, :] + lead[:, None], 0)
     cap = world.participants["capacity_per_week"].to_numpy(dtype=np.float64) / 7.0
@@ -145,7 +141,7 @@ def doses_from_allocation(
     return DoseSchedule(
         products=products,
         doses=doses,
-        start=t0.date(),
+        start=t0,
         allocated=alloc,
         by_lot=by_lot,
         wasted=wasted,

@@ -5,9 +5,10 @@ database, so appends one at a time cap a busy server at a few hundred events per
 :class:`GroupCommit` wraps a store: while one thread writes, the events other threads hand to
 :meth:`append_one` wait and are then written together as one batch (one lock, one commit) by
 one of the waiting threads: a thread writes one batch and hands over, so none is kept writing
-other callers' batches once its own event is recorded. Each caller still gets its own event back, or its own error: when a batch is refused (one
-event's unique slot is taken, say), its events are appended again one by one, so the others
-are recorded and only the offending one fails. Appends with a precondition, and batches, go
+other callers' batches once its own event is recorded. Each caller still gets its own event
+back, or its own error: when a batch is refused (one event's unique slot is taken, say), its
+events are appended again one by one, so the others are recorded and only the offending one
+fails. Appends with a precondition, and batches, go
 straight to the store (through the guard below).
 
 A ``guard`` (a :data:`~dosewise.ledger.store.Precondition`) runs inside each batch's write lock,

@@ -26,13 +26,40 @@ def existing_db(db: str | None) -> str:
 
 
 def open_store(url: str | Path | None = None, *, readonly: bool = False) -> Store:
-    """Open a store.
+    """Open a ledger store.
 
-    ``None`` or ``"memory"`` → a new in-memory store; a plain path → a SQLite file
-    (created, migrated); ``sqlite:///path`` and ``postgresql://…`` (or
-    ``postgresql+psycopg://…``) URLs → the SQL store. The schema is brought to the
-    latest Alembic revision on open, unless ``readonly`` (then nothing is created, migrated or
-    written; a missing SQLite file is a :class:`~dosewise.errors.LedgerError`).
+    The schema of a SQL store is brought to the latest Alembic revision on open, unless
+    ``readonly``.
+
+    Parameters
+    ----------
+    url : str or pathlib.Path, optional
+        ``None`` or ``"memory"``: a new in-memory store; a plain path: a SQLite file (created,
+        migrated); ``sqlite:///path`` and ``postgresql://…`` (or ``postgresql+psycopg://…``) URLs:
+        the SQL store.
+    readonly : bool, default False
+        Create, migrate and write nothing.
+
+    Returns
+    -------
+    Store
+        The open store; close it with ``store.close()``.
+
+    Raises
+    ------
+    LedgerError
+        A read-only SQLite file that does not exist, or a URL that cannot be opened.
+
+    Examples
+    --------
+    >>> from dosewise import open_store
+    >>> store = open_store("memory")
+    >>> store.head() is None
+    True
+    >>> store = open_store("ledger.db")  # a SQLite file, created
+    >>> store.verify().ok
+    True
+    >>> store.close()
     """
     if url is None or str(url) == "memory":
         from dosewise.ledger.memory import MemoryStore

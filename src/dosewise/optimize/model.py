@@ -162,9 +162,7 @@ def make_context(world: World, params: Any, start: Any, setup: Any = None, basel
     setup = setup or prepare(world, params)
     baseline = baseline or simulate(setup)
     lots = world.lots
-    t0 = pd.Timestamp(start) if start is not None else pd.Timestamp(lots["available"].min())
-    a_day = ((pd.to_datetime(lots["available"]) - t0).dt.days).to_numpy(dtype=np.int64)
-    e_day = ((pd.to_datetime(lots["expiry"]) - t0).dt.days).to_numpy(dtype=np.int64)
+    t0, a_day, e_day = world.lot_days(start)  # days from the start, on the world's time axis
     parts = world.participants
     lead = parts["lead_time_days"].to_numpy(dtype=np.int64)
     shelf = parts["min_shelf_life_days"].to_numpy(dtype=np.int64)
@@ -181,7 +179,7 @@ def make_context(world: World, params: Any, start: Any, setup: Any = None, basel
     uptake = params.uptake_by_band()
     if uptake is not None:
         limit = np.minimum(limit, (setup.pop * uptake[None, :]).sum(axis=1))
-    return ModelContext(world, params, t0.date(), setup, baseline, course, eff, arrive, e_day.astype(np.int64), limit,
+    return ModelContext(world, params, t0, setup, baseline, course, eff, arrive, e_day.astype(np.int64), limit,
                         deliverable,
                         baseline.deaths[-1].sum(axis=1))
 

@@ -146,11 +146,6 @@ def linear_discount(weeks: int, late_discount: float) -> FloatArray:
     return np.asarray(1.0 - late_discount * np.arange(weeks) / weeks, dtype=np.float64)
 
 
-def _weeks_between(start: pd.Timestamp, dates: pd.Series | pd.DatetimeIndex) -> npt.NDArray[np.float64]:
-    days = (pd.DatetimeIndex(dates) - start).days.to_numpy()
-    return np.asarray(days, dtype=np.float64) / 7.0
-
-
 def fold_tiers(sizes: FloatArray, covered: FloatArray, cap_people: FloatArray) -> FloatArray:
     """People left to vaccinate per tier: those already covered leave the oldest tiers first, and a
     coverage cap removes people from the youngest tiers (vaccination runs oldest first)."""
@@ -197,9 +192,9 @@ def problem_from_world(
             "the impact model gives no tier values for " + ", ".join(map(str, parts.index[np.flatnonzero(bad)][:10]))
             + " (no age structure: set `age_structure_like:` in the scenario's overrides)"
         )
-    start_ts = pd.Timestamp(start) if start is not None else pd.Timestamp(lots["available"].min())
-    avail = np.ceil(_weeks_between(start_ts, lots["available"]) - 1e-9).astype(np.int64)
-    expiry_w = _weeks_between(start_ts, lots["expiry"])
+    start_day, a_day, e_day = world.lot_days(start)  # days from the start, on the world's time axis
+    avail = np.ceil(a_day / 7.0 - 1e-9).astype(np.int64)
+    expiry_w = e_day / 7.0
     lead = np.ceil(parts["lead_time_days"].to_numpy(dtype=np.float64) / 7.0 - 1e-9).astype(np.int64)
     shelf = parts["min_shelf_life_days"].to_numpy(dtype=np.float64) / 7.0
     first = np.maximum(avail[None, :] + lead[:, None], 0)
@@ -242,7 +237,7 @@ def problem_from_world(
         share_cap=share_cap,
         participants=parts.index,
         lots=lots.index,
-        start=start_ts.date(),
+        start=start_day,
         meta={"buffer": buf, "late_discount": late_discount},
     )
 

@@ -100,8 +100,38 @@ def _need_payload(need: Mapping[str, float], source: str, as_of: dt.date | None)
 
 
 class Rounds(Mechanism):
-    """Runs rounds against a ledger store. The ledger is the state; the caches here (projections,
-    worlds, the live optimal solution) are brought up to date from it on every call."""
+    """Runs rounds against a ledger store.
+
+    The ledger is the state; the caches here (projections, worlds, the live optimal solution)
+    are brought up to date from it on every call, so several processes may share one ledger.
+    Every command checks its input against the round's state first and records nothing when it
+    is refused.
+
+    Parameters
+    ----------
+    store : Store
+        The ledger (:func:`~dosewise.open_store`).
+    actor : str, default "dosewise"
+        Who the recorded events name, unless a command names another.
+    need : mapping of str to float, optional
+        A need vector for rounds opened or advanced without one.
+
+    Attributes
+    ----------
+    store : Store
+        As given.
+    actor : str
+        As given.
+
+    Examples
+    --------
+    >>> from dosewise import Rounds, load_demo, open_store
+    >>> rounds = Rounds(open_store("memory"))
+    >>> rid = rounds.open(load_demo())
+    >>> state = rounds.state(rid)
+    >>> state.phase, len(state.offers), state.problems()
+    ('open', 165, [])
+    """
 
     def __init__(self, store: Store, *, actor: str = "dosewise", need: Mapping[str, float] | None = None) -> None:
         self.store = store
@@ -121,9 +151,34 @@ class Rounds(Mechanism):
 
     # -- reading -------------------------------------------------------------------------------
     def state(self, round_id: str) -> RoundState:
-        """The round's projection, brought up to date with events recorded since the last call
-        (by this process or any other): only the new events are read and applied. The first call
-        starts from the round's newest valid snapshot, when there is one."""
+        """The round's projection, brought up to date with the events recorded since the last call.
+
+        Events recorded by this process or any other are read and applied; the first call starts
+        from the round's newest valid snapshot, when there is one.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+
+        Returns
+        -------
+        RoundState
+            The live state (shared by later calls: use :meth:`view` for a private copy).
+
+        Raises
+        ------
+        NotFoundError
+            The ledger holds no such round.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.open(load_demo())
+        >>> rounds.state(rid).today
+        datetime.date(2021, 2, 3)
+        """
         if round_id in self._states:
             return self._refreshed(round_id)
         with self._lock:
@@ -178,7 +233,27 @@ class Rounds(Mechanism):
                 self._offer_round[ev.offer_id] = state.round_id
 
     def view(self, round_id: str) -> RoundState:
-        """A copy of the round's up-to-date state that no other thread changes while it is read."""
+        """A copy of the round's up-to-date state that no other thread changes while it is read.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+
+        Returns
+        -------
+        RoundState
+            A private copy.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.open(load_demo())
+        >>> view = rounds.view(rid)
+        >>> view == rounds.state(rid), view is rounds.state(rid)
+        (True, False)
+        """
         self.state(round_id)  # brought up to date first, outside the lock
         with self._lock:
             return self._states[round_id].copy()
@@ -199,7 +274,26 @@ class Rounds(Mechanism):
         return state
 
     def snapshot(self, round_id: str) -> int:
-        """Store a snapshot of the round's state now (returns its sequence number)."""
+        """Store a snapshot of the round's state now.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+
+        Returns
+        -------
+        int
+            The sequence number of the last event the snapshot includes.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.open(load_demo())
+        >>> rounds.snapshot(rid) == rounds.store.head().seq
+        True
+        """
         from dosewise.ledger import snapshots
 
         state = self.state(round_id)
@@ -220,6 +314,21 @@ class Rounds(Mechanism):
             self.snapshot(round_id)
 
     def rounds(self) -> list[str]:
+        """Every round the ledger holds, opened or proposed.
+
+        Returns
+        -------
+        list of str
+            Round ids, in the order they were recorded.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.open(load_demo())
+        >>> rounds.rounds() == [rid]
+        True
+        """
         seen: dict[str, None] = {}
         for ev in self.store.read(types=["round.proposed", "round.opened"]):
             if ev.round_id:
@@ -227,11 +336,50 @@ class Rounds(Mechanism):
         return list(seen)
 
     def world(self, round_id: str) -> World:
-        """The world the round was opened on, rebuilt from the scenario recorded in the ledger."""
+        """The world the round was opened on, rebuilt from the scenario recorded in the ledger.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+
+        Returns
+        -------
+        World
+            Its participants, products and lots.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.open(load_demo())
+        >>> rounds.world(rid).n
+        92
+        """
         return self.scenario_world(round_id)[1]
 
     def scenario_world(self, round_id: str) -> tuple[Scenario, World]:
-        """The scenario recorded when the round opened, and its world."""
+        """The scenario recorded when the round opened, and its world.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+
+        Returns
+        -------
+        tuple of (Scenario, World)
+            As recorded, and as built from it.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.open(load_demo())
+        >>> scenario, world = rounds.scenario_world(rid)
+        >>> scenario.name == load_demo().name, world.n
+        (True, 92)
+        """
         rid = round_id
         if not (self._states.get(rid) or self.state(rid)).opened:
             raise RoundError(f"round {rid} is proposed and awaits a reviewer's approval")
@@ -276,15 +424,47 @@ class Rounds(Mechanism):
         need: Mapping[str, float] | None = None,
         need_source: str = "",
     ) -> str:
-        """Open a round: allocate the scenario's lots by its policy (or take ``allocation``) and
-        record the round, its lots, the buffer and the offers as one batch.
+        """Open a round: allocate the scenario's lots and record the round, its lots, the buffer and
+        the offers as one batch.
 
-        ``scenario`` is a :class:`~dosewise.scenario.Scenario` or its YAML text. ``need`` (else
-        the need this object was made with) is recorded as the need vector the round's
-        reallocation ranks by. Opening the same round again with the same scenario changes
-        nothing and returns its id; the same id with another scenario is a
-        :class:`~dosewise.errors.ConflictError`. A round awaiting approval cannot be opened
-        directly.
+        Opening the same round again with the same scenario changes nothing and returns its id; a
+        round awaiting approval cannot be opened directly.
+
+        Parameters
+        ----------
+        scenario : Scenario or str
+            The scenario, or its YAML text.
+        file : str, optional
+            The file the text came from (named in errors).
+        round_id : str, optional
+            The round's id (else the scenario's ``round.id``, else one derived from its content).
+        allocation : Allocation, optional
+            Offer this allocation instead of running the scenario's policy.
+        need : mapping of str to float, optional
+            The need vector the round's reallocation ranks by (else the one this object was made
+            with); recorded in the ledger.
+        need_source : str, default ""
+            Where the need vector came from (recorded with it).
+
+        Returns
+        -------
+        str
+            The round's id.
+
+        Raises
+        ------
+        ConflictError
+            The same id was opened with another scenario.
+        InputError
+            A scenario that does not validate.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.open(load_demo())
+        >>> rounds.open(load_demo()) == rid  # again: nothing new recorded
+        True
         """
         sc = parse_scenario_text(scenario, file=file) if isinstance(scenario, str) else scenario
         text = scenario_text(sc)
@@ -347,8 +527,9 @@ class Rounds(Mechanism):
         for j, (lot_id, lot) in enumerate(world.lots.iterrows()):
             lid = str(lot_id)
             events.append(new_event("lot.added", LotAdded(
-                lot=lid, product=str(lot["product"]), doses=int(lot["doses"]), available=lot["available"].date(),
-                expiry=lot["expiry"].date(), source=str(lot["source"]), **terms_of(sc.lots[j])), actor=actor,
+                lot=lid, product=str(lot["product"]), doses=int(lot["doses"]),
+                available=world.date(lot["available_day"]), expiry=world.date(lot["expiry_day"]),
+                source=str(lot["source"]), **terms_of(sc.lots[j])), actor=actor,
                 round_id=rid, lot_id=lid))
             if bilateral[j]:
                 events.append(bilateral_offer(rid, sc.lots[j], str(lot["product"]), max(opens, sc.lots[j].available),
@@ -400,10 +581,42 @@ class Rounds(Mechanism):
         need_source: str = "",
         idempotency_key: str | None = None,
     ) -> str:
-        """Propose a round: the allocation is computed and recorded as ``round.proposed`` with the
-        offers it would make; no offer goes out until another identity approves it
-        (:meth:`approve`). ``identity`` names who proposes (the two-person rule compares it).
-        Proposing the same round again with the same scenario records nothing."""
+        """Propose a round (two-person rule): the allocation and the offers it would make are
+        recorded as ``round.proposed``; no offer goes out until another identity approves it
+        (:meth:`approve`). Proposing the same round again with the same scenario records nothing.
+
+        Parameters
+        ----------
+        scenario : Scenario or str
+            The scenario, or its YAML text.
+        identity : str
+            Who proposes (the two-person rule compares it).
+        actor : str, optional
+            Who the event names (default: this object's actor).
+        file : str, optional
+            The file the text came from.
+        round_id : str, optional
+            The round's id.
+        need : mapping of str to float, optional
+            The need vector to record.
+        need_source : str, default ""
+            Where it came from.
+        idempotency_key : str, optional
+            A retry with the same key returns the first proposal.
+
+        Returns
+        -------
+        str
+            The round's id.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.propose(load_demo(), identity="coordinator-1")
+        >>> rounds.state(rid).phase, len(rounds.state(rid).offers)
+        ('proposed', 0)
+        """
         sc = parse_scenario_text(scenario, file=file) if isinstance(scenario, str) else scenario
         text = scenario_text(sc)
         rid = round_id or sc.round.id or "R-" + hashlib.sha256(text.encode()).hexdigest()[:10]
@@ -434,10 +647,41 @@ class Rounds(Mechanism):
 
     def approve(self, round_id: str, *, identity: str, actor: str | None = None,
                 idempotency_key: str | None = None) -> list[Event]:
-        """Approve a proposed round: record ``round.approved`` and the proposal's events (the
-        round, lots, buffer, offers) as one batch. The proposer's identity cannot approve
-        (:class:`~dosewise.errors.ForbiddenError`); a second approval is a
-        :class:`~dosewise.errors.ConflictError`; a retry with the same key returns the first."""
+        """Approve a proposed round: record ``round.approved`` and the proposal's events (the round,
+        lots, buffer, offers) as one batch.
+
+        Parameters
+        ----------
+        round_id : str
+            The proposed round.
+        identity : str
+            Who approves; not the proposer.
+        actor : str, optional
+            Who the event names.
+        idempotency_key : str, optional
+            A retry with the same key returns the first approval's events.
+
+        Returns
+        -------
+        list of Event
+            The events recorded.
+
+        Raises
+        ------
+        ForbiddenError
+            The proposer's identity approving its own proposal.
+        ConflictError
+            A second approval.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.propose(load_demo(), identity="coordinator-1")
+        >>> events = rounds.approve(rid, identity="reviewer-1")
+        >>> events[0].type, rounds.state(rid).phase, len(rounds.state(rid).offers)
+        ('round.approved', 'open', 165)
+        """
         stored = self._replayed(round_id, idempotency_key, "round.approved")
         if stored is not None:
             return [stored]
@@ -486,12 +730,54 @@ class Rounds(Mechanism):
     ) -> Event:
         """Accept or decline an open offer, before its deadline.
 
-        A second answer is a :class:`~dosewise.errors.ConflictError`; a retry with the same
-        ``idempotency_key`` returns the first answer, whatever the round's date is by then.
-        ``sign`` attaches the actor's signature to the event before it is recorded. With
-        ``participant``, the answer is refused (:class:`~dosewise.errors.ForbiddenError`) unless
-        the offer is made to that participant. ``doses`` (accept only) below the offer accepts that
-        part; the rest goes back to the pool at once.
+        Parameters
+        ----------
+        offer_id : str
+            The offer (``ROUND:LOT:PARTICIPANT:PASS``).
+        action : {"accept", "decline"}
+            The answer.
+        reason : str, optional
+            Why it is declined (one of the decline reasons).
+        note : str, optional
+            Free text.
+        wish : str, optional
+            Where a declining participant wishes the doses to go.
+        on : datetime.date, optional
+            The date of the answer (default: the round's date).
+        idempotency_key : str, optional
+            A retry with the same key returns the first answer, whatever the round's date by then.
+        actor : str, optional
+            Who answers.
+        sign : Signer, optional
+            Attaches the answering party's signature before the event is recorded.
+        participant : str, optional
+            Refuse the answer unless the offer is made to this participant.
+        doses : int, optional
+            Accept only this part; the rest goes back to the pool at once.
+
+        Returns
+        -------
+        Event
+            The recorded answer.
+
+        Raises
+        ------
+        ConflictError
+            The offer was answered already.
+        RoundError
+            After the deadline, or an answer the rules forbid.
+        ForbiddenError
+            An offer made to another participant than ``participant``.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.open(load_demo())
+        >>> event = rounds.respond(f"{rid}:AZ-2021H1:PRK:0", "decline", reason="efficacy_concerns",
+        ...                        wish="severely affected countries")
+        >>> event.type, rounds.state(rid).offers[f"{rid}:AZ-2021H1:PRK:0"]["status"]
+        ('offer.declined', 'declined')
         """
         if doses is not None:
             if action != "accept":
@@ -538,8 +824,49 @@ class Rounds(Mechanism):
 
     def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False, actor: str | None = None,
              idempotency_key: str | None = None, doses: int | None = None, shipment: str | None = None) -> Event:
-        """Record shipment (or delivery) of a whole accepted offer (a retry with the same key returns the
-        first); with ``doses`` or ``shipment``, one shipment of part of it (:meth:`send`)."""
+        """Record shipment (or delivery) of a whole accepted offer; with ``doses`` or ``shipment``, one
+        shipment of part of it (:meth:`send`).
+
+        Parameters
+        ----------
+        offer_id : str
+            An accepted offer.
+        on : datetime.date
+            The date of shipment (or delivery).
+        delivered : bool, default False
+            Record delivery of a shipped offer instead.
+        actor : str, optional
+            Who records it.
+        idempotency_key : str, optional
+            A retry with the same key returns the first event.
+        doses : int, optional
+            Ship this part only.
+        shipment : str, optional
+            The shipment's id (for a part).
+
+        Returns
+        -------
+        Event
+            The recorded event.
+
+        Raises
+        ------
+        RoundError
+            An offer not accepted, before its delay, or past the lot's usable date.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.open(load_demo())
+        >>> oid = f"{rid}:AZ-2021H1:KEN:0"
+        >>> _ = rounds.respond(oid, "accept")
+        >>> rounds.ship(oid, on=dt.date(2021, 2, 22)).type
+        'offer.shipped'
+        >>> rounds.ship(oid, on=dt.date(2021, 2, 26), delivered=True).type
+        'offer.delivered'
+        """
         if doses is not None or shipment is not None:
             if delivered:
                 raise InputError("deliver a shipment by its id (round deliver)", field="--delivered")
@@ -601,10 +928,46 @@ class Rounds(Mechanism):
         """Move the round's clock to ``to``: lapse overdue offers, expire unusable doses, and run one
         reallocation pass over the pool, all as one atomic batch.
 
-        A date the round has already reached with a pass records nothing (so a retry after a
-        crash or a second process advancing to the same date adds no second pass). ``need`` (else
-        the need this object was made with) replaces the round's recorded need vector; without
-        either, the one recorded earlier in the round is used.
+        A date the round has already reached with a pass records nothing (so a retry after a crash
+        or a second process advancing to the same date adds no second pass).
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+        to : datetime.date
+            The new date (not before the round's date).
+        need : mapping of str to float, optional
+            Replaces the round's recorded need vector (else the one this object was made with; else
+            the one recorded earlier in the round).
+        need_source : str, default ""
+            Where the need vector came from.
+        actor : str, optional
+            Who advances.
+        idempotency_key : str, optional
+            A retry with the same key returns the batch first recorded.
+
+        Returns
+        -------
+        list of Event
+            The events recorded (empty when the date was reached already).
+
+        Raises
+        ------
+        RoundError
+            A date before the round's date, or a closed round.
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.open(load_demo())
+        >>> events = rounds.advance(rid, dt.date(2021, 2, 11))  # every offer's deadline has passed
+        >>> events[0].type, rounds.state(rid).today, rounds.state(rid).problems()
+        ('round.advanced', datetime.date(2021, 2, 11), [])
+        >>> rounds.advance(rid, dt.date(2021, 2, 11))
+        []
         """
         _check_day(to, "--to")
         stored = self._replayed(round_id, idempotency_key, "round.advanced")
@@ -654,10 +1017,13 @@ class Rounds(Mechanism):
         targets = None
         if order == "optimal":
             targets, extra = self._reoptimize(scratch, sc, world)
-        pools = [LotPool(lot_id, lot["product"], int(lot["pool"]), _d(lot["expiry"]), *lot_allowed(world, lot_id))
+        expiry = world.lots["expiry_day"]  # the pass counts days on the world's time axis
+        pools = [LotPool(lot_id, lot["product"], int(lot["pool"]),
+                         int(expiry[lot_id]) if lot_id in expiry.index else world.days(lot["expiry"]),
+                         *lot_allowed(world, lot_id))
                  for lot_id, lot in scratch.lots.items()]
-        plan = plan_pass(world, pools, holdings=scratch.holdings(), refused=scratch.refused(), today=to,
-                         deadline=deadline, order=order, need=scratch.need,
+        plan = plan_pass(world, pools, holdings=scratch.holdings(), refused=scratch.refused(), today=world.days(to),
+                         deadline=world.days(deadline), order=order, need=scratch.need,
                          recipients_per_pass=sc.round.recipients_per_pass, ceiling=float(sc.policy.tranches[-1]),
                          pass_no=pass_no, targets=targets)
         for lot_id, doses, why in plan.expired:
@@ -715,9 +1081,33 @@ class Rounds(Mechanism):
     # -- scripted play (demo, tests) -----------------------------------------------------------
     def play(self, round_id: str, *, until_passes: int | None = None,
              signers: Mapping[str, Signer] | None = None) -> RoundState:
-        """Answer offers as the scenario scripts them (others by ``default_response``; bilateral
-        offers only when scripted), advancing past each deadline until the pool is empty or
-        ``max_passes`` is reached. A scripted answer of a participant in ``signers`` is signed."""
+        """Answer offers as the scenario scripts them (others by ``default_response``; bilateral offers
+        only when scripted), advancing past each deadline until the pool is empty or ``max_passes``
+        is reached.
+
+        Parameters
+        ----------
+        round_id : str
+            The round.
+        until_passes : int, optional
+            Stop after this many reallocation passes.
+        signers : mapping of str to Signer, optional
+            A scripted answer of a participant in it is signed with its key.
+
+        Returns
+        -------
+        RoundState
+            The state at the end.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.open(load_demo())
+        >>> state = rounds.play(rid)
+        >>> state.problems(), sum(1 for o in state.offers.values() if o["status"] == "offered")
+        ([], 0)
+        """
         state = self.state(round_id)
         sc, _ = self.scenario_world(round_id)
         script = {(r.participant.upper(), r.lot): r for r in sc.round.responses}

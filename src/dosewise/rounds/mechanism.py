@@ -65,12 +65,12 @@ def donation_refusal(world: World, allowed: BoolArray, product: str, available: 
     if not able.any():
         return f"no earmarked participant accepts and can store {product}"
     parts = world.participants
-    deadline = max(start, available) + dt.timedelta(days=response_days)
-    shelf = (expiry - deadline).days - parts["lead_time_days"].to_numpy(dtype=np.int64)
+    deadline = max(world.days(start), world.days(available)) + response_days  # days on the world's axis
+    shelf = world.days(expiry) - deadline - parts["lead_time_days"].to_numpy(dtype=np.int64)
     if not (able & (shelf >= parts["min_shelf_life_days"].to_numpy())).any():
         best = int(shelf[able].max())
         return (f"no earmarked participant can receive it with its minimum shelf life: it expires {expiry}, "
-                f"answers are due {deadline}, leaving at most {best} days on arrival")
+                f"answers are due {world.date(deadline)}, leaving at most {best} days on arrival")
     return None
 
 
@@ -84,10 +84,13 @@ def extend_world(world: World, state: RoundState) -> World:
     new = [lot_id for lot_id in state.lots if lot_id not in world.lots.index]
     if not new:
         return world
+    # the ledger's ISO dates enter the world here: as dates, and as days on its time axis
     rows = [{"lot": lot_id, "product": state.lots[lot_id]["product"], "doses": int(state.lots[lot_id]["supply"]),
              "available": pd.Timestamp(state.lots[lot_id]["available"]),
              "expiry": pd.Timestamp(state.lots[lot_id]["expiry"]),
-             "source": f"donated by {state.lot_terms.get(lot_id, {}).get('donor', '?')}"} for lot_id in new]
+             "source": f"donated by {state.lot_terms.get(lot_id, {}).get('donor', '?')}",
+             "available_day": world.days(state.lots[lot_id]["available"]),
+             "expiry_day": world.days(state.lots[lot_id]["expiry"])} for lot_id in new]
     lots = pd.concat([world.lots, pd.DataFrame(rows).set_index("lot")])
     base = world.earmarked if world.earmarked is not None else np.ones((world.n, len(world.lots)), dtype=np.bool_)
     extra = np.column_stack([earmark_mask(world.participants, state.lot_terms.get(lot_id, {}).get("earmarks"))

@@ -21,7 +21,6 @@ gets at most one offer per lot per pass.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +43,8 @@ class LotPool:
     lot: str
     product: str
     pool: int
-    expiry: dt.date
+    expiry: int
+    """The lot's expiry, a day on the world's time axis (:meth:`~dosewise.world.World.days`)."""
     allowed: npt.NDArray[np.bool_] | None = None
     """(n,): who the donor's earmarks let receive the lot (None: anyone)."""
     bilateral: bool = False
@@ -67,18 +67,19 @@ def eligibility(
     *,
     held: FloatArray,
     refused: set[str],
-    deadline: dt.date,
+    deadline: int,
     ceiling: float,
     need: FloatArray | None,
 ) -> tuple[FloatArray, npt.NDArray[np.object_], FloatArray]:
     """Per participant: room for more doses of ``lot``, the reason it is skipped ("" if not),
-    and the shelf life in days the doses would have on arrival."""
+    and the shelf life in days the doses would have on arrival (``deadline``: the answer
+    deadline, a day on the world's time axis)."""
     parts = world.participants
     k = world.product_index(lot.product)
     unit = int(world.products["shipping_unit"].to_numpy()[k])
     course = float(world.products["doses_per_course"].to_numpy()[k])
     pop = world.population
-    shelf_days = ((lot.expiry - deadline).days - parts["lead_time_days"].to_numpy(dtype=np.int64)).astype(np.float64)
+    shelf_days = ((lot.expiry - deadline) - parts["lead_time_days"].to_numpy(dtype=np.int64)).astype(np.float64)
     weeks_left = np.maximum(shelf_days, 0) / 7.0
     capacity = parts["capacity_per_week"].to_numpy(dtype=np.float64)
     finite = np.where(np.isinf(capacity), 0.0, capacity)
@@ -114,8 +115,8 @@ def plan_pass(
     *,
     holdings: Mapping[str, int],
     refused: Mapping[str, set[str]],
-    today: dt.date,
-    deadline: dt.date,
+    today: int,
+    deadline: int,
     order: str,
     need: Mapping[str, float] | None,
     recipients_per_pass: int,
@@ -123,7 +124,10 @@ def plan_pass(
     pass_no: int,
     targets: Mapping[str, Mapping[str, int]] | None = None,
 ) -> PassPlan:
-    """Plan one pass over the lots with doses in the pool; see the module docstring."""
+    """Plan one pass over the lots with doses in the pool; see the module docstring.
+
+    ``today`` and ``deadline`` (the answer deadline of the pass's offers) are days on the world's
+    time axis (:meth:`~dosewise.world.World.days`), like each lot's ``expiry``."""
     codes = [str(c) for c in world.codes]
     index = {c: i for i, c in enumerate(codes)}
     pop = world.population

@@ -96,7 +96,60 @@ _OFFER_FIELDS = ("offer", "lot", "participant", "doses", "status", "deadline", "
 
 @dataclass
 class RoundState:
-    """The projection of one round's events."""
+    """The projection of one round's events: lots, offers, passes and the mechanism's records.
+
+    Built by replaying the round's events (:func:`project`, :meth:`Rounds.state`); never
+    written to directly. Per lot, after every event,
+    ``open + accepted + pool + expired + buffer == supply`` (:meth:`problems`).
+
+    Parameters
+    ----------
+    round_id : str
+        The round.
+    opened : dict
+        The ``round.opened`` payload (rules, scenario, reallocation order); empty until opened.
+    today : datetime.date, optional
+        The round's date (its last ``round.advanced``, else its opening).
+    lots : dict of str to LotBalance
+        Per lot: product, supply, available, expiry and where its doses are (pool, open, accepted,
+        expired, buffer).
+    offers : dict of str to dict
+        Per offer id: lot, participant, doses, status, deadline, pass, why, reason, note, wish.
+    passes : list of dict
+        One entry per reallocation pass.
+    need : dict of str to float, optional
+        The need vector the round's reallocation ranks by.
+    need_source : str
+        Where that need vector came from.
+    closed : bool
+        The round is closed.
+    last_seq : int
+        The sequence number of the last event applied.
+    proposal : dict, optional
+        The ``round.proposed`` payload of a round awaiting approval.
+    approval : dict, optional
+        The ``round.approved`` payload.
+    lot_terms : dict of str to dict
+        Per donated lot: donor, channel, earmarks, pledged, donated on.
+    opted_out : dict of str to set of str
+        Per participant, the products it opted out of.
+    transfers : dict of str to dict
+        Transfers between participants, by id.
+    readiness : dict of (str, str) to dict
+        Per (participant, product): condition → the date it was met.
+    buffer_requests : dict of str to dict
+        Humanitarian-buffer requests, by id.
+    shipments : dict of str to dict
+        Shipments, by id.
+
+    Examples
+    --------
+    >>> from dosewise import Rounds, load_demo, open_store
+    >>> rounds = Rounds(open_store("memory"))
+    >>> state = rounds.state(rounds.open(load_demo()))
+    >>> state.phase, len(state.offers), state.problems()
+    ('open', 165, [])
+    """
 
     round_id: str
     opened: dict[str, Any] = field(default_factory=dict)
@@ -113,7 +166,21 @@ class RoundState:
 
     @property
     def phase(self) -> Literal["proposed", "open", "closed"]:
-        """``proposed`` (awaiting a reviewer's approval, no offer out), ``open`` or ``closed``."""
+        """Where the round is.
+
+        Returns
+        -------
+        {"proposed", "open", "closed"}
+            ``proposed``: awaiting a reviewer's approval, no offer out.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> state = rounds.state(rounds.open(load_demo()))
+        >>> state.phase
+        'open'
+        """
         if self.closed:
             return "closed"
         return "open" if self.opened else "proposed"
@@ -130,7 +197,29 @@ class RoundState:
 
     # -- projection ---------------------------------------------------------------------------
     def apply(self, ev: Event) -> None:
-        """Apply one event of this round (events of other types are integrity failures)."""
+        """Apply one event of this round.
+
+        Parameters
+        ----------
+        ev : Event
+            A recorded event of this round.
+
+        Raises
+        ------
+        IntegrityError
+            An event type a round does not know, or one that refers to an unknown lot or offer.
+
+        Examples
+        --------
+        >>> from dosewise import RoundState, Rounds, load_demo, open_store
+        >>> store = open_store("memory")
+        >>> rid = Rounds(store).open(load_demo())
+        >>> state = RoundState(rid)
+        >>> for event in store.read(round_id=rid):
+        ...     state.apply(event)
+        >>> state.last_seq == store.head().seq
+        True
+        """
         handler = _HANDLERS.get(ev.type)
         if handler is None:
             raise IntegrityError(f"event seq {ev.seq}: unknown round event type {ev.type!r}", seq=ev.seq)
@@ -142,25 +231,56 @@ class RoundState:
         self.last_seq = ev.seq
 
     def copy(self) -> RoundState:
-        """An independent copy, cheaper than a deep copy: the mutable parts (lots, offers, the
-        pass list, the need vector) are copied; the recorded payloads, never changed once
-        applied, are shared."""
+        """An independent copy, cheaper than a deep copy.
+
+        The mutable parts (lots, offers, passes, the need vector and the mechanism's records) are
+        copied; the recorded payloads, never changed once applied, are shared.
+
+        Returns
+        -------
+        RoundState
+            The copy.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> state = rounds.state(rounds.open(load_demo()))
+        >>> twin = state.copy()
+        >>> oid = next(iter(twin.offers))
+        >>> twin.offers[oid]["status"] = "declined"
+        >>> state.offers[oid]["status"]
+        'offered'
+        """
         return RoundState(
             round_id=self.round_id, opened=self.opened, today=self.today,
             lots={k: LotBalance(**v) for k, v in self.lots.items()},
             offers={k: dict(v) for k, v in self.offers.items()}, passes=list(self.passes),
             need=None if self.need is None else dict(self.need), need_source=self.need_source,
             closed=self.closed, last_seq=self.last_seq, proposal=self.proposal, approval=self.approval,
-            lot_terms={k: dict(v) for k, v in self.lot_terms.items()},
-            opted_out={k: set(v) for k, v in self.opted_out.items()},
-            transfers={k: dict(v) for k, v in self.transfers.items()},
-            readiness={k: dict(v) for k, v in self.readiness.items()},
+            lot_terms=dict(self.lot_terms), opted_out={k: set(v) for k, v in self.opted_out.items()},
+            transfers={k: dict(v) for k, v in self.transfers.items()}, readiness={k: dict(v) for k, v in
+                                                                                  self.readiness.items()},
             buffer_requests={k: dict(v) for k, v in self.buffer_requests.items()},
             shipments={k: dict(v) for k, v in self.shipments.items()})
 
     # -- snapshots -----------------------------------------------------------------------------
     def to_json(self) -> str:
-        """The whole state as JSON text (offers by column, so a long round loads fast)."""
+        """The whole state as JSON text (offers by column, so a long round loads fast).
+
+        Returns
+        -------
+        str
+            What :meth:`from_json` reads back; stored as the round's snapshots.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> state = rounds.state(rounds.open(load_demo()))
+        >>> RoundState.from_json(state.to_json()) == state
+        True
+        """
         import json
 
         cols = list(_OFFER_FIELDS)
@@ -175,7 +295,31 @@ class RoundState:
 
     @classmethod
     def from_json(cls, text: str) -> RoundState:
-        """The state :meth:`to_json` wrote."""
+        """The state :meth:`to_json` wrote.
+
+        Parameters
+        ----------
+        text : str
+            JSON text from :meth:`to_json`.
+
+        Returns
+        -------
+        RoundState
+            The state it describes.
+
+        Raises
+        ------
+        IntegrityError
+            The text refers to offers it does not hold.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> state = rounds.state(rounds.open(load_demo()))
+        >>> RoundState.from_json(state.to_json()).offers == state.offers
+        True
+        """
         import json
 
         data = json.loads(text)
@@ -216,6 +360,22 @@ class RoundState:
 
     # -- views ---------------------------------------------------------------------------------
     def offers_frame(self) -> pd.DataFrame:
+        """Every offer as a row.
+
+        Returns
+        -------
+        pandas.DataFrame
+            offer, lot, participant, doses, status, deadline, pass, reason, note, wish, why.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> state = rounds.state(rounds.open(load_demo()))
+        >>> frame = state.offers_frame()
+        >>> len(frame), sorted(set(frame["status"]))
+        (165, ['offered'])
+        """
         import pandas as pd
 
         cols = ["offer", "lot", "participant", "doses", "status", "deadline", "pass", "reason", "note", "wish", "why"]
@@ -224,6 +384,22 @@ class RoundState:
         return pd.DataFrame(list(self.offers.values()))[cols]
 
     def lots_frame(self) -> pd.DataFrame:
+        """Every lot's balance as a row.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by lot: product, supply, available, expiry, pool, open, accepted, expired, buffer.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> state = rounds.state(rounds.open(load_demo()))
+        >>> lots = state.lots_frame()
+        >>> int(lots.loc["AZ-2021H1", "supply"])
+        96000000
+        """
         import pandas as pd
 
         frame = pd.DataFrame.from_dict(dict(self.lots), orient="index")
@@ -231,7 +407,21 @@ class RoundState:
         return frame
 
     def open_by_lot(self) -> dict[str, int]:
-        """Σ doses of offers still open, per lot (must equal each lot's ``open``)."""
+        """Doses of the offers still open, per lot (must equal each lot's ``open``).
+
+        Returns
+        -------
+        dict of str to int
+            Doses by lot id.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> state = rounds.state(rounds.open(load_demo()))
+        >>> all(state.open_by_lot()[lot] == balance["open"] for lot, balance in state.lots.items())
+        True
+        """
         out = dict.fromkeys(self.lots, 0)
         for o in self.offers.values():
             if o["status"] == "offered":
@@ -239,7 +429,24 @@ class RoundState:
         return out
 
     def problems(self) -> list[str]:
-        """Every broken balance, in words; empty when every dose is accounted for."""
+        """Every broken balance, in words.
+
+        Returns
+        -------
+        list of str
+            Empty when every dose is accounted for.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> state = rounds.state(rounds.open(load_demo()))
+        >>> state.problems()
+        []
+        >>> state.lots["AZ-2021H1"]["pool"] += 1  # a dose from nowhere
+        >>> state.problems()
+        ['lot AZ-2021H1: open + accepted + pool + expired + buffer = 96,000,001 but supply is 96,000,000']
+        """
         out: list[str] = []
         open_sum = self.open_by_lot()
         for lot_id, lot in self.lots.items():
@@ -255,10 +462,40 @@ class RoundState:
         return out
 
     def balance_ok(self) -> bool:
+        """Whether every dose of every lot is accounted for (:meth:`problems` is empty).
+
+        Returns
+        -------
+        bool
+            True when the balance holds.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> state = rounds.state(rounds.open(load_demo()))
+        >>> state.balance_ok()
+        True
+        """
         return not self.problems()
 
     def holdings(self) -> dict[str, int]:
-        """Doses accepted or on open offer, per participant."""
+        """Doses accepted or on open offer, per participant.
+
+        Returns
+        -------
+        dict of str to int
+            Doses by participant code.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> state = rounds.state(rounds.open(load_demo()))
+        >>> held = state.holdings()
+        >>> sum(held.values()) == sum(lot["open"] + lot["accepted"] for lot in state.lots.values())
+        True
+        """
         out: dict[str, int] = {}
         for o in self.offers.values():
             if o["status"] in (*HOLDING, "offered"):
@@ -266,7 +503,22 @@ class RoundState:
         return out
 
     def refused(self) -> dict[str, set[str]]:
-        """Per lot, the participants that declined or let lapse an offer of it."""
+        """Per lot, the participants that declined or let lapse an offer of it (or opted out).
+
+        Returns
+        -------
+        dict of str to set of str
+            Participant codes by lot id; no later pass offers them that lot.
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.open(load_demo())
+        >>> _ = rounds.respond(f"{rid}:AZ-2021H1:PRK:0", "decline", reason="efficacy_concerns")
+        >>> rounds.state(rid).refused()
+        {'AZ-2021H1': {'PRK'}}
+        """
         out: dict[str, set[str]] = {}
         for o in self.offers.values():
             if o["status"] in ("declined", "lapsed") or o.get("refused_rest"):
@@ -279,7 +531,28 @@ class RoundState:
 
     # -- views of the rest of the mechanism ----------------------------------------------------
     def unshipped(self, offer_id: str) -> int:
-        """Doses of a held offer not yet shipped nor promised to a pending transfer."""
+        """Doses of a held offer not yet shipped nor promised to a pending transfer.
+
+        Parameters
+        ----------
+        offer_id : str
+            An offer of the round.
+
+        Returns
+        -------
+        int
+            Doses; 0 for an offer not held (open, declined, lapsed).
+
+        Examples
+        --------
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.open(load_demo())
+        >>> oid = f"{rid}:AZ-2021H1:KEN:0"
+        >>> _ = rounds.respond(oid, "accept")
+        >>> rounds.state(rid).unshipped(oid) == rounds.state(rid).offers[oid]["doses"]
+        True
+        """
         o = self.offers[offer_id]
         if o["status"] not in HOLDING:
             return 0
@@ -288,14 +561,59 @@ class RoundState:
         return int(o["doses"]) - int(o.get("shipped", 0)) - int(o.get("reserved", 0))
 
     def ready(self, participant: str, product: str, conditions: Iterable[str], on: dt.date) -> list[str]:
-        """The conditions the participant has not met for the product by ``on`` (empty: ready)."""
+        """The readiness conditions the participant has not met for the product by ``on``.
+
+        Parameters
+        ----------
+        participant : str
+            Participant code.
+        product : str
+            Product id.
+        conditions : iterable of str
+            The conditions asked for (deployment_plan, indemnity, import_permit, cold_chain).
+        on : datetime.date
+            The date they must be met by.
+
+        Returns
+        -------
+        list of str
+            The conditions still missing (empty: ready).
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import RoundState
+        >>> state = RoundState("R1", readiness={("KEN", "AZD1222"): {"indemnity": "2021-02-10"}})
+        >>> state.ready("KEN", "AZD1222", ["indemnity", "cold_chain"], dt.date(2021, 2, 12))
+        ['cold_chain']
+        >>> state.ready("KEN", "AZD1222", ["indemnity"], dt.date(2021, 2, 5))
+        ['indemnity']
+        """
         met = self.readiness.get((participant, product), {})
         return [c for c in conditions if c not in met or dt.date.fromisoformat(met[c]) > on]
 
     def delivery_report(self) -> pd.DataFrame:
-        """Per participant and product: doses offered, accepted, shipped, delivered, expired
-        unused at the participant, still to ship; shipments and the least and mean shelf life on
-        arrival."""
+        """What happened to the doses, per participant and product.
+
+        Returns
+        -------
+        pandas.DataFrame
+            offered, accepted, shipped, delivered, expired unused at the participant, still to ship
+            (doses); shipments; the least and mean shelf life on arrival (days).
+
+        Examples
+        --------
+        >>> import datetime as dt
+        >>> from dosewise import Rounds, load_demo, open_store
+        >>> rounds = Rounds(open_store("memory"))
+        >>> rid = rounds.open(load_demo())
+        >>> oid = f"{rid}:AZ-2021H1:KEN:0"
+        >>> _ = rounds.respond(oid, "accept")
+        >>> _ = rounds.ship(oid, on=dt.date(2021, 2, 22))
+        >>> row = rounds.state(rid).delivery_report().set_index(["participant", "product"]).loc[("KEN", "AZD1222")]
+        >>> int(row["shipped"]) == int(row["accepted"]) > 0
+        True
+        """
         import pandas as pd
 
         rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -673,7 +991,34 @@ _HANDLERS.update({
 
 
 def project(events: Iterable[Event], round_id: str) -> RoundState:
-    """Rebuild a round's state by replaying its events."""
+    """Rebuild a round's state by replaying its events.
+
+    Parameters
+    ----------
+    events : iterable of Event
+        Recorded events (those of other rounds are skipped).
+    round_id : str
+        The round.
+
+    Returns
+    -------
+    RoundState
+        The state after the last event.
+
+    Raises
+    ------
+    IntegrityError
+        An event that cannot be replayed (an unknown type, an offer made twice…).
+
+    Examples
+    --------
+    >>> from dosewise import Rounds, load_demo, open_store, project
+    >>> store = open_store("memory")
+    >>> rounds = Rounds(store)
+    >>> rid = rounds.open(load_demo())
+    >>> project(store.read(), rid) == rounds.state(rid)
+    True
+    """
     state = RoundState(round_id)
     for ev in events:
         if ev.round_id == round_id:
