@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from dosewise.compare import PolicyRuns
     from dosewise.epidemic import EpidemicSettings
     from dosewise.impact.parameters import ImpactParams
-    from dosewise.ledger import Event, NewEvent, Store, VerifyReport
+    from dosewise.ledger import Event, LedgerView, NewEvent, Store, VerifyReport
     from dosewise.ledger.identities import Identity, KeyRing
     from dosewise.ledger.store import ExportFormat
     from dosewise.rounds import Rounds, RoundState
@@ -647,6 +647,18 @@ class Desk:
         self.rounds: Rounds = Rounds(store, actor=actor)
         self._verified: tuple[int, str] | None = None
         self._unsaved = False
+        import threading
+
+        self._checking = threading.Lock()
+        from dosewise.ledger.group import GroupCommit
+
+        self._guarded = isinstance(store, GroupCommit) and url is not None
+        """Every append checks the chain inside its own write lock (group commit): once the chain has
+        been checked in this process, :meth:`ensure_intact` has nothing left to do before a write."""
+        if self._guarded:
+            assert isinstance(store, GroupCommit)
+            store.guard = self._chain_guard
+            store.on_written = self._batch_written
 
     @classmethod
     def open(cls, db: str | None = None, *, create: bool = False, actor: str = "dosewise",
@@ -720,8 +732,14 @@ class Desk:
         ...     _ = desk.open_round(app.load("demo"))
         ...     desk.ensure_intact()  # nothing to report: the chain verifies
         """
-        if self.url is None:
+        if self.url is None or (self._guarded and self._verified is not None):
             return
+        with self._checking:  # concurrent first writes of a server share one check
+            if not (self._guarded and self._verified is not None):
+                self._check_chain()
+
+    def _check_chain(self) -> None:
+        assert self.url is not None
         from dosewise.ledger.trust import check_since, last_verified
 
         point = self._verified
@@ -737,10 +755,30 @@ class Desk:
             self._unsaved = True
         self._verified = head
 
+    def _chain_guard(self, view: LedgerView) -> None:
+        """The chain check of a group-commit batch, run inside its write lock before anything is
+        inserted: the point verified last is still the head, unchanged, or every event other writers
+        appended after it links and hashes correctly (:class:`~dosewise.errors.IntegrityError`
+        otherwise, and nothing of the batch is recorded)."""
+        from dosewise.ledger.trust import check_since
+
+        point = self._verified
+        if point is not None:
+            head = view.head()
+            if head is not None and (head.seq, head.hash) == point:
+                return
+        self._verified = check_since(view, point)
+        self._unsaved = True
+
+    def _batch_written(self, last: Event) -> None:
+        """A batch this process appended on the chain its guard checked: its last event is verified."""
+        self._verified = (last.seq, last.hash)
+        self._unsaved = True
+
     def _recorded(self) -> None:
         """After a write on a verified chain, the new head is the point to check from next time (kept
         in memory; written to the state folder once, when the desk closes, not on every answer)."""
-        if self.url is None:
+        if self.url is None or self._guarded:
             return
         head = self.store.head()
         if head is not None:
@@ -1290,7 +1328,7 @@ class Desk:
         return self._write(lambda: self.rounds.delay(offer_id, until, on=on, note=note, actor=actor))
 
     def transfer(self, offer_id: str, to: str, doses: int, *, on: dt.date | None = None, note: str | None = None,
-                 actor: str | None = None) -> Event:
+                 actor: str | None = None, key: str | None = None) -> Event:
         """Offer accepted, unshipped doses on to another participant (they move when it accepts).
 
         Parameters
@@ -1307,6 +1345,8 @@ class Desk:
             Free text.
         actor : str, optional
             Who proposes it.
+        key : str, optional
+            Idempotency key: a retry with the same key returns the first proposal.
 
         Returns
         -------
@@ -1324,10 +1364,12 @@ class Desk:
         >>> desk.transfer(oid, "KEN", 5000).payload["transfer"] == oid + ":T1"
         True
         """
-        return self._write(lambda: self.rounds.transfer(offer_id, to, doses, on=on, note=note, actor=actor))
+        return self._write(lambda: self.rounds.transfer(offer_id, to, doses, on=on, note=note, actor=actor,
+                                                        idempotency_key=key))
 
     def answer_transfer(self, round_id: str, transfer_id: str, accept: bool, *, on: dt.date | None = None,
-                        note: str | None = None, actor: str | None = None) -> Event:
+                        note: str | None = None, actor: str | None = None, key: str | None = None,
+                        participant: str | None = None) -> Event:
         """The receiving participant accepts or refuses a transfer.
 
         Parameters
@@ -1344,6 +1386,11 @@ class Desk:
             Free text.
         actor : str, optional
             Who answers.
+        key : str, optional
+            Idempotency key: a retry with the same key returns the first answer.
+        participant : str, optional
+            Only a transfer offered to this participant may be answered
+            (:class:`~dosewise.errors.ForbiddenError` otherwise).
 
         Returns
         -------
@@ -1363,7 +1410,8 @@ class Desk:
         'transfer.accepted'
         """
         return self._write(lambda: self.rounds.answer_transfer(round_id, transfer_id, accept, on=on, note=note,
-                                                               actor=actor))
+                                                               actor=actor, idempotency_key=key,
+                                                               participant=participant))
 
     def ready(self, round_id: str, participant: str, product: str, condition: str, on: dt.date, *,
               note: str | None = None, actor: str | None = None) -> Event:
@@ -1405,7 +1453,7 @@ class Desk:
                                                                 note=note, actor=actor))
 
     def donate(self, round_id: str, lot: Lot | Mapping[str, Any], *, on: dt.date | None = None,
-               actor: str | None = None) -> list[Event]:
+               actor: str | None = None, key: str | None = None) -> list[Event]:
         """Add a donor's lot (channel, earmarks, pledge date) to a running round.
 
         Parameters
@@ -1418,6 +1466,8 @@ class Desk:
             The date.
         actor : str, optional
             Who records it.
+        key : str, optional
+            Idempotency key: a retry with the same key returns the first event recorded.
 
         Returns
         -------
@@ -1456,7 +1506,7 @@ class Desk:
                                  field="donation." + ".".join(str(x) for x in first["loc"]),
                                  value=None if isinstance(value, dict) else value) from None
         given = lot
-        return self._write(lambda: self.rounds.donate(round_id, given, on=on, actor=actor))
+        return self._write(lambda: self.rounds.donate(round_id, given, on=on, actor=actor, idempotency_key=key))
 
     def request_buffer(self, round_id: str, lot: str, participant: str, doses: int, *, for_whom: str, why: str,
                        on: dt.date | None = None, request: str | None = None, actor: str | None = None) -> Event:

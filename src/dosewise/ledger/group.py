@@ -3,23 +3,30 @@
 Each append to a SQL ledger takes the ledger's write lock for a few round trips to the
 database, so appends one at a time cap a busy server at a few hundred events per second.
 :class:`GroupCommit` wraps a store: while one thread writes, the events other threads hand to
-:meth:`append_one` wait and are then written together as one batch (one lock, one commit).
-Each caller still gets its own event back, or its own error: when a batch is refused (one
-event's unique slot is taken, say), its events are appended again one by one, so the others
-are recorded and only the offending one fails. Appends with a precondition, and batches, go
-straight to the store.
+:meth:`append_one` wait and are then written together as one batch (one lock, one commit) by
+one of the waiting threads: a thread writes one batch and hands over, so none is kept writing
+other callers' batches once its own event is recorded. Each caller still gets its own event
+back, or its own error: when a batch is refused (one event's unique slot is taken, say), its
+events are appended again one by one, so the others are recorded and only the offending one
+fails. Appends with a precondition, and batches, go
+straight to the store (through the guard below).
+
+A ``guard`` (a :data:`~dosewise.ledger.store.Precondition`) runs inside each batch's write lock,
+before anything is inserted: a server passes its chain check there, so the check sees exactly the
+head the batch is appended to, once per batch instead of once per event. ``on_written`` is told
+of each batch recorded (its last event), e.g. to move the point the next check starts from.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from dosewise.ledger.events import Event, NewEvent, VerifyReport
-from dosewise.ledger.store import ExportFormat, Precondition, Store
+from dosewise.ledger.store import ExportFormat, LedgerView, Precondition, Store
 
 __all__ = ["GroupCommit"]
 
@@ -30,7 +37,9 @@ class GroupCommit:
     def __init__(self, store: Store, *, max_batch: int = 256) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._lock = threading.Lock()
+        self.guard: Precondition | None = None
+        self.on_written: Callable[[Event], None] | None = None
+        self._cond = threading.Condition(threading.Lock())
         self._pending: list[tuple[NewEvent, Future[Event]]] = []
         self._writing = False
 
@@ -40,36 +49,43 @@ class GroupCommit:
     # -- writing -------------------------------------------------------------------------------
     def append_one(self, event: NewEvent, *, precondition: Precondition | None = None) -> Event:
         if precondition is not None:
-            return self.store.append_one(event, precondition=precondition)
+            return self.append([event], precondition=precondition)[0]
         future: Future[Event] = Future()
-        with self._lock:
+        with self._cond:
             self._pending.append((event, future))
-            lead = not self._writing
-            self._writing = True
-        if lead:
-            self._drain()
-        return future.result()
-
-    def _drain(self) -> None:
         while True:
-            with self._lock:
+            with self._cond:
+                while self._writing and not future.done():
+                    self._cond.wait()
+                if future.done():
+                    return future.result()
+                # no batch is being written: this thread writes what waits (its own event among it),
+                # one batch only, then hands over, so no caller waits on others' batches after its own
+                self._writing = True
                 batch = self._pending[:self.max_batch]
                 del self._pending[:self.max_batch]
-                if not batch:
+            try:
+                self._write(batch)
+            except BaseException as exc:  # e.g. an interrupt: no caller of the batch is left waiting
+                for _, waiting in batch:
+                    if not waiting.done():
+                        waiting.set_exception(exc)
+                raise
+            finally:
+                with self._cond:
                     self._writing = False
-                    return
-            self._write(batch)
+                    self._cond.notify_all()
 
     def _write(self, batch: list[tuple[NewEvent, Future[Event]]]) -> None:
         try:
-            events = self.store.append([e for e, _ in batch])
+            events = self.append([e for e, _ in batch])
         except Exception as exc:
             if len(batch) == 1:
                 batch[0][1].set_exception(exc)
                 return
             for event, future in batch:  # one by one: only the offending events fail
                 try:
-                    future.set_result(self.store.append_one(event))
+                    future.set_result(self.append([event])[0])
                 except Exception as one:  # reaches its own caller, never the other writers
                     future.set_exception(one)
             return
@@ -77,7 +93,21 @@ class GroupCommit:
             future.set_result(ev)
 
     def append(self, events: Sequence[NewEvent], *, precondition: Precondition | None = None) -> list[Event]:
-        return self.store.append(events, precondition=precondition)
+        guard = self.guard
+        if guard is None:
+            return self.store.append(events, precondition=precondition)
+        checked: list[bool] = []
+
+        def check(view: LedgerView) -> None:  # runs only when the batch records something new
+            guard(view)
+            if precondition is not None:
+                precondition(view)
+            checked.append(True)
+
+        stored = self.store.append(events, precondition=check)
+        if checked and stored and self.on_written is not None:
+            self.on_written(max(stored, key=lambda ev: ev.seq))  # a new row: replays lie below the head
+        return stored
 
     # -- reading and the rest: the store's own -------------------------------------------------
     def head(self) -> Event | None:

@@ -3,10 +3,11 @@
 A key is shown once, as ``dw_<key id>_<secret>``; the table keeps the key id in clear (so a
 request is looked up by it) and the secret only as an Argon2id hash (argon2-cffi, OWASP's
 minimum parameters: 19 MiB, 2 passes). Verifying a request is one lookup by key id and one
-hash check; a process remembers a key it has verified as a keyed BLAKE2b digest (with a random
-key of its own), so the Argon2 cost is paid once per key and process. A key's row is read again
-after ``cache_seconds`` (default 1 s), so a revocation made elsewhere takes effect within that
-time (at once in the process that revokes). Secrets never enter the ledger, a log or an error.
+hash check; a process remembers a token it has verified as an HMAC-SHA256 digest (with a random
+key of its own, never the token), so the Argon2 cost is paid once per key and process. The
+revoked keys are read again, all at once, after ``cache_seconds`` (default 1 s), so a revocation
+made elsewhere takes effect within that time (at once in the process that revokes). Secrets never
+enter the ledger, a log or an error.
 """
 
 from __future__ import annotations
@@ -77,9 +78,11 @@ class KeyRing:
     def __init__(self, engine: sa.Engine, *, cache_seconds: float = 1.0) -> None:
         self.engine = engine
         self.cache_seconds = cache_seconds
-        self._rows: dict[str, tuple[float, Any]] = {}  # key id -> (monotonic time read, row)
-        self._pepper = secrets.token_bytes(32)
-        self._verified: dict[str, tuple[str, bytes]] = {}  # key id -> (stored hash, keyed digest of the secret)
+        self._pepper = secrets.token_bytes(32)  # this process's HMAC key for remembered tokens
+        self._known: dict[bytes, Identity] = {}  # HMAC-SHA256 of a verified token -> its identity
+        self._revoked: frozenset[str] = frozenset()
+        self._revoked_here: frozenset[str] = frozenset()
+        self._revoked_read = float("-inf")
         self._lock = threading.Lock()
 
     def create(self, role: str, *, name: str | None = None, participant: str | None = None) -> tuple[Identity, str]:
@@ -128,39 +131,70 @@ class KeyRing:
                 raise NotFoundError("no such key", field="key", value=key_id)
             if row.revoked_at is None:
                 conn.execute(IDENTITIES.update().where(IDENTITIES.c.key_id == key_id).values(revoked_at=_now()))
-        with self._lock:
-            self._verified.pop(key_id, None)
-            self._rows.pop(key_id, None)
+        with self._lock:  # refused at once in this process
+            self._revoked_here |= {key_id}
+            self._revoked |= {key_id}
+            self._known = {d: i for d, i in self._known.items() if i.key_id != key_id}
         return self.get(key_id)
 
     def authenticate(self, token: str) -> Identity | None:
-        """The identity a bearer token belongs to, or None (unknown, malformed, wrong or revoked)."""
+        """The identity a bearer token belongs to, or None (unknown, malformed, wrong or revoked).
+
+        The Argon2id check runs once per token and process: the identity is then remembered under
+        an HMAC-SHA256 of the token with a random key of this process (never the token itself).
+        Revocations are read for all keys at once, at most every ``cache_seconds``, and at once in
+        the process that revokes.
+        """
         m = _TOKEN.match(token)
         if m is None:
             return None
         key_id, secret = m.group(1), m.group(2)
-        now = time.monotonic()
+        digest = hmac.new(self._pepper, token.encode(), hashlib.sha256).digest()
+        revoked = self._revoked_keys()
+        if key_id in revoked:
+            return None
         with self._lock:
-            seen = self._rows.get(key_id)
-        if seen is not None and now - seen[0] < self.cache_seconds:
-            row = seen[1]
-        else:
-            with self.engine.connect() as conn:
-                row = conn.execute(sa.select(IDENTITIES).where(IDENTITIES.c.key_id == key_id)).first()
-            if row is not None:
-                with self._lock:
-                    self._rows[key_id] = (now, row)
+            known = self._known.get(digest)
+        if known is not None:
+            return known
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(IDENTITIES).where(IDENTITIES.c.key_id == key_id)).first()
         if row is None or row.revoked_at is not None:
             return None
-        digest = hmac.new(self._pepper, secret.encode(), hashlib.blake2b).digest()
-        with self._lock:
-            cached = self._verified.get(key_id)
-        if cached is not None and cached[0] == row.secret_hash:
-            return _row(row) if hmac.compare_digest(cached[1], digest) else None
         try:
             _HASHER.verify(row.secret_hash, secret)
         except (VerificationError, InvalidHashError):
             return None
+        ident = _row(row)
         with self._lock:
-            self._verified[key_id] = (row.secret_hash, digest)
-        return _row(row)
+            if key_id not in self._revoked:
+                self._known[digest] = ident
+        return ident
+
+    def remembered(self, token: str) -> Identity | None:
+        """The identity of a token this process has already checked, without blocking: None when
+        the token is new here or the revocations are due to be read again (then call
+        :meth:`authenticate`)."""
+        digest = hmac.new(self._pepper, token.encode(), hashlib.sha256).digest()
+        with self._lock:
+            if time.monotonic() - self._revoked_read >= self.cache_seconds:
+                return None
+            known = self._known.get(digest)
+            return None if known is None or known.key_id in self._revoked else known
+
+    def _revoked_keys(self) -> frozenset[str]:
+        """The revoked key ids, read again when older than ``cache_seconds`` (one query for every key)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._revoked_read < self.cache_seconds:
+                return self._revoked
+            self._revoked_read = now  # one thread reads; the others use the set it replaces meanwhile
+        with self.engine.connect() as conn:
+            ids = frozenset(str(k) for k in conn.execute(
+                sa.select(IDENTITIES.c.key_id).where(IDENTITIES.c.revoked_at.is_not(None))).scalars())
+        with self._lock:
+            self._revoked = ids | self._revoked_here
+            self._revoked_read = now
+            if self._known:
+                self._known = {d: i for d, i in self._known.items() if i.key_id not in self._revoked}
+            return self._revoked

@@ -112,12 +112,19 @@ def _sqlite_engine(url: sa.URL, readonly: bool = False) -> sa.Engine:
 class _SQLView:
     """Reads through one connection (the locked one, during an append)."""
 
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sa.Connection, *, locked: bool = False) -> None:
         self._conn = conn
+        self._locked = locked
+        self._head: tuple[Event | None] | None = None
 
     def head(self) -> Event | None:
+        if self._head is not None:  # inside the write lock the head stays put: read it once
+            return self._head[0]
         row = self._conn.execute(sa.select(*_COLS).order_by(EVENTS.c.seq.desc()).limit(1)).first()
-        return Event.from_row(row) if row is not None else None
+        ev = Event.from_row(row) if row is not None else None
+        if self._locked:
+            self._head = (ev,)
+        return ev
 
     def read(self, after_seq: int = 0, *, round_id: str | None = None, offer_id: str | None = None,
              types: Sequence[str] | None = None) -> Iterator[Event]:
@@ -235,7 +242,7 @@ class SQLStore:
         slots = {e.unique_slot for e in events if e.unique_slot}
         try:
             with self._locked() as conn:
-                view = _SQLView(conn)
+                view = _SQLView(conn, locked=True)
                 by_key = view.lookup(EVENTS.c.idempotency_key, keys) if keys else {}
                 if all_replays(events, by_key):
                     return [by_key[e.idempotency_key] for e in events]  # type: ignore[index]

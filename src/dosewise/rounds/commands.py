@@ -21,7 +21,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from dosewise.errors import ConflictError, ForbiddenError, InputError, NotFoundError, RoundError
@@ -144,6 +144,10 @@ class Rounds(Mechanism):
         self._lock = threading.RLock()  # guards the caches when threads of one process share this object
         self._snapshot_seq: dict[str, int] = {}
         self.snapshot_every = SNAPSHOT_EVERY
+        self._refresh = threading.Condition(threading.Lock())  # shared reads of new events (see _refreshed)
+        self._tickets = 0
+        self._reading: dict[str, int] = {}
+        self._fresh: dict[str, int] = {}
 
     # -- reading -------------------------------------------------------------------------------
     def state(self, round_id: str) -> RoundState:
@@ -175,16 +179,58 @@ class Rounds(Mechanism):
         >>> rounds.state(rid).today
         datetime.date(2021, 2, 3)
         """
+        if round_id in self._states:
+            return self._refreshed(round_id)
         with self._lock:
             state = self._states.get(round_id) or self._from_snapshot(round_id) or RoundState(round_id)
-            for ev in self.store.read(after_seq=state.last_seq, round_id=round_id):
-                state.apply(ev)
-                if ev.type == "offer.made" and ev.offer_id:
-                    self._offer_round[ev.offer_id] = round_id
+            self._apply(state, self.store.read(after_seq=state.last_seq, round_id=round_id))
             if not state.opened and state.proposal is None:
                 raise NotFoundError("no such round in the ledger", field="round", value=round_id)
             self._states[round_id] = state
             return state
+
+    def _refreshed(self, round_id: str) -> RoundState:
+        """The cached projection brought up to date by a read that began after this call did.
+
+        Concurrent calls share reads: while one thread reads the round's new events (outside the
+        lock, so others do not queue on the database), the threads arriving meanwhile wait for the
+        next read, which begins after they arrived, instead of each issuing its own. Each call
+        still returns a state holding every event recorded before it was made.
+        """
+        owns = getattr(self._lock, "_is_owned", None)
+        if owns is not None and owns():  # the caller holds the lock a sharing reader needs: read alone
+            state = self._states[round_id]
+            self._apply(state, self.store.read(after_seq=state.last_seq, round_id=round_id))
+            return state
+        with self._refresh:
+            self._tickets += 1
+            arrived = self._tickets
+            while self._fresh.get(round_id, 0) <= arrived:
+                if round_id not in self._reading:
+                    self._tickets += 1
+                    ticket = self._reading[round_id] = self._tickets
+                    break
+                self._refresh.wait()
+            else:
+                return self._states[round_id]
+        try:
+            fresh = list(self.store.read(after_seq=self._states[round_id].last_seq, round_id=round_id))
+            with self._lock:
+                state = self._states[round_id]
+                self._apply(state, [ev for ev in fresh if ev.seq > state.last_seq])
+            with self._refresh:
+                self._fresh[round_id] = max(self._fresh.get(round_id, 0), ticket)
+            return state
+        finally:
+            with self._refresh:
+                del self._reading[round_id]
+                self._refresh.notify_all()
+
+    def _apply(self, state: RoundState, events: Iterable[Event]) -> None:
+        for ev in events:  # every event of the round after state.last_seq, in order (seq follows commit order)
+            state.apply(ev)
+            if ev.type == "offer.made" and ev.offer_id:
+                self._offer_round[ev.offer_id] = state.round_id
 
     def view(self, round_id: str) -> RoundState:
         """A copy of the round's up-to-date state that no other thread changes while it is read.
@@ -208,8 +254,9 @@ class Rounds(Mechanism):
         >>> view == rounds.state(rid), view is rounds.state(rid)
         (True, False)
         """
+        self.state(round_id)  # brought up to date first, outside the lock
         with self._lock:
-            return self.state(round_id).copy()
+            return self._states[round_id].copy()
 
     def _from_snapshot(self, round_id: str) -> RoundState | None:
         from dosewise.ledger import snapshots
@@ -255,11 +302,13 @@ class Rounds(Mechanism):
         self._snapshot_seq[round_id] = state.last_seq
         return state.last_seq
 
-    def _maybe_snapshot(self, round_id: str) -> None:
+    def _maybe_snapshot(self, round_id: str, seq: int | None = None) -> None:
+        """Snapshot the round once :data:`SNAPSHOT_EVERY` events passed since its last snapshot;
+        ``seq`` (an event just recorded in the round) spares reading the round to know where it is."""
         if self.snapshot_every <= 0:
             return
-        state = self.state(round_id)
-        if state.last_seq - self._snapshot_seq.get(round_id, 0) >= self.snapshot_every:
+        last = seq if seq is not None else self.state(round_id).last_seq
+        if last - self._snapshot_seq.get(round_id, 0) >= self.snapshot_every:
             self.snapshot(round_id)
 
     def rounds(self) -> list[str]:
@@ -358,8 +407,8 @@ class Rounds(Mechanism):
             if first is None or first.round_id is None:
                 raise NotFoundError("no such offer in the ledger", field="offer", value=offer_id)
             rid = first.round_id
+        state = self.state(rid)
         with self._lock:
-            state = self.state(rid)
             if offer_id not in state.offers:
                 raise NotFoundError("no such offer in the ledger", field="offer", value=offer_id)
             return state, dict(state.offers[offer_id])
@@ -737,7 +786,10 @@ class Rounds(Mechanism):
         if doses is not None:
             if action != "accept":
                 raise InputError("only an acceptance takes a number of doses", field="doses", value=doses)
-            return self.accept_part(offer_id, doses, on=on, note=note, actor=actor)
+            if participant is not None and self._offer(offer_id)[1]["participant"] != participant:
+                raise ForbiddenError(f"offer {offer_id} is made to another participant; a participant key for "
+                                     f"{participant} may not see or answer it")
+            return self.accept_part(offer_id, doses, on=on, note=note, actor=actor, idempotency_key=idempotency_key)
         if action not in ("accept", "decline"):
             raise InputError("action must be accept or decline", field="action", value=action)
         if action == "decline":
@@ -771,7 +823,7 @@ class Rounds(Mechanism):
                        offer_id=offer_id, lot_id=offer["lot"], participant=offer["participant"],
                        idempotency_key=idempotency_key, unique_slot=f"offer:{offer_id}:response")
         stored = self.store.append_one(sign(ev) if sign is not None else ev)
-        self._maybe_snapshot(state.round_id)
+        self._maybe_snapshot(state.round_id, stored.seq)
         return stored
 
     def ship(self, offer_id: str, *, on: dt.date, delivered: bool = False, actor: str | None = None,

@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from dosewise.errors import InputError, RoundError
+from dosewise.errors import ConflictError, ForbiddenError, InputError, RoundError
 from dosewise.ledger import Event, NewEvent, Store
 from dosewise.rounds.events import (
     AcceptanceLapsed,
@@ -154,25 +154,48 @@ class Mechanism:
                               build: Callable[[RoundState], list[NewEvent]]) -> list[Event]: ...
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _one(self, round_id: str, build: Callable[[RoundState], NewEvent]) -> Event:
-        return self._batch(round_id, lambda state: [build(state)])[0]
+    def _one(self, round_id: str, build: Callable[[RoundState], NewEvent], key: str | None = None) -> Event:
+        return self._batch(round_id, lambda state: [build(state)], key)[0]
 
-    def _batch(self, round_id: str, build: Callable[[RoundState], list[NewEvent]]) -> list[Event]:
+    def _batch(self, round_id: str, build: Callable[[RoundState], list[NewEvent]],
+               key: str | None = None) -> list[Event]:
         """Append what ``build`` makes of the round's state (compare-and-set); a payload that does
-        not fit its schema (text too long, a bad id) is an input error naming the field."""
+        not fit its schema (text too long, a bad id) is an input error naming the field. With an
+        idempotency ``key`` (carried by the batch's first event), a retry returns that first event
+        as recorded, whatever the round's state is by then."""
+        from dataclasses import replace
+
         from pydantic import ValidationError
+
+        if key is not None:
+            stored = self._keyed(round_id, key)
+            if stored is not None:
+                return [stored]
 
         def checked(state: RoundState) -> list[NewEvent]:
             try:
-                return build(state)
+                events = build(state)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 value = first.get("input")
                 raise InputError(first["msg"], field=".".join(str(x) for x in first["loc"]),
                                  value=value if isinstance(value, str | int) and len(str(value)) <= 80 else None,
                                  ) from None
+            if key is not None and events:
+                events[0] = replace(events[0], idempotency_key=key)
+            return events
 
-        return self._append_for_round(round_id, checked)
+        try:
+            return self._append_for_round(round_id, checked)
+        except (ConflictError, RoundError):
+            stored = self._keyed(round_id, key) if key is not None else None
+            if stored is not None:  # a concurrent retry recorded it first
+                return [stored]
+            raise
+
+    def _keyed(self, round_id: str, key: str) -> Event | None:
+        """The event of the round recorded under idempotency ``key``, if any."""
+        return next((ev for ev in self.store.read(round_id=round_id) if ev.idempotency_key == key), None)
 
     def _product(self, state: RoundState, product: str) -> str:
         """The catalogue id of ``product`` (an alias such as "Sputnik V" is accepted) if a lot of
@@ -211,7 +234,7 @@ class Mechanism:
 
     # -- answers -----------------------------------------------------------------------------------
     def accept_part(self, offer_id: str, doses: int, *, on: dt.date | None = None, note: str | None = None,
-                    actor: str | None = None) -> Event:
+                    actor: str | None = None, idempotency_key: str | None = None) -> Event:
         """Accept ``doses`` of an open offer; the rest goes back to the pool at once (and the
         participant is not offered this lot again)."""
 
@@ -239,7 +262,7 @@ class Mechanism:
                              actor=actor or o["participant"], round_id=state.round_id, offer_id=offer_id,
                              lot_id=o["lot"], participant=o["participant"], unique_slot=f"offer:{offer_id}:response")
 
-        return self._one(self._round_of(offer_id), build)
+        return self._one(self._round_of(offer_id), build, idempotency_key)
 
     def opt_out(self, round_id: str, participant: str, product: str, *, on: dt.date | None = None,
                 note: str | None = None, actor: str | None = None) -> list[Event]:
@@ -289,7 +312,7 @@ class Mechanism:
         return self._one(self._round_of(offer_id), build)
 
     def transfer(self, offer_id: str, to: str, doses: int, *, on: dt.date | None = None,
-                 note: str | None = None, actor: str | None = None) -> Event:
+                 note: str | None = None, actor: str | None = None, idempotency_key: str | None = None) -> Event:
         """Offer ``doses`` of an accepted, unshipped offer on to participant ``to``; the doses
         move only when ``to`` accepts (:meth:`answer_transfer`)."""
         rid = self._round_of(offer_id)
@@ -322,16 +345,20 @@ class Mechanism:
                              actor=actor or o["participant"], round_id=rid, offer_id=offer_id, lot_id=o["lot"],
                              participant=o["participant"], unique_slot=f"transfer:{tid}:proposed")
 
-        return self._one(rid, build)
+        return self._one(rid, build, idempotency_key)
 
     def answer_transfer(self, round_id: str, transfer_id: str, accept: bool, *, on: dt.date | None = None,
-                        note: str | None = None, actor: str | None = None) -> Event:
+                        note: str | None = None, actor: str | None = None, idempotency_key: str | None = None,
+                        participant: str | None = None) -> Event:
         """The receiving participant accepts (the doses become its own) or refuses a transfer."""
 
         def build(state: RoundState) -> NewEvent:
             t = state.transfers.get(transfer_id)
             if t is None:
                 raise InputError("no such transfer in the round", field="transfer", value=transfer_id)
+            if participant is not None and t["to"] != participant:
+                raise ForbiddenError(f"transfer {transfer_id} is offered to {t['to']}; a participant key for "
+                                     f"{participant} may not answer it")
             if t["status"] != "proposed":
                 raise RoundError(f"transfer {transfer_id} is already {t['status']}")
             day = self._day(state, on)
@@ -342,7 +369,7 @@ class Mechanism:
                              actor=actor or t["to"], round_id=round_id, offer_id=t["offer"], participant=t["to"],
                              unique_slot=f"transfer:{transfer_id}:answer")
 
-        return self._one(round_id, build)
+        return self._one(round_id, build, idempotency_key)
 
     # -- readiness ---------------------------------------------------------------------------------
     def record_readiness(self, round_id: str, participant: str, product: str, condition: str, on: dt.date, *,
@@ -364,7 +391,8 @@ class Mechanism:
         return self._one(round_id, build)
 
     # -- donations ---------------------------------------------------------------------------------
-    def donate(self, round_id: str, lot: Lot, *, on: dt.date | None = None, actor: str | None = None) -> list[Event]:
+    def donate(self, round_id: str, lot: Lot, *, on: dt.date | None = None, actor: str | None = None,
+               idempotency_key: str | None = None) -> list[Event]:
         """Add a donor's lot to a running round. Its earmarks must name participants of the round;
         a lot no earmarked participant can use in time is refused with the reason. A bilateral
         lot is offered in full to its one recipient in the same batch."""
@@ -407,7 +435,7 @@ class Mechanism:
                                               sc.round.response_days, actor or self.actor, OfferMade))
             return events
 
-        return self._batch(round_id, build)
+        return self._batch(round_id, build, idempotency_key)
 
     # -- the humanitarian buffer -------------------------------------------------------------------
     def request_buffer(self, round_id: str, lot_id: str, participant: str, doses: int, *, for_whom: str, why: str,

@@ -46,6 +46,10 @@ def create_app(settings: Settings | None = None, *, desk: Desk | None = None) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        # requests run in threads: as many as may answer at once, so their appends share group commits
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         yield
         if owned:
             the_desk.close()

@@ -8,11 +8,12 @@ a participant is further bound to its own offers by the routes themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from dosewise.app import Desk
 from dosewise.ledger.identities import Identity
@@ -29,26 +30,31 @@ OPERATORS = ("admin", "coordinator")
 _bearer = HTTPBearer(auto_error=False, description="An API key made by `dosewise keys create`.")
 
 
-def desk_of(request: Request) -> Desk:
+async def desk_of(request: Request) -> Desk:
     desk: Desk = request.app.state.desk
     return desk
 
 
-def _identity(request: Request,
-              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Identity:
+async def _identity(request: Request,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Identity:
+    """The caller's identity. A key this process has checked is recognised on the event loop; the
+    first check of a key (Argon2id) and the periodic read of revocations run in a worker thread."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "an API key is required: send Authorization: Bearer <key>", challenge)
-    ident = desk_of(request).keys.authenticate(credentials.credentials)
+    ring = (await desk_of(request)).keys
+    ident = ring.remembered(credentials.credentials)
+    if ident is None:
+        ident = await run_in_threadpool(ring.authenticate, credentials.credentials)
     if ident is None:
         raise ApiError(401, "the API key is unknown, malformed or revoked", challenge)
     return ident
 
 
-def allow(*roles: str) -> Callable[..., Identity]:
+def allow(*roles: str) -> Callable[..., Awaitable[Identity]]:
     """A dependency admitting only the given roles (403 for the others)."""
 
-    def check(ident: Annotated[Identity, Depends(_identity)]) -> Identity:
+    async def check(ident: Annotated[Identity, Depends(_identity)]) -> Identity:
         if ident.role not in roles:
             raise ApiError(403, f"the {ident.role} role may not do this (allowed: {', '.join(roles)})")
         return ident

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from dosewise.scenario import Lot
 from dosewise.vocabulary import DeclineReason
 
 if TYPE_CHECKING:
@@ -44,6 +45,27 @@ class ProposeIn(_In):
 
 class AcceptIn(_In):
     on: dt.date | None = Field(None, description="Date of the answer (default: the round's date).")
+    doses: int | None = Field(None, gt=0, le=10_000_000_000, description=(
+        "Accept only this many doses of the offer; the rest returns to the pool at once (default: all)."))
+    note: FreeText | None = Field(None, max_length=2000, description="Free text kept with a partial acceptance.")
+
+
+class TransferIn(_In):
+    to: str = Field(pattern=CODE_PATTERN, description="The participant offered the doses (ISO3 code).")
+    doses: int = Field(gt=0, le=10_000_000_000, description="Accepted, unshipped doses of the offer to pass on.")
+    note: FreeText | None = Field(None, max_length=2000)
+    on: dt.date | None = None
+
+
+class TransferAnswerIn(_In):
+    note: FreeText | None = Field(None, max_length=2000)
+    on: dt.date | None = None
+
+
+class DonationIn(_In):
+    lot: Lot = Field(description="The lot given: id, product, doses, available, expiry, and the donor's terms "
+                                 "(channel, earmarks, pledge date). A donor key's name is the lot's donor.")
+    on: dt.date | None = Field(None, description="Date of the donation (default: the round's date).")
 
 
 class DeclineIn(_In):
@@ -88,6 +110,10 @@ class KeyOut(Me):
     revoked_at: str | None
 
 
+class RevokedOut(KeyOut):
+    receipt: str | None = Field(None, description="Where to fetch the receipt of the revocation's event.")
+
+
 class EventOut(BaseModel):
     seq: int
     event_id: str
@@ -101,6 +127,28 @@ class EventOut(BaseModel):
     payload: dict[str, Any]
     prev_hash: str
     hash: str
+    receipt: str = Field(description="Where to fetch this event's receipt: its inclusion proof against a signed "
+                                     "checkpoint of the ledger.")
+
+
+class EventList(BaseModel):
+    events: list[EventOut]
+
+
+class TransferOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    round_id: str
+    transfer: str
+    offer: str
+    to: str
+    doses: int
+    status: str
+    proposed_on: str
+
+
+class TransferList(BaseModel):
+    transfers: list[TransferOut]
 
 
 class EventPage(BaseModel):
@@ -182,6 +230,7 @@ class ProposalOut(BaseModel):
     proposed_by: str
     actor: str
     offers: list[ProposedOffer]
+    receipt: str = Field(description="Where to fetch the proposal event's receipt.")
 
 
 class ApprovalOut(BaseModel):
@@ -226,7 +275,7 @@ def event_out(ev: Event) -> EventOut:
     return EventOut(seq=ev.seq, event_id=ev.event_id, type=ev.type, round_id=ev.round_id, offer_id=ev.offer_id,
                     lot_id=ev.lot_id, participant=ev.participant, actor=ev.actor,
                     recorded_at=format_time(ev.recorded_at), payload=dict(ev.payload), prev_hash=ev.prev_hash,
-                    hash=ev.hash)
+                    hash=ev.hash, receipt=f"/ledger/receipts/{ev.seq}")
 
 
 def offer_out(offer: dict[str, Any], round_id: str) -> OfferOut:
@@ -253,7 +302,8 @@ def proposal_out(state: RoundState) -> ProposalOut:
                             participant=e["payload"]["participant"], doses=e["payload"]["doses"],
                             deadline=e["payload"]["deadline"]) for e in p["events"] if e["type"] == "offer.made"]
     return ProposalOut(round_id=state.round_id, proposal_seq=p["seq"], proposal_hash=p["hash"],
-                       proposed_by=p["proposed_by"], actor=p["actor"], offers=offers)
+                       proposed_by=p["proposed_by"], actor=p["actor"], offers=offers,
+                       receipt=f"/ledger/receipts/{p['seq']}")
 
 
 def _cell(value: Any) -> Any:
@@ -272,3 +322,29 @@ def rows_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """A frame's rows as JSON objects (missing and non-finite numbers as null)."""
     cols = [str(c) for c in frame.columns]
     return [{c: _cell(v) for c, v in zip(cols, row, strict=True)} for row in frame.itertuples(index=False)]
+
+
+class CheckpointOut(BaseModel):
+    checkpoint: dict[str, Any] = Field(description="The signed body: log id, tree size, root hash, head hash, time.")
+    signatures: list[dict[str, str]]
+
+
+class ReceiptOut(BaseModel):
+    """An event with its inclusion proof in the tree a signed checkpoint commits to
+    (check it offline with ``dosewise ledger verify-receipt``)."""
+
+    receipt: str
+    event: dict[str, Any]
+    leaf_index: int
+    tree_size: int
+    inclusion_proof: list[str]
+    checkpoint: CheckpointOut
+    consistency: list[dict[str, Any]]
+    signer: dict[str, Any] | None = None
+
+
+class ConsistencyOut(BaseModel):
+    old: int
+    new: int
+    proof: list[str] = Field(description="Hashes proving the tree of the first `old` events is a prefix of the "
+                                         "tree of the first `new` (RFC 9162).")

@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
     who: Path | None = Field(None, description="WHO weekly cases/deaths CSV for need rankings "
                                                "(default: the file `dosewise data pull who` cached).")
+    threads: int = Field(128, ge=1, le=1024, description="Requests handled at once per worker (their ledger "
+                                                          "appends share group commits).")
+    ledger_key: Path | None = Field(None, description="The ledger's private key file (signs checkpoints): a "
+                                                      "receipt asked for an event no checkpoint covers yet gets a "
+                                                      "new checkpoint of the ledger as it stands.")
     page_limit: int = Field(1000, ge=1, description="Largest page a list endpoint returns.")
     compare_slots: int = Field(1, ge=1, description="Comparisons that may run at once; more are refused (429).")
     sse_poll_seconds: float = Field(0.25, gt=0, description="How often the event stream looks for new events.")

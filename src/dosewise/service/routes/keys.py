@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path
 from dosewise.app import Desk
 from dosewise.ledger.identities import Identity
 from dosewise.service.auth import Who, allow, desk_of
-from dosewise.service.schemas import KeyOut, Me
+from dosewise.service.schemas import KeyOut, Me, RevokedOut
 
 router = APIRouter(tags=["identities"])
 DeskDep = Annotated[Desk, Depends(desk_of)]
@@ -26,6 +26,9 @@ def list_keys(desk: DeskDep, who: Admin) -> list[KeyOut]:
     return [KeyOut.model_validate(k.public()) for k in desk.keys.list()]
 
 
-@router.post("/keys/{key_id}/revoke", response_model=KeyOut, summary="Revoke an API key at once")
-def revoke(key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")], desk: DeskDep, who: Admin) -> KeyOut:
-    return KeyOut.model_validate(desk.revoke_key(key_id, by=who.actor).public())
+@router.post("/keys/{key_id}/revoke", response_model=RevokedOut, summary="Revoke an API key at once")
+def revoke(key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")], desk: DeskDep, who: Admin) -> RevokedOut:
+    ident = desk.revoke_key(key_id, by=who.actor)
+    recorded = [ev.seq for ev in desk.store.read(types=["identity.revoked"]) if ev.payload.get("key_id") == key_id]
+    return RevokedOut.model_validate({**ident.public(),
+                                      "receipt": f"/ledger/receipts/{recorded[-1]}" if recorded else None})

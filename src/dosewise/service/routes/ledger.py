@@ -1,20 +1,34 @@
-"""The ledger: head, verify, events paged by sequence, export."""
+"""The ledger: head, verify, events paged by sequence, export, checkpoints, receipts and proofs."""
 
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from dosewise.app import Desk
+from dosewise.errors import InputError, LedgerError, NotFoundError
 from dosewise.ledger.events import format_time
 from dosewise.ledger.identities import Identity
+from dosewise.ledger.store import Store
 from dosewise.service.auth import READERS, Who, allow, desk_of
-from dosewise.service.schemas import ID_PATTERN, EventPage, HeadOut, VerifyOut, event_out
+from dosewise.service.problems import ApiError
+from dosewise.service.schemas import (
+    ID_PATTERN,
+    CheckpointOut,
+    ConsistencyOut,
+    EventPage,
+    HeadOut,
+    ReceiptOut,
+    VerifyOut,
+    event_out,
+)
 
 router = APIRouter(prefix="/ledger", tags=["ledger"])
 DeskDep = Annotated[Desk, Depends(desk_of)]
@@ -62,3 +76,75 @@ def export(desk: DeskDep, who: Annotated[Identity, Depends(allow(*READERS))],
 
     media = "application/x-ndjson" if format == "jsonl" else "text/csv"
     return FileResponse(tmp, media_type=media, filename=tmp.name, background=BackgroundTask(_cleanup))
+
+
+_CHECKPOINTING = threading.Lock()  # receipts asked at once share one new checkpoint
+
+
+def _store(desk: Desk) -> Store:
+    """The ledger's own store (under the service's group commit)."""
+    store: Store = getattr(desk.store, "store", desk.store)
+    return store
+
+
+def _covering(request: Request, store: Store, seq: int) -> None:
+    """Make sure a signed checkpoint covers event ``seq``: with the server's ledger key, one is written
+    of the ledger as it stands; without, the receipt waits for the operator's next checkpoint."""
+    from dosewise.ledger.checkpoints import checkpoint, latest_covering
+
+    try:
+        latest_covering(store, seq)
+        return
+    except LedgerError:
+        pass
+    key = request.app.state.settings.ledger_key
+    if key is None:
+        raise ApiError(409, f"no checkpoint covers event {seq} yet; ask again after the ledger's next checkpoint "
+                            "(`dosewise ledger checkpoint`)", {"Retry-After": "60"})
+    with _CHECKPOINTING:
+        try:
+            latest_covering(store, seq)
+        except LedgerError:
+            checkpoint(store, key)
+
+
+@router.get("/receipts/{seq}", response_model=ReceiptOut,
+            summary="An event's receipt: its inclusion proof against the latest signed checkpoint covering it")
+def receipt(seq: Annotated[int, PathParam(ge=1, le=2**62, description="The event's sequence number.")],
+            request: Request, desk: DeskDep, who: Who) -> ReceiptOut:
+    from dosewise.ledger.audit import find_event, make_receipt
+
+    store = _store(desk)
+    try:
+        ev = find_event(store, seq)
+    except InputError:
+        raise NotFoundError("no event with this seq", field="seq", value=seq) from None
+    if who.role == "participant" and ev.participant != who.participant:
+        raise ApiError(403, f"a participant key for {who.participant} sees only the events about its own offers")
+    _covering(request, store, seq)
+    return ReceiptOut.model_validate(make_receipt(store, seq))
+
+
+@router.get("/checkpoints/latest", response_model=CheckpointOut, summary="The latest signed checkpoint stored")
+def latest_checkpoint(desk: DeskDep, who: Who) -> CheckpointOut:
+    from dosewise.ledger.checkpoints import Checkpoint, stored_checkpoints
+
+    found = [cp for _, cp in stored_checkpoints(_store(desk)) if isinstance(cp, Checkpoint)]
+    if not found:
+        raise NotFoundError("the ledger has no checkpoint yet; write one with `dosewise ledger checkpoint`",
+                            field="checkpoint")
+    return CheckpointOut.model_validate(found[-1].to_json())
+
+
+@router.get("/proofs/consistency", response_model=ConsistencyOut,
+            summary="Proof that the ledger of `old` events is a prefix of the ledger of `new` events")
+def consistency(desk: DeskDep, who: Who, old: Annotated[int, Query(ge=1, le=2**62)],
+                new: Annotated[int, Query(ge=1, le=2**62)]) -> ConsistencyOut:
+    from dosewise.ledger.tree import consistency_proof
+
+    head = desk.head()
+    size = head.seq if head is not None else 0
+    if not old <= new <= size:
+        raise InputError(f"need 1 <= old <= new <= {size} (the ledger's size)", field="new" if new > size else "old",
+                         value=new if new > size else old)
+    return ConsistencyOut(old=old, new=new, proof=[p.hex() for p in consistency_proof(_store(desk), old, new)])

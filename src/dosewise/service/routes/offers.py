@@ -1,4 +1,5 @@
-"""Offers: read one, accept, decline (participants, their own offers only), ship (operators)."""
+"""Offers: read one, accept in full or in part, decline, transfer (participants, their own offers only), ship
+(operators)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from dosewise.app import Desk
 from dosewise.ledger.identities import Identity
 from dosewise.service.auth import OPERATORS, IdemKey, Who, allow, desk_of, ledger_key
 from dosewise.service.problems import ApiError
-from dosewise.service.schemas import OFFER_PATTERN, AcceptIn, DeclineIn, EventOut, OfferOut, ShipIn, event_out
+from dosewise.service.schemas import (
+    OFFER_PATTERN,
+    AcceptIn,
+    DeclineIn,
+    EventOut,
+    OfferOut,
+    ShipIn,
+    TransferIn,
+    event_out,
+)
 
 router = APIRouter(prefix="/offers", tags=["offers"])
 DeskDep = Annotated[Desk, Depends(desk_of)]
@@ -31,12 +41,23 @@ def get_offer(offer_id: OfferId, desk: DeskDep, who: Who) -> OfferOut:
     return OfferOut.model_validate(offer)
 
 
-@router.post("/{offer_id}/accept", response_model=EventOut, summary="Accept one of the caller's offers in full")
+@router.post("/{offer_id}/accept", response_model=EventOut,
+             summary="Accept one of the caller's offers, in full or in part (the rest returns to the pool)")
 def accept(offer_id: OfferId, desk: DeskDep, who: Annotated[Identity, Depends(allow("participant"))],
            body: Annotated[AcceptIn | None, Body()] = None, idem: IdemKey = None) -> EventOut:
     ev = desk.respond(offer_id, "accept", on=body.on if body else None, key=ledger_key(who, idem), actor=who.actor,
-                      participant=who.participant)
+                      participant=who.participant, doses=body.doses if body else None,
+                      note=body.note if body else None)
     return event_out(ev)
+
+
+@router.post("/{offer_id}/transfer", response_model=EventOut, status_code=201,
+             summary="Offer accepted, unshipped doses of the caller's offer on to another participant")
+def transfer(offer_id: OfferId, body: TransferIn, desk: DeskDep,
+             who: Annotated[Identity, Depends(allow("participant"))], idem: IdemKey = None) -> EventOut:
+    _own(desk, offer_id, who)
+    return event_out(desk.transfer(offer_id, body.to, body.doses, on=body.on, note=body.note, actor=who.actor,
+                                   key=ledger_key(who, idem)))
 
 
 @router.post("/{offer_id}/decline", response_model=EventOut,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
 
 from dosewise import app as api
 from dosewise.app import Desk
@@ -16,9 +16,13 @@ from dosewise.service.problems import ApiError
 from dosewise.service.schemas import (
     CODE_PATTERN,
     ID_PATTERN,
+    OFFER_PATTERN,
     AdvanceIn,
     AdvanceOut,
     ApprovalOut,
+    DonationIn,
+    EventList,
+    EventOut,
     OfferPage,
     OfferStatus,
     ProposalOut,
@@ -27,6 +31,9 @@ from dosewise.service.schemas import (
     RoundOut,
     RoundSummary,
     Rows,
+    TransferAnswerIn,
+    TransferList,
+    TransferOut,
     event_out,
     offer_out,
     proposal_out,
@@ -138,3 +145,55 @@ def need(round_id: RoundId, request: Request, desk: DeskDep,
         raise NotFoundError("no need scores for that date", field="as_of", value=day.isoformat())
     frame = api.need(world.participants, source, day).reset_index()
     return Rows(rows=rows_of(frame), notes=[f"need scores as of {day} from {source.name}"])
+
+
+TransferId = Annotated[str, Path(pattern=OFFER_PATTERN, description="Transfer id (the offer id and :T<n>).")]
+DONORS = ("admin", "coordinator", "donor")
+"""Roles that register donated lots: a donor its own, operators on a donor's behalf."""
+
+
+@router.get("/{round_id}/transfers", response_model=TransferList,
+            summary="Transfers of the round (a participant: those from or to it)")
+def transfers(round_id: RoundId, desk: DeskDep, who: Who) -> TransferList:
+    state = desk.view(round_id)
+    items = [t for t in state.transfers.values()
+             if who.role != "participant" or who.participant in (t["from"], t["to"])]
+    return TransferList(transfers=[TransferOut.model_validate({**t, "round_id": round_id}) for t in items])
+
+
+def _answer_transfer(accept: bool, round_id: str, transfer_id: str, body: TransferAnswerIn | None, desk: Desk,
+                     who: Identity, idem: str | None) -> EventOut:
+    return event_out(desk.answer_transfer(round_id, transfer_id, accept, on=body.on if body else None,
+                                          note=body.note if body else None, actor=who.actor,
+                                          key=ledger_key(who, idem), participant=who.participant))
+
+
+@router.post("/{round_id}/transfers/{transfer_id}/accept", response_model=EventOut,
+             summary="Accept a transfer offered to the caller (the doses become its own)")
+def accept_transfer(round_id: RoundId, transfer_id: TransferId, desk: DeskDep,
+                    who: Annotated[Identity, Depends(allow("participant"))],
+                    body: Annotated[TransferAnswerIn | None, Body()] = None, idem: IdemKey = None) -> EventOut:
+    return _answer_transfer(True, round_id, transfer_id, body, desk, who, idem)
+
+
+@router.post("/{round_id}/transfers/{transfer_id}/refuse", response_model=EventOut,
+             summary="Refuse a transfer offered to the caller (the doses stay with the giver)")
+def refuse_transfer(round_id: RoundId, transfer_id: TransferId, desk: DeskDep,
+                    who: Annotated[Identity, Depends(allow("participant"))],
+                    body: Annotated[TransferAnswerIn | None, Body()] = None, idem: IdemKey = None) -> EventOut:
+    return _answer_transfer(False, round_id, transfer_id, body, desk, who, idem)
+
+
+@router.post("/{round_id}/donations", response_model=EventList, status_code=status.HTTP_201_CREATED,
+             summary="Register a donated lot with its earmarks (a donor key: its own lots)")
+def donate(round_id: RoundId, body: DonationIn, desk: DeskDep, who: Annotated[Identity, Depends(allow(*DONORS))],
+           idem: IdemKey = None) -> EventList:
+    lot = body.lot
+    if who.role == "donor":
+        if lot.donor is not None and lot.donor != who.name:
+            raise ApiError(403, f"a donor key for {who.name} registers its own lots, not {lot.donor}'s")
+        lot = lot.model_copy(update={"donor": who.name})
+    elif lot.donor is None:
+        raise ApiError(422, "a donation names its donor (field lot.donor)")
+    events = desk.donate(round_id, lot, on=body.on, actor=who.actor, key=ledger_key(who, idem))
+    return EventList(events=[event_out(e) for e in events])
