@@ -830,8 +830,13 @@ def _read_events(loader: Any, file: str | None) -> Any:
     event = get()
     if isinstance(event, yaml.StreamEndEvent):
         return None
-    # stack of open collections: [container, is_mapping, pending key or _NO_KEY, mark of the mapping]
-    stack: list[list[Any]] = []
+    # the open collection (container, whether a mapping, its pending key or _NO_KEY, its mark), and
+    # those around it on the stack
+    stack: list[tuple[Any, bool, Any, Any]] = []
+    container: Any = None
+    in_map = False
+    pending: Any = _NO_KEY
+    mark: Any = None
     root: Any = None
     count = 0
     duplicate: yaml.constructor.ConstructorError | None = None
@@ -844,69 +849,65 @@ def _read_events(loader: Any, file: str | None) -> Any:
             count += 1
             value = event.value
             tag = event.tag
-            if tag is None or tag == "!":
-                if event.implicit[0] and (not value or value[0] in resolvers):
-                    tag = resolve(yaml.ScalarNode, value, event.implicit)
-                else:
-                    tag = _STR_TAG
-            if tag == _STR_TAG:
-                obj: Any = value
-            elif tag == _INT_TAG and plain_int(value):
-                obj = int(value)
-            elif tag == _FLOAT_TAG and plain_float(value):
-                obj = float(value)
-            elif tag == _NULL_TAG:
-                obj = None
-            elif tag == _BOOL_TAG:
-                obj = bools[value.lower()]
-            elif tag == _MERGE_TAG:
-                raise _Fallback
+            if tag is None and not (event.implicit[0] and (not value or value[0] in resolvers)):
+                obj: Any = value  # quoted, or plain that no implicit resolver can claim: a string
             else:
-                obj = loader.construct_object(yaml.ScalarNode(tag, value, event.start_mark, event.end_mark,
-                                                              event.style), deep=True)
-            if not stack:
-                root = obj
-                continue
-            top = stack[-1]
-            if top[1]:
-                key = top[2]
-                if key is _NO_KEY:
+                if tag is None or tag == "!":
+                    tag = resolve(yaml.ScalarNode, value, event.implicit)
+                if tag == _STR_TAG:
+                    obj = value
+                elif tag == _FLOAT_TAG and plain_float(value):
+                    obj = float(value)
+                elif tag == _INT_TAG and plain_int(value):
+                    obj = int(value)
+                elif tag == _NULL_TAG:
+                    obj = None
+                elif tag == _BOOL_TAG:
+                    obj = bools[value.lower()]
+                elif tag == _MERGE_TAG:
+                    raise _Fallback
+                else:
+                    obj = loader.construct_object(yaml.ScalarNode(tag, value, event.start_mark, event.end_mark,
+                                                                  event.style), deep=True)
+            if in_map:
+                if pending is _NO_KEY:
                     try:
-                        seen = obj in top[0]
+                        seen = obj in container
                     except TypeError:
                         raise _Fallback from None
                     if seen and duplicate is None:
                         duplicate = yaml.constructor.ConstructorError(
-                            "while reading a mapping", top[3], f"duplicate key {obj!r}", event.start_mark)
-                    top[2] = obj
+                            "while reading a mapping", mark, f"duplicate key {obj!r}", event.start_mark)
+                    pending = obj
                 else:
-                    top[0][key] = obj
-                    top[2] = _NO_KEY
+                    container[pending] = obj
+                    pending = _NO_KEY
+            elif container is not None:
+                container.append(obj)
             else:
-                top[0].append(obj)
-            if len(stack) + 1 > MAX_YAML_DEPTH:
+                root = obj
+            if len(stack) >= MAX_YAML_DEPTH:
                 raise _limits_error(file, depth=True)
         elif cls is map_start or cls is seq_start:
             if event.anchor is not None or event.tag not in (None, "!", _MAP_TAG if cls is map_start else _SEQ_TAG):
                 raise _Fallback
             count += 1
-            if len(stack) + 1 > MAX_YAML_DEPTH:
+            if len(stack) >= MAX_YAML_DEPTH:
                 raise _limits_error(file, depth=True)
-            container: Any = {} if cls is map_start else []
-            if stack:
-                top = stack[-1]
-                if top[1]:
-                    if top[2] is _NO_KEY:
-                        raise _Fallback  # a collection as a key
-                    top[0][top[2]] = container
-                    top[2] = _NO_KEY
-                else:
-                    top[0].append(container)
+            new: Any = {} if cls is map_start else []
+            if in_map:
+                if pending is _NO_KEY:
+                    raise _Fallback  # a collection as a key
+                container[pending] = new
+                pending = _NO_KEY
+            elif container is not None:
+                container.append(new)
             else:
-                root = container
-            stack.append([container, cls is map_start, _NO_KEY, event.start_mark])
+                root = new
+            stack.append((container, in_map, pending, mark))
+            container, in_map, pending, mark = new, cls is map_start, _NO_KEY, event.start_mark
         elif cls is map_end or cls is seq_end:
-            stack.pop()
+            container, in_map, pending, mark = stack.pop()
         elif cls is yaml.DocumentEndEvent:
             if not isinstance(get(), yaml.StreamEndEvent):
                 raise _Fallback  # several documents: the node reader says so
