@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections import Counter
 from collections.abc import Mapping
 from importlib import resources
@@ -782,24 +783,176 @@ def _node_limits(root: yaml.Node) -> tuple[int, int]:
     return size.get(id(root), 1), depth.get(id(root), 1)
 
 
+class _Fallback(Exception):
+    """The document uses something the event reader leaves to the node reader (anchors, aliases,
+    tags on collections, merge keys, complex keys, several documents)."""
+
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_NULL_TAG = "tag:yaml.org,2002:null"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_PLAIN_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+"""Integers that YAML 1.1's constructor reads exactly as :func:`int` does (no ``_``, octal, hex, ``:``)."""
+_PLAIN_FLOAT = re.compile(r"[-+]?[0-9]+\.[0-9]*(?:[eE][-+]?[0-9]+)?")
+"""Floats that YAML 1.1's constructor reads exactly as :func:`float` does."""
+_NO_KEY = object()
+
+
+def _limits_error(file: str | None, *, depth: bool) -> InputError:
+    if depth:
+        return InputError(f"nested more than {MAX_YAML_DEPTH} levels deep", file=file)
+    return InputError(f"more than {MAX_YAML_NODES:,} values once aliases are expanded", file=file)
+
+
+def _read_events(loader: Any, file: str | None) -> Any:
+    """Build the document straight from libyaml's event stream, in one pass that counts values and
+    levels (refusing past :data:`MAX_YAML_NODES` or :data:`MAX_YAML_DEPTH` at once) and refuses
+    duplicate keys: no node graph, no second walk. Scalars resolve with the loader's own implicit
+    resolvers and constructors (the common ones inlined), so the values are those
+    ``construct_document`` gives. Raises :class:`_Fallback` for what only the node reader handles."""
+    if loader.yaml_path_resolvers:
+        raise _Fallback
+    get = loader.get_event
+    resolvers = loader.yaml_implicit_resolvers
+    if None in resolvers:
+        raise _Fallback
+    resolve = loader.resolve
+    bools = loader.bool_values
+    plain_int, plain_float = _PLAIN_INT.fullmatch, _PLAIN_FLOAT.fullmatch
+    scalar_ev, map_start, map_end = yaml.ScalarEvent, yaml.MappingStartEvent, yaml.MappingEndEvent
+    seq_start, seq_end = yaml.SequenceStartEvent, yaml.SequenceEndEvent
+    get()  # StreamStartEvent
+    event = get()
+    if isinstance(event, yaml.StreamEndEvent):
+        return None
+    # the open collection (container, whether a mapping, its pending key or _NO_KEY, its mark), and
+    # those around it on the stack
+    stack: list[tuple[Any, bool, Any, Any]] = []
+    container: Any = None
+    in_map = False
+    pending: Any = _NO_KEY
+    mark: Any = None
+    root: Any = None
+    count = 0
+    duplicate: yaml.constructor.ConstructorError | None = None
+    while True:
+        event = get()
+        cls = event.__class__
+        if cls is scalar_ev:
+            if event.anchor is not None:
+                raise _Fallback
+            count += 1
+            value = event.value
+            tag = event.tag
+            if tag is None and not (event.implicit[0] and (not value or value[0] in resolvers)):
+                obj: Any = value  # quoted, or plain that no implicit resolver can claim: a string
+            else:
+                if tag is None or tag == "!":
+                    tag = resolve(yaml.ScalarNode, value, event.implicit)
+                if tag == _STR_TAG:
+                    obj = value
+                elif tag == _FLOAT_TAG and plain_float(value):
+                    obj = float(value)
+                elif tag == _INT_TAG and plain_int(value):
+                    obj = int(value)
+                elif tag == _NULL_TAG:
+                    obj = None
+                elif tag == _BOOL_TAG:
+                    obj = bools[value.lower()]
+                elif tag == _MERGE_TAG:
+                    raise _Fallback
+                else:
+                    obj = loader.construct_object(yaml.ScalarNode(tag, value, event.start_mark, event.end_mark,
+                                                                  event.style), deep=True)
+            if in_map:
+                if pending is _NO_KEY:
+                    try:
+                        seen = obj in container
+                    except TypeError:
+                        raise _Fallback from None
+                    if seen and duplicate is None:
+                        duplicate = yaml.constructor.ConstructorError(
+                            "while reading a mapping", mark, f"duplicate key {obj!r}", event.start_mark)
+                    pending = obj
+                else:
+                    container[pending] = obj
+                    pending = _NO_KEY
+            elif container is not None:
+                container.append(obj)
+            else:
+                root = obj
+            if len(stack) >= MAX_YAML_DEPTH:
+                raise _limits_error(file, depth=True)
+        elif cls is map_start or cls is seq_start:
+            if event.anchor is not None or event.tag not in (None, "!", _MAP_TAG if cls is map_start else _SEQ_TAG):
+                raise _Fallback
+            count += 1
+            if len(stack) >= MAX_YAML_DEPTH:
+                raise _limits_error(file, depth=True)
+            new: Any = {} if cls is map_start else []
+            if in_map:
+                if pending is _NO_KEY:
+                    raise _Fallback  # a collection as a key
+                container[pending] = new
+                pending = _NO_KEY
+            elif container is not None:
+                container.append(new)
+            else:
+                root = new
+            stack.append((container, in_map, pending, mark))
+            container, in_map, pending, mark = new, cls is map_start, _NO_KEY, event.start_mark
+        elif cls is map_end or cls is seq_end:
+            container, in_map, pending, mark = stack.pop()
+        elif cls is yaml.DocumentEndEvent:
+            if not isinstance(get(), yaml.StreamEndEvent):
+                raise _Fallback  # several documents: the node reader says so
+            break
+        else:  # an alias
+            raise _Fallback
+        if count > MAX_YAML_NODES:
+            raise _limits_error(file, depth=False)
+    if duplicate is not None:
+        raise duplicate
+    return root
+
+
 def read_yaml(text: str, *, file: str | None = None) -> Any:
     """Parse YAML strictly: safe types only, no duplicate keys, at most :data:`MAX_YAML_NODES` values
     after expanding aliases and :data:`MAX_YAML_DEPTH` levels. Problems are one clear
-    :class:`~dosewise.errors.InputError` naming the file and line."""
+    :class:`~dosewise.errors.InputError` naming the file and line.
+
+    Documents without anchors, aliases or tagged collections (every scenario dosewise writes) are
+    built in one pass over libyaml's events; the others go through the composed node graph, whose
+    distinct nodes are counted before anything is built (an alias bomb is refused in milliseconds)."""
     if len(text) > MAX_SCENARIO_BYTES:
         raise InputError(f"file larger than {MAX_SCENARIO_BYTES // (1024 * 1024)} MiB; put participants in a "
                          "units file", file=file, value=f"{len(text):,} characters")
-    loader = _StrictLoader(text)
     try:
-        node = loader.get_single_node()  # type: ignore[no-untyped-call]
-        if node is None:
-            return None
-        count, levels = _node_limits(node)
-        if count > MAX_YAML_NODES:
-            raise InputError(f"more than {MAX_YAML_NODES:,} values once aliases are expanded", file=file)
-        if levels > MAX_YAML_DEPTH:
-            raise InputError(f"nested more than {MAX_YAML_DEPTH} levels deep", file=file, value=levels)
-        return loader.construct_document(node)  # type: ignore[no-untyped-call]
+        loader = _StrictLoader(text)
+        try:
+            return _read_events(loader, file)
+        except _Fallback:
+            pass
+        finally:
+            loader.dispose()  # type: ignore[no-untyped-call]
+        loader = _StrictLoader(text)
+        try:
+            node = loader.get_single_node()  # type: ignore[no-untyped-call]
+            if node is None:
+                return None
+            count, levels = _node_limits(node)
+            if count > MAX_YAML_NODES:
+                raise _limits_error(file, depth=False)
+            if levels > MAX_YAML_DEPTH:
+                raise InputError(f"nested more than {MAX_YAML_DEPTH} levels deep", file=file, value=levels)
+            return loader.construct_document(node)  # type: ignore[no-untyped-call]
+        finally:
+            loader.dispose()  # type: ignore[no-untyped-call]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -808,8 +961,6 @@ def read_yaml(text: str, *, file: str | None = None) -> Any:
         raise InputError(f"nested more than {MAX_YAML_DEPTH} levels deep", file=file) from None
     except (ValueError, OverflowError) as exc:
         raise InputError(f"not a valid value: {exc}", file=file) from None
-    finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
 
 
 def load_scenario(path: str | Path) -> Scenario:

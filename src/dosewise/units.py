@@ -203,7 +203,10 @@ def _text(col: npt.NDArray[Any], name: str, *, checked: bool, arrow: Any = None)
     problems: list[Problem] = []
     text = col
     if not checked:  # a table file's text columns hold str or None by construction; YAML's may not
-        ok = _is_text_or_none(col).astype(bool) if len(col) else np.ones(0, dtype=bool)
+        if set(map(type, col.tolist())) <= {str, type(None)}:  # the usual case, without a call per row
+            ok = np.ones(len(col), dtype=bool)
+        else:
+            ok = _is_text_or_none(col).astype(bool) if len(col) else np.zeros(0, dtype=bool)
         problems = _first(~ok, name, "Input should be a valid string", col)
         if not ok.all():
             text = col.copy()
@@ -227,6 +230,9 @@ def _text(col: npt.NDArray[Any], name: str, *, checked: bool, arrow: Any = None)
 def _number(col: npt.NDArray[Any], name: str, *, integer: bool) -> tuple[FloatArray, list[Problem]]:
     if col.dtype.kind in "iuf":
         vals = col.astype(np.float64)
+        bad = np.zeros(len(col), dtype=bool)
+    elif set(map(type, col.tolist())) <= {float, int}:  # numbers from YAML: no bools, text or gaps
+        vals = np.asarray(col.tolist(), dtype=np.float64)
         bad = np.zeros(len(col), dtype=bool)
     else:
         conv = _to_number(np.asarray(col, dtype=object)) if len(col) else np.zeros(0, dtype=object)
@@ -336,6 +342,12 @@ def validate_columns(
 def _given(col: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
     if col.dtype.kind in "iuf":
         return np.asarray(~np.isnan(col.astype(np.float64)), dtype=bool)
+    values = col.tolist()
+    kinds = set(map(type, values))
+    if kinds <= {str, int}:  # nothing missing
+        return np.ones(len(col), dtype=bool)
+    if kinds <= {float, int}:
+        return np.asarray(~np.isnan(np.asarray(values, dtype=np.float64)), dtype=bool)
     return np.fromiter((v is not None and not (isinstance(v, float) and math.isnan(v)) for v in col), dtype=bool,
                        count=len(col))
 

@@ -83,3 +83,22 @@ def test_a_snapshot_of_another_chain_is_ignored_and_a_forged_one_is_caught(tmp_p
                      (text, hashlib.sha256(text.encode()).hexdigest(), int(row["seq"])))
     problems = audit_rounds(open_store(str(path)))[rid]
     assert any("snapshot stored at event" in p for p in problems)
+
+
+def test_snapshot_text_only_the_standard_json_reader_takes_still_loads(store: Store) -> None:
+    """Snapshots are read by the fast parser; text it refuses (non-finite numbers, integers beyond 64
+    bits, which ``json`` writes and reads) is read by ``json`` instead, to the same state."""
+    from dosewise.rounds import RoundState
+
+    rounds = Rounds(store)
+    rid = rounds.open(SCENARIO)
+    state = rounds.state(rid)
+    plain = RoundState.from_json(state.to_json())
+    _same(plain, state)
+    state.need = {"KEN": float("inf"), "UGA": 2**70}
+    text = state.to_json()
+    assert "Infinity" in text and str(2**70) in text
+    back = RoundState.from_json(text)
+    _same(back, state)
+    assert back.need == {"KEN": float("inf"), "UGA": 2**70}
+    assert back.to_json() == text

@@ -325,13 +325,18 @@ class RoundState:
         """
         import json
 
+        import orjson
+
         # one dict per offer, built by a dict display (the fastest way CPython makes a dict of
         # known keys), with the cyclic garbage collector paused: the millions of objects a long
         # round's text holds would otherwise trigger many scans of objects none of which is garbage
         paused = gc.isenabled()
         gc.disable()
         try:
-            data = json.loads(text)
+            try:
+                data = orjson.loads(text)  # the same JSON, parsed about 1.3-2x faster than by json
+            except orjson.JSONDecodeError:  # what only json reads: NaN, integers beyond 64 bits
+                data = json.loads(text)
             cols = data["offers"]
             offers = dict(zip(cols["offer"], map(_offer_row, *(cols[c] for c in _OFFER_FIELDS)), strict=True))
         finally:
