@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -283,6 +284,8 @@ async def run_open(base: str, tokens: dict[str, str], rids: list[str], codes: li
 
         watchers = [asyncio.create_task(observe(connection(), tokens[f"observer{k}"], current, done, polls,
                                                 poll_every)) for k in range(observers)]
+        gc.collect()
+        gc.freeze()  # what was built so far is not walked again by the collector while the schedule runs
         start = time.perf_counter() + 0.05
         tasks = []
         for i, (rid, code, oid) in enumerate(schedule):
@@ -294,6 +297,7 @@ async def run_open(base: str, tokens: dict[str, str], rids: list[str], codes: li
             tasks.append(asyncio.create_task(send(code, oid, due)))
         await asyncio.gather(*tasks)
         wall = max(finished) - start
+        gc.unfreeze()
         done.set()
         await asyncio.gather(*watchers)
     finally:
