@@ -8,8 +8,10 @@ work without internet.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -50,14 +52,26 @@ def create_app(settings: Settings | None = None, *, desk: Desk | None = None) ->
 
         # requests run in threads: as many as may answer at once, so their appends share group commits
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
-        yield
-        if owned:
-            the_desk.close()
+        # the writer threads of this serving run (the app may be served more than once, e.g. in tests)
+        app.state.writers.shutdown(wait=False)
+        writers = app.state.writers = _writers(settings)
+        # what start-up built (modules, routes, the ledger's caches) lives as long as the process: moved out
+        # of the collector's generations, a full collection under load no longer walks it (shorter pauses)
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()
+            writers.shutdown(wait=True)
+            if owned:
+                the_desk.close()
 
     app = FastAPIOffline(title="dosewise", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                          responses=PROBLEM_RESPONSES)
     app.state.settings = settings
     app.state.desk = the_desk
+    app.state.writers = _writers(settings)  # replaced by the lifespan's own while the app is served
     app.state.compare_slots = threading.BoundedSemaphore(settings.compare_slots)
     install(app)
     for module in (keys, rounds, offers, ledger, compute):
@@ -66,6 +80,12 @@ def create_app(settings: Settings | None = None, *, desk: Desk | None = None) ->
     mount_web(app, settings)
     _problem_schema(app)
     return app
+
+
+def _writers(settings: Settings) -> ThreadPoolExecutor:
+    """Threads for the answer routes' ledger calls: as many as may answer at once, so their appends
+    share group commits (see :func:`dosewise.service.auth.in_worker`)."""
+    return ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="dosewise-writer")
 
 
 def _problem_schema(app: FastAPI) -> None:

@@ -8,8 +8,10 @@ a participant is further bound to its own offers by the routes themselves.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,7 +21,9 @@ from dosewise.app import Desk
 from dosewise.ledger.identities import Identity
 from dosewise.service.problems import ApiError
 
-__all__ = ["EVERYONE", "OPERATORS", "READERS", "IdemKey", "Who", "allow", "desk_of", "ledger_key"]
+__all__ = ["EVERYONE", "OPERATORS", "READERS", "IdemKey", "Who", "allow", "desk_of", "in_worker", "ledger_key"]
+
+T = TypeVar("T")
 
 EVERYONE = ("admin", "coordinator", "reviewer", "participant", "donor", "observer")
 READERS = ("admin", "coordinator", "reviewer", "donor", "observer")
@@ -33,6 +37,19 @@ _bearer = HTTPBearer(auto_error=False, description="An API key made by `dosewise
 async def desk_of(request: Request) -> Desk:
     desk: Desk = request.app.state.desk
     return desk
+
+
+async def in_worker(request: Request, fn: Callable[[], T]) -> T:
+    """Run a blocking ledger call in the app's writer threads (``app.state.writers``) and await it.
+
+    The busiest routes (answers to offers) use it instead of a plain ``def`` route: the standard
+    library's executor hands work to its threads through a C queue, where the framework's thread
+    hop takes a capacity limiter and a Python-level queue and condition per request, all on the
+    event loop's thread. The threads are as many as ``threads`` in the settings, so concurrent
+    answers still share group commits; the call runs in a copy of the caller's context.
+    """
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(request.app.state.writers, contextvars.copy_context().run, fn)
 
 
 async def _identity(request: Request,

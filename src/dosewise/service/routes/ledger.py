@@ -17,7 +17,7 @@ from dosewise.errors import InputError, LedgerError, NotFoundError
 from dosewise.ledger.events import format_time
 from dosewise.ledger.identities import Identity
 from dosewise.ledger.store import Store
-from dosewise.service.auth import READERS, Who, allow, desk_of
+from dosewise.service.auth import READERS, Who, allow, desk_of, in_worker
 from dosewise.service.problems import ApiError
 from dosewise.service.schemas import (
     ID_PATTERN,
@@ -35,8 +35,8 @@ DeskDep = Annotated[Desk, Depends(desk_of)]
 
 
 @router.get("/head", response_model=HeadOut, summary="The last event's sequence number and hash")
-def head(desk: DeskDep, who: Who) -> HeadOut:
-    ev = desk.head()
+async def head(request: Request, desk: DeskDep, who: Who) -> HeadOut:
+    ev = await in_worker(request, desk.head)
     if ev is None:
         return HeadOut(seq=0, hash=None, recorded_at=None)
     return HeadOut(seq=ev.seq, hash=ev.hash, recorded_at=format_time(ev.recorded_at))

@@ -11,7 +11,7 @@ from dosewise import app as api
 from dosewise.app import Desk
 from dosewise.errors import NotFoundError
 from dosewise.ledger.identities import Identity
-from dosewise.service.auth import EVERYONE, OPERATORS, READERS, IdemKey, Who, allow, desk_of, ledger_key
+from dosewise.service.auth import EVERYONE, OPERATORS, READERS, IdemKey, Who, allow, desk_of, in_worker, ledger_key
 from dosewise.service.problems import ApiError
 from dosewise.service.schemas import (
     CODE_PATTERN,
@@ -62,8 +62,8 @@ def propose(body: ProposeIn, desk: DeskDep, who: Annotated[Identity, Depends(all
 
 
 @router.get("/{round_id}", response_model=RoundOut, summary="A round's status: phase, per-lot balance, offers")
-def round_status(round_id: RoundId, desk: DeskDep, who: Who) -> RoundOut:
-    return round_out(desk.view(round_id))
+async def round_status(round_id: RoundId, request: Request, desk: DeskDep, who: Who) -> RoundOut:
+    return round_out(await in_worker(request, lambda: desk.view(round_id)))
 
 
 @router.get("/{round_id}/proposal", response_model=ProposalOut, summary="The proposal a reviewer approves")
