@@ -228,3 +228,23 @@ def test_round_steps_say_when_no_checkpoint_is_written(
     assert rc == 0 and "no ledger key" in out and "no checkpoint written" in out
     rc, out, _ = _run(["round", "advance", "S1", "--to", "2021-10-30", "--db", "l.db"], capsys)
     assert rc == 0 and "no ledger key" in out, out
+
+
+def test_service_answer_for_a_party_with_a_signing_key_is_a_clear_403(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from dosewise.service.app import create_app
+
+    monkeypatch.setenv("DOSEWISE_STATE_DIR", str(tmp_path / "state"))
+    desk = Desk.open(str(tmp_path / "l.db"), create=True, actor="service")
+    rid = desk.open_round(parse_scenario(__import__("yaml").safe_load(SCENARIO))).round_id
+    _, token = desk.create_key("participant", participant="PRK")
+    desk.store.append_one(registration(Signer(Ed25519PrivateKey.generate()), "PRK", "participant"))
+    head = desk.head()
+    with TestClient(create_app(desk=desk)) as client:
+        r = client.post(f"/offers/{rid}:CV:PRK:0/accept", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 403 and r.headers["content-type"].startswith("application/problem+json")
+    assert "PRK has registered a signing key" in r.json()["detail"] and "--sign-with" in r.json()["detail"]
+    after = desk.head()
+    assert head is not None and after is not None and after.seq == head.seq
