@@ -638,13 +638,17 @@ class Desk:
     """
 
     def __init__(self, store: Store, *, actor: str = "dosewise", url: str | None = None) -> None:
+        from dosewise.ledger.gate import SignatureGate
         from dosewise.rounds import Rounds
 
         self.store = store
         self.actor = actor
         self.url = url
         """Where the ledger lives (None: in memory); keys the last point verified on this machine."""
-        self.rounds: Rounds = Rounds(store, actor=actor)
+        # every decision goes through the gate: an event in the name of an identity with a registered
+        # signing key is refused, before anything is recorded, unless that key signed it (the rule
+        # `ledger verify` applies afterwards)
+        self.rounds: Rounds = Rounds(SignatureGate(store), actor=actor)  # type: ignore[arg-type]
         self._verified: tuple[int, str] | None = None
         self._unsaved = False
         import threading

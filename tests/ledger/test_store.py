@@ -170,5 +170,5 @@ def test_public_names_do_not_drift() -> None:
     public = {n for n in vars(ledger) if not n.startswith("_") and n not in ("annotations",)}
     modules = {"events", "export", "memory", "store", "sql", "schema", "pgserver", "open",
                "merkle", "tree", "keys", "signing", "checkpoints", "audit", "snapshots", "trust", "identities",
-               "group", "walk"}
+               "group", "walk", "gate"}
     assert public - modules == set(ledger.__all__)

@@ -26,6 +26,18 @@ def _desk(db: str | None, *, create: bool = False) -> Desk:
     return Desk.open(db, create=create, actor="cli")
 
 
+def note_no_ledger_key() -> None:
+    """One dim line when the ledger has no key of its own, so a round step wrote no checkpoint."""
+    import os
+
+    from dosewise.ledger.keys import LEDGER_KEY_ENV
+
+    if not os.environ.get(LEDGER_KEY_ENV):
+        console.print(f"[dim]no ledger key (${LEDGER_KEY_ENV} unset): no checkpoint written; make one with "
+                      f"`dosewise keys gen --out ledger.key` and set ${LEDGER_KEY_ENV} to it (README: \"What each "
+                      f"party keeps\")[/]", highlight=False, soft_wrap=True)
+
+
 def print_offers(state: RoundState, *, only: str | None = None, limit: int | None = None,
                  compact: bool = False) -> None:
     frame = state.offers_frame()
@@ -103,6 +115,7 @@ def open_(
         state = desk.open_round(sc, round_id=round_id, need=need, file=str(scenario), need_source=source)
         console.print(f"opened round [bold]{safe(state.round_id)}[/] with {len(state.offers)} offers")
         print_status(state)
+    note_no_ledger_key()
 
 
 @round_app.command("offers")
@@ -177,6 +190,7 @@ def advance(
         order = next((e.payload.get("order") for e in events if e.type == "reallocation.pass"), "?")
         console.print(f"advanced {safe(round_id)} to {day}: {len(events)} events, {len(made)} new offers "
                       f"(order: {safe(order)})")
+        note_no_ledger_key()
     if made:
         print_offers(state, only="offered")
     print_status(state)

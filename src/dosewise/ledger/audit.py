@@ -367,6 +367,10 @@ def verify_receipt(receipt: Any, held: Sequence[Checkpoint] = ()) -> list[str]:
     links = receipt.get("consistency") or []
     for other in held:
         problems.extend(f"held checkpoint (size {other.tree_size}): {p}" for p in other.problems())
+        if other.log_id != cp.log_id:
+            problems.append(f"the held checkpoint of size {other.tree_size} is from a different log: it is signed by "
+                            f"ledger key {other.log_id}, the receipt's log by ledger key {cp.log_id}")
+            continue
         if other.tree_size == cp.tree_size:
             if other.root != cp.root:
                 problems.append(f"held checkpoint of size {other.tree_size} has another root than the receipt's: "

@@ -37,6 +37,7 @@ __all__ = [
     "ledger_key_path",
     "load_private",
     "public_key",
+    "read_public",
 ]
 
 LEDGER_KEY_ENV = "DOSEWISE_LEDGER_KEY"
@@ -107,20 +108,43 @@ def generate(path: str | Path) -> PublicKey:
     return pub
 
 
+def _not_private(data: bytes) -> str | None:
+    """What a file that is not a PEM private key looks like (None: it may be one)."""
+    text = data.strip()
+    if b"-----BEGIN" in text and b"PRIVATE KEY-----" in text:
+        return None
+    if b"-----BEGIN PUBLIC KEY-----" in text:
+        return "this is a PEM public key, not a private key"
+    try:
+        if len(base64.b64decode(text, validate=True)) == 32:
+            return "this is a public key (the .pub file), not a private key; give the private key file"
+    except (binascii.Error, ValueError):
+        pass
+    if text[:1] in (b"{", b"["):
+        return "this is a JSON file, not a private key file"
+    return "not a private key file (a private key file is the PEM one `dosewise keys gen` writes)"
+
+
 def load_private(path: str | Path) -> Ed25519PrivateKey:
     """Read a private key file written by :func:`generate`.
 
     Refused (:class:`~dosewise.errors.InputError`, naming the file but never its content)
-    when it is missing, readable by group or others, or not an Ed25519 private key.
+    when it is missing, not a private key (a public key or any other file is said to be
+    that first), readable by group or others, or not an Ed25519 private key.
     """
     path = Path(path)
     try:
         mode = path.stat().st_mode
+        data = path.read_bytes()
     except FileNotFoundError as exc:
         raise InputError("no key file here", file=str(path)) from exc
+    except IsADirectoryError as exc:
+        raise InputError("a folder, not a key file", file=str(path)) from exc
+    what = _not_private(data)
+    if what is not None:
+        raise InputError(what, file=str(path))
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise InputError("private key file is accessible to group or others; chmod 600 it", file=str(path))
-    data = path.read_bytes()
     try:
         private = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
@@ -128,6 +152,25 @@ def load_private(path: str | Path) -> Ed25519PrivateKey:
     if not isinstance(private, Ed25519PrivateKey):
         raise InputError("not an Ed25519 private key", file=str(path))
     return private
+
+
+def read_public(path: str | Path) -> PublicKey:
+    """The public key in ``path``: a ``.pub`` file (base64 of the 32 raw bytes) or a private key
+    file (its public half)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputError("no key file here", file=str(path)) from exc
+    except IsADirectoryError as exc:
+        raise InputError("a folder, not a key file", file=str(path)) from exc
+    if _not_private(data) is None:
+        return public_key(load_private(path))
+    try:
+        return PublicKey.from_b64(data.decode("ascii").strip(), field="key")
+    except (UnicodeDecodeError, InputError):
+        raise InputError("neither a public key (.pub: base64 of 32 bytes) nor a private key file",
+                         file=str(path)) from None
 
 
 def ledger_key_path(path: str | Path | None = None) -> Path:
