@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -589,9 +589,49 @@ def compare(
             day = as_of or scenario.as_of or min(lot.available for lot in scenario.lots)
             extra["covax-need-weighted"] = {"need": need_for_world(world, source, day)}
             notes.append(f"need scores as of {day} from {source}")
+    import pandas as pd
+
+    lots = pd.concat([world.lots[["product", "doses"]]]
+                     + [a.lots[["product", "doses"]] for a in (allocations or {}).values()])
+    lots = lots[~lots.index.duplicated()]
+    unvalued = _unvalued_products(world, params, lots["product"].astype(str))
+    if unvalued:
+        # a product without a sourced efficacy is not valued: its doses are left out, and said so
+        params = params.model_copy(update={"efficacy": {**params.efficacy, **dict.fromkeys(unvalued, (0.0, 0.0))}})
+        for pid, missing in unvalued.items():
+            mine = lots[lots["product"].astype(str) == pid]
+            label = str(world.products.at[pid, "name"]) if "name" in world.products.columns else pid
+            notes.append(f"{label}: no sourced {' or '.join(missing)} in the catalogue; its "
+                         f"{int(mine['doses'].sum()):,} doses (lot {', '.join(map(str, mine.index))}) are not valued "
+                         f"(give {missing[0]} with its source under `products:` in the scenario to value them)")
     runs = run_policies(world, names, params, policy_params=scenario.policy, like=like_from_scenario(scenario),
-                        policy_options=extra, allocations=allocations, start=start)
+                        policy_options=extra, allocations=allocations, start=start, leave_out=list(unvalued))
     return Comparison(scenario, comparison_table(runs), runs, params, notes, settings)
+
+
+def _unvalued_products(world: World, params: ImpactParams, products: Iterable[str]) -> dict[str, list[str]]:
+    """Of ``products``, those the impact model cannot value: no finite efficacy against
+    symptomatic or severe disease in the world's catalogue and none given in ``params.efficacy``.
+
+    Returns
+    -------
+    dict of str to list of str
+        Product id → the missing catalogue fields (``efficacy_severe``…), in lot order.
+    """
+    import numpy as np
+    import pandas as pd
+
+    cat = world.products
+    out: dict[str, list[str]] = {}
+    for pid in dict.fromkeys(products):
+        if pid in params.efficacy or pid not in cat.index:
+            continue
+        fields = ["efficacy_severe", "efficacy_symptomatic"]
+        values = pd.to_numeric(pd.Series(cat.loc[pid, fields].to_numpy(), index=fields), errors="coerce")
+        missing = [f for f in fields if not np.isfinite(float(values[f]))]
+        if missing:
+            out[pid] = missing
+    return out
 
 
 # -- rounds and the ledger ------------------------------------------------------------------------
