@@ -189,8 +189,8 @@ class Allocated:
         Returns
         -------
         pandas.DataFrame
-            participant, name, product, population (people, whole), doses, doses_per_100 (doses per
-            100 people) and coverage (0–1).
+            participant, name, product, population (people, whole), population_source, doses,
+            doses_per_100 (doses per 100 people) and coverage (0–1).
 
         Examples
         --------
@@ -202,6 +202,14 @@ class Allocated:
         """
         frame = self.allocation.by_participant_product(self.world).reset_index(drop=True)
         frame["population"] = frame["population"].round().astype("int64")  # people are whole
+        import numpy as np
+
+        # rows are participant-major (every product of a participant in turn), as by_participant_product makes them
+        parts = self.world.participants
+        codes = self.allocation.participants
+        source = parts["population_source"] if codes.equals(parts.index) else parts.loc[codes, "population_source"]
+        source = np.repeat(source.to_numpy(dtype=object), len(frame) // max(len(codes), 1))
+        frame.insert(list(frame.columns).index("population") + 1, "population_source", source)
         return frame
 
 

@@ -11,6 +11,8 @@ from rich.table import Table
 from dosewise.cli._common import OutOption, check_out, console, safe, write_rows
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from dosewise.app import Allocated
 
 
@@ -60,8 +62,23 @@ def print_allocation(result: Allocated, *, highlight: tuple[str, ...] = (), limi
         lt.add_row(safe(lot), safe(r["product"]), *(f"{int(r[c]):,}" for c in
                                                   ["supply", "allocated", "buffer", "remainder", "recipients"]))
     console.print(lt)
-    if limit is not None and len(pop) > limit:
-        console.print(f"[dim]{len(pop) - limit} more participants not shown; use --all or --out FILE[/]")
+    console.print(f"[dim]population: {safe(population_sources(parts))}[/]")
+    if len(rows) < len(pop):
+        console.print(f"[dim]{len(pop) - len(rows)} more participants not shown; use --all or --out FILE[/]")
+
+
+def population_sources(parts: pd.DataFrame, *, listed: int = 5) -> str:
+    """Where the populations came from, one clause per source (codes named for the rarer ones)."""
+    source = parts["population_source"].astype(object).where(parts["population_source"].notna(), "no source given")
+    counts = source.value_counts(sort=True)
+    clauses = []
+    for text, count in counts.items():
+        if count <= listed:
+            codes = ", ".join(str(c) for c in parts.index[(source == text).to_numpy()])
+            clauses.append(f"{text} ({codes})")
+        else:
+            clauses.append(f"{text} ({count:,} participants)")
+    return "; ".join(clauses)
 
 
 def allocate(

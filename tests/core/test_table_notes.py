@@ -1,0 +1,49 @@
+"""What the allocation table says beside its rows: where populations came from, how many rows are hidden."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dosewise import app
+from dosewise.cli.allocate import print_allocation
+
+SCENARIO = """name: t
+participants:
+  include: [KEN, UGA, TZA, TUV]
+  overrides: {TUV: {population: 11792, population_source: "UN WPP 2019, 2020 estimate", age_structure_like: KIR}}
+lots:
+  - {id: L1, product: AZD1222, doses: 1000000, available: 2021-03-01, expiry: 2021-09-01}
+"""
+
+
+def _printed(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, result: app.Allocated,
+             **kwargs: object) -> str:
+    from rich.console import Console
+
+    monkeypatch.setattr("dosewise.cli.allocate.console", Console(width=400, force_terminal=False))
+    print_allocation(result, **kwargs)  # type: ignore[arg-type]
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_hidden_row_count_counts_the_highlighted_rows_as_shown(capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    result = app.allocate(app.load("demo"))
+    n = len(result.allocation.participants)
+    out = _printed(capsys, monkeypatch, result, highlight=("PRK", "MNG", "LAO", "VNM", "KHM", "MMR"), limit=15)
+    hidden = int(re.search(r"(\d+) more participants not shown", out).group(1))  # type: ignore[union-attr]
+    rows = {code for code in result.allocation.participants if f"│ {code} " in out}
+    assert hidden == n - len(rows), (hidden, n, len(rows))
+    assert len(rows) > 15  # the highlighted participants outside the largest 15 are shown too
+
+
+def test_table_and_file_carry_the_population_source(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    result = app.allocate(app.load_text(SCENARIO))
+    out = _printed(capsys, monkeypatch, result)
+    assert "population: UN WPP 2024 (starsim-data) (KEN, UGA, TZA); UN WPP 2019, 2020 estimate (TUV)" in out
+    frame = result.frame()
+    by = dict(zip(frame["participant"], frame["population_source"], strict=False))
+    assert by["TUV"] == "UN WPP 2019, 2020 estimate" and by["KEN"] == "UN WPP 2024 (starsim-data)"
+
