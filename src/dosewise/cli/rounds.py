@@ -13,7 +13,10 @@ from dosewise.errors import InputError
 from dosewise.vocabulary import DECLINE_REASONS
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from dosewise.app import Desk
+    from dosewise.ledger import Event
     from dosewise.rounds import RoundState
 
 round_app = typer.Typer(help="Open rounds, answer offers, advance time; every step goes on the ledger.",
@@ -100,8 +103,14 @@ def open_(
         need = api.need_for_world(build_world(sc), who, day)
         source = f"{who.name} as of {day}"
     with _desk(db, create=True) as desk:
+        before = desk.head()
         state = desk.open_round(sc, round_id=round_id, need=need, file=str(scenario), need_source=source)
-        console.print(f"opened round [bold]{safe(state.round_id)}[/] with {len(state.offers)} offers")
+        after = desk.head()
+        if before is not None and after is not None and after.seq == before.seq:
+            console.print(f"round [bold]{safe(state.round_id)}[/] already open (same scenario, now at "
+                          f"{state.today}); nothing recorded — give --id NEW to open another round")
+        else:
+            console.print(f"opened round [bold]{safe(state.round_id)}[/] with {len(state.offers)} offers")
         print_status(state)
 
 
@@ -177,9 +186,40 @@ def advance(
         order = next((e.payload.get("order") for e in events if e.type == "reallocation.pass"), "?")
         console.print(f"advanced {safe(round_id)} to {day}: {len(events)} events, {len(made)} new offers "
                       f"(order: {safe(order)})")
+    recorded_need = next((e for e in events if e.type == "need.recorded"), None)
+    if recorded_need is not None:
+        console.print(f"need scores from {safe(recorded_need.payload.get('source') or 'no source given')}")
+    elif state.need is not None and any(e.type == "reallocation.pass" and e.payload.get("order") == "need"
+                                        for e in events):
+        console.print(f"need scores as recorded in the round: {safe(state.need_source or 'no source given')}")
     if made:
         print_offers(state, only="offered")
     print_status(state)
+    for line in pool_reasons(state, events):
+        console.print(line)
+
+
+def pool_reasons(state: RoundState, events: Sequence[Event]) -> list[str]:
+    """One line per lot whose doses stay in the pool after this advance's pass, saying why."""
+    from dosewise.rounds import balances
+
+    passes = [e for e in events if e.type == "reallocation.pass"]
+    if not passes:
+        return []
+    lots = passes[-1].payload.get("lots", {})
+    pool = balances(state)["pool"]
+    out = []
+    for lot, info in lots.items():
+        left = int(pool.get(lot, 0))
+        if left <= 0:
+            continue
+        skipped = info.get("skipped") or {}
+        why = "; ".join(f"{reason}: {', '.join(map(str, codes[:12]))}" + (" …" if len(codes) > 12 else "")
+                        for reason, codes in skipped.items()) or "no participant could take more of it"
+        head = "offered to nobody" if not info.get("offered") else "the participants offered it can take no more"
+        out.append(f"{left:,} doses of {safe(lot)} stay in the pool after pass {passes[-1].payload.get('pass', '?')}: "
+                   f"{head} (passed over — {safe(why)})")
+    return out
 
 
 @round_app.command("ship")
