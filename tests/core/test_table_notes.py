@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +48,21 @@ def test_table_and_file_carry_the_population_source(capsys: pytest.CaptureFixtur
     by = dict(zip(frame["participant"], frame["population_source"], strict=False))
     assert by["TUV"] == "UN WPP 2019, 2020 estimate" and by["KEN"] == "UN WPP 2024 (starsim-data)"
 
+
+
+def test_allocate_says_which_covax_rules_a_policy_did_not_apply(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from dosewise.cli import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO + "policy: {name: covax-pro-rata, small_state_floor: {max_population: 1000000, "
+                               "min_doses_per_100: 14}}\n")
+    outputs = {}
+    for policy in ("covax-pro-rata", "pro-rata-65+"):
+        with pytest.raises(SystemExit) as info:
+            main(["allocate", str(path), "--policy", policy])
+            raise SystemExit(0)
+        assert info.value.code == 0
+        outputs[policy] = " ".join(capsys.readouterr().out.split())
+    assert "does not apply" not in outputs["covax-pro-rata"]
+    assert "pro-rata-65+ does not apply small_state_floor" in outputs["pro-rata-65+"]

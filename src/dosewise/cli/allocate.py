@@ -16,6 +16,12 @@ if TYPE_CHECKING:
     from dosewise.app import Allocated
 
 
+COVAX_POLICIES = ("covax-pro-rata", "covax-need-weighted")
+"""The policies that apply the COVAX phase-1 rules below."""
+COVAX_ONLY = ("small_state_floor", "tranches")
+"""Policy fields only :data:`COVAX_POLICIES` apply (every policy applies buffer, caps and shipping units)."""
+
+
 def print_allocation(result: Allocated, *, highlight: tuple[str, ...] = (), limit: int | None = None) -> None:
     """Doses and doses per 100 people per participant (largest population first), then the lots.
 
@@ -111,6 +117,11 @@ def allocate(
         v is not None for v in overrides.values()) else None
     result = api.allocate(sc, policy=policy, epidemic=epidemic)
     print_allocation(result, limit=None if show_all else 30)
+    unapplied = [f for f in COVAX_ONLY if f in sc.policy.model_fields_set and getattr(sc.policy, f) is not None]
+    if unapplied and result.allocation.policy not in COVAX_POLICIES:
+        console.print(f"[yellow]note:[/] {safe(result.allocation.policy)} does not apply "
+                      f"{' or '.join(unapplied)} (only {' and '.join(COVAX_POLICIES)} do); the scenario's "
+                      "values were not used")
     if out is not None:
         write_rows(result.frame(), out)
 
