@@ -77,9 +77,11 @@ def need_command(
 ) -> None:
     """Rank participants by need as of a date, showing every component and flag.
 
-    Scores lie in [0, 1]; coverage and the gap to 70% are shares of the population; deaths and
-    cases are per 100,000 people over the last 28 days. A participant with no surveillance data
-    has no threat value (flag ``no_threat_data``), never a zero.
+    Scores lie in [0, 1] (need, threat, vulnerability and the coverage score, which is high where
+    coverage is low); the table shows 65+ in percent and the gap to 70% coverage in percentage
+    points, pp (--out holds both as shares, 0-1); deaths and cases are per 100,000 people over the
+    last 28 days. A participant with no surveillance data has no threat value (flag
+    ``no_threat_data``), never a zero.
     """
     import numpy as np
     import pandas as pd
@@ -100,7 +102,8 @@ def need_command(
         date = parse_date(as_of, "--as-of")
     if date is None:
         raise InputError("no date: pass --as-of YYYY-MM-DD", field="--as-of")
-    scores = api.need(participants, who or _default_who(), date, vaccination=vaccination, sitreps=sitrep,
+    source = who or _default_who()
+    scores = api.need(participants, source, date, vaccination=vaccination, sitreps=sitrep,
                       deliveries=deliveries, deliveries_date=deliveries_date, no_report_weeks=no_report_weeks)
     for note in scores.attrs.get("notes", []):
         console.print(f"[yellow]{safe(note)}[/]")
@@ -108,20 +111,22 @@ def need_command(
         write_rows(scores, out, index=True)
 
     week = scores["week"].iloc[0] if len(scores) else pd.Timestamp(date)
-    table = Table(title=f"Need as of {date} (WHO week {week:%Y-%m-%d}); weights: Jain et al. 2022", show_lines=False)
+    cached = "" if who is not None else " (cache)"
+    table = Table(title=f"Need as of {date} (WHO week {week:%Y-%m-%d}) from {safe(source)}{cached}; "
+                        "weights: Jain et al. 2022", show_lines=False)
     for col in (
         "rank",
         "participant",
         "need",
         "threat",
         "vuln.",
-        "cover.",
+        "coverage score",
         "deaths/100k 28d",
         "cases/100k 28d",
         "growth",
         "65+ %",
         "income",
-        "gap to 70%",
+        "gap to 70% (pp)",
         "flags",
     ):
         table.add_column(col, justify="left" if col in ("participant", "income", "flags") else "right")
@@ -148,6 +153,9 @@ def need_command(
             safe(r["flags"]),
         )
     console.print(table)
+    if vaccination is not None and len(scores) and scores["coverage_gap"].isna().all():
+        console.print(f"[yellow]{safe(vaccination)} contributed nothing: no participant has a vaccination "
+                      f"figure on or before {date} in it (the coverage score is missing for all)[/]")
     console.print(
         f"{len(scores)} participants; {int((scores['flags'] != '').sum())} carry flags; "
         "NaN threat (not zero) where a participant has no surveillance data.",
