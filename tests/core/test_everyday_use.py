@@ -140,3 +140,5 @@ def test_need_table_names_its_sources_units_and_a_file_that_gave_nothing(shared_
     assert f"from {who}" in out
     assert "gap to 70% (pp)" in out and "coverage score" in out
     assert f"{vaccination} contributed nothing" in out
+    proc = run("need", "--group", "AMC92", "--as-of", "2030-01-01", "--who", str(who), cwd=tmp_path)
+    assert proc.returncode == 2 and str(who) in proc.stderr and "outside the weekly file" in proc.stderr

@@ -125,3 +125,15 @@ def test_sub_national_units(tmp_path: Path) -> None:
     assert list(world.codes) == ["KE-30", "KE-47"]
     assert world.participants.loc["KE-47", "income_level"] == "Lower middle"
     assert world.pop_by_age[1].sum() == pytest.approx(4_397_073)
+
+
+def test_a_date_that_does_not_exist_is_reported_with_its_field_and_value(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("as_of: 2021-02-30\nparticipants: {include: [KEN]}\n"
+                    "lots: [{id: L1, product: AZD1222, doses: 1000, available: 2021-03-01, expiry: 2021-13-01}]\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    problems = {f: v for f, _, v in info.value.problems}
+    assert problems.get("as_of") == "2021-02-30"
+    assert problems.get("lots[0].expiry") == "2021-13-01"
+    assert str(path) in str(info.value)

@@ -114,6 +114,8 @@ def test_reopening_says_so_and_pool_left_says_why(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "already open" in r.stdout and "nothing recorded" in r.stdout and "opened round" not in r.stdout
     assert count() == before
+    r = dw("round", "respond", "T1:CV:PRK:0", "--decline", "because", "--db", db)
+    assert r.returncode == 2 and "--decline" in r.stderr and "'because'" in r.stderr  # the flag, not a parameter
     r = dw("round", "respond", "T1:CV:PRK:0", "--decline", "efficacy_concerns", "--db", db)
     assert r.returncode == 0, r.stderr
     r = dw("round", "advance", "T1", "--to", "2021-09-08", "--db", db)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +12,7 @@ import typer
 from rich.table import Table
 
 from dosewise.cli._common import OutOption, check_out, console, parse_date, safe, write_rows
-from dosewise.errors import InputError
+from dosewise.errors import DataSourceError, InputError
 
 SOURCE_NAMES = ("who", "owid")
 data_app = typer.Typer(help="Fetch surveillance files into the local cache.", no_args_is_help=True)
@@ -42,6 +44,17 @@ def _default_who() -> Path:
     if path is None:
         raise InputError("no WHO weekly file: pass --who FILE or run `dosewise data pull who` first", field="--who")
     return path
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An error about the WHO weekly file that does not name the file names it."""
+    try:
+        yield
+    except DataSourceError as exc:
+        if "weekly file" in str(exc) and str(path) not in str(exc) and path.name not in str(exc):
+            raise DataSourceError(f"{path}: {exc}") from None
+        raise
 
 
 def _fmt(x: object, spec: str) -> str:
@@ -103,8 +116,9 @@ def need_command(
     if date is None:
         raise InputError("no date: pass --as-of YYYY-MM-DD", field="--as-of")
     source = who or _default_who()
-    scores = api.need(participants, source, date, vaccination=vaccination, sitreps=sitrep,
-                      deliveries=deliveries, deliveries_date=deliveries_date, no_report_weeks=no_report_weeks)
+    with _naming(source):
+        scores = api.need(participants, source, date, vaccination=vaccination, sitreps=sitrep,
+                          deliveries=deliveries, deliveries_date=deliveries_date, no_report_weeks=no_report_weeks)
     for note in scores.attrs.get("notes", []):
         console.print(f"[yellow]{safe(note)}[/]")
     if out is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -131,6 +133,18 @@ def offers(
         write_rows(frame if status is None else frame[frame["status"] == status], out)
 
 
+@contextlib.contextmanager
+def _flags(names: dict[str, str]) -> Iterator[None]:
+    """Input errors that name a call's argument name the command's flag instead."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.field in names:
+            exc.field = names[str(exc.field)]
+            exc.args = (exc._render(),)
+        raise
+
+
 @round_app.command("respond")
 def respond(
     offer: Annotated[str, typer.Argument(help="Offer id.")],
@@ -150,13 +164,14 @@ def respond(
 ) -> None:
     """Accept (in full, or in part with --doses) or decline an open offer before its deadline."""
     if accept == (decline is not None):
-        raise InputError("give exactly one of --accept or --decline REASON", field="respond")
+        raise InputError("give exactly one of --accept or --decline REASON", field="--accept/--decline")
     sign = None
     if sign_with is not None:
         from dosewise.ledger.signing import Signer
 
         sign = Signer.from_file(sign_with).sign
-    with _desk(db) as desk:
+    with _desk(db) as desk, _flags({"reason": "--decline", "doses": "--doses", "note": "--note", "wish": "--wish",
+                                    "on": "--on", "key": "--key"}):
         ev = desk.respond(offer, "accept" if accept else "decline", reason=decline, note=note, wish=wish,
                           on=parse_date(on, "--on"), key=key, doses=doses, sign=sign)
     console.print(f"recorded {ev.type} for {safe(offer)} (event {ev.seq}, hash {ev.hash[:16]}…)")
