@@ -500,6 +500,8 @@ class Comparison:
     >>> result = app.compare(sc, policies=["covax-pro-rata"])
     >>> list(result.frame.index), bool(result.frame.loc["covax-pro-rata", "deaths_averted"] > 0)
     (['covax-pro-rata'], True)
+    >>> print(result)  # short: the whole table is result.frame
+    Comparison(scenario='scenario', deaths_averted={'covax-pro-rata': ...})
     """
 
     scenario: Scenario
@@ -508,6 +510,12 @@ class Comparison:
     params: ImpactParams
     notes: list[str] = field(default_factory=list)
     epidemic: EpidemicSettings | None = None
+
+    def __repr__(self) -> str:
+        """A few lines: the scenario, deaths averted per allocation, the notes (the full table is ``frame``)."""
+        rows = ", ".join(f"{name!r}: {float(v):,.0f}" for name, v in self.frame["deaths_averted"].items())
+        notes = f", notes={self.notes!r}" if self.notes else ""
+        return f"Comparison(scenario={self.scenario.name!r}, deaths_averted={{{rows}}}{notes})"
 
 
 def compare(
@@ -738,11 +746,14 @@ class Desk:
 
         Examples
         --------
+        >>> import os, tempfile
         >>> from dosewise import app
-        >>> with app.Desk.open("ledger.db", create=True) as desk:
+        >>> path = os.path.join(tempfile.mkdtemp(), "ledger.db")  # a new file: any folder will do
+        >>> with app.Desk.open(path, create=True) as desk:
         ...     print(desk.head())
         None
-        >>> app.Desk.open("ledger.db").url.endswith("ledger.db")
+        >>> with app.Desk.open(path) as desk:
+        ...     desk.url.endswith("ledger.db")
         True
         """
         from dosewise.ledger import default_db, existing_db, open_store
@@ -1092,7 +1103,7 @@ class Desk:
         doses : int, optional
             Accept this part only; the rest returns to the pool at once.
         sign : callable, optional
-            Attaches the answering party's signature (e.g. ``Signer.from_file(path).sign``).
+            Attaches the answering party's signature (e.g. ``dosewise.Signer.from_file(path).sign``).
 
         Returns
         -------

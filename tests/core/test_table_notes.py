@@ -66,3 +66,10 @@ def test_allocate_says_which_covax_rules_a_policy_did_not_apply(tmp_path: Path,
         outputs[policy] = " ".join(capsys.readouterr().out.split())
     assert "does not apply" not in outputs["covax-pro-rata"]
     assert "pro-rata-65+ does not apply small_state_floor" in outputs["pro-rata-65+"]
+
+
+def test_a_comparison_prints_in_a_few_lines() -> None:
+    result = app.compare(app.load_text(SCENARIO), policies=["covax-pro-rata", "pro-rata-65+"])
+    text = repr(result)
+    assert len(text) < 400 and "covax-pro-rata" in text and "pro-rata-65+" in text
+    assert f"{result.frame.loc['covax-pro-rata', 'deaths_averted']:,.0f}" in text
