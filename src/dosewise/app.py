@@ -617,7 +617,9 @@ def compare(
         for pid, missing in unvalued.items():
             mine = lots[lots["product"].astype(str) == pid]
             label = str(world.products.at[pid, "name"]) if "name" in world.products.columns else pid
-            notes.append(f"{label}: no sourced {' or '.join(missing)} in the catalogue; its "
+            what = {"efficacy_severe": "efficacy against severe disease (efficacy_severe)",
+                    "efficacy_symptomatic": "efficacy against symptomatic disease (efficacy_symptomatic)"}
+            notes.append(f"{label}: no sourced {' or '.join(what[m] for m in missing)} in the catalogue; its "
                          f"{int(mine['doses'].sum()):,} doses (lot {', '.join(map(str, mine.index))}) are not valued "
                          f"(give {missing[0]} with its source under `products:` in the scenario to value them)")
     runs = run_policies(world, names, params, policy_params=scenario.policy, like=like_from_scenario(scenario),
