@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         ScenarioError,
     )
     from dosewise.ledger import open_store
+    from dosewise.ledger.signing import Signer
     from dosewise.products import Product, catalogue
     from dosewise.registry import POLICIES, get_policy
     from dosewise.rounds import Rounds, RoundState, project
@@ -62,6 +63,7 @@ _WHERE: dict[str, str] = {
     "Rounds": "dosewise.rounds",
     "Scenario": "dosewise.scenario",
     "ScenarioError": "dosewise.errors",
+    "Signer": "dosewise.ledger.signing",
     "World": "dosewise.world",
     "build_world": "dosewise.world",
     "catalogue": "dosewise.products",
@@ -93,6 +95,7 @@ __all__ = [
     "Rounds",
     "Scenario",
     "ScenarioError",
+    "Signer",
     "World",
     "build_world",
     "catalogue",

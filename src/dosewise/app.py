@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -189,8 +189,8 @@ class Allocated:
         Returns
         -------
         pandas.DataFrame
-            participant, name, product, population (people, whole), doses, doses_per_100 (doses per
-            100 people) and coverage (0–1).
+            participant, name, product, population (people, whole), population_source, doses,
+            doses_per_100 (doses per 100 people) and coverage (0–1).
 
         Examples
         --------
@@ -202,6 +202,14 @@ class Allocated:
         """
         frame = self.allocation.by_participant_product(self.world).reset_index(drop=True)
         frame["population"] = frame["population"].round().astype("int64")  # people are whole
+        import numpy as np
+
+        # rows are participant-major (every product of a participant in turn), as by_participant_product makes them
+        parts = self.world.participants
+        codes = self.allocation.participants
+        source = parts["population_source"] if codes.equals(parts.index) else parts.loc[codes, "population_source"]
+        source = np.repeat(source.to_numpy(dtype=object), len(frame) // max(len(codes), 1))
+        frame.insert(list(frame.columns).index("population") + 1, "population_source", source)
         return frame
 
 
@@ -492,6 +500,8 @@ class Comparison:
     >>> result = app.compare(sc, policies=["covax-pro-rata"])
     >>> list(result.frame.index), bool(result.frame.loc["covax-pro-rata", "deaths_averted"] > 0)
     (['covax-pro-rata'], True)
+    >>> print(result)  # short: the whole table is result.frame
+    Comparison(scenario='scenario', deaths_averted={'covax-pro-rata': ...})
     """
 
     scenario: Scenario
@@ -500,6 +510,12 @@ class Comparison:
     params: ImpactParams
     notes: list[str] = field(default_factory=list)
     epidemic: EpidemicSettings | None = None
+
+    def __repr__(self) -> str:
+        """A few lines: the scenario, deaths averted per allocation, the notes (the full table is ``frame``)."""
+        rows = ", ".join(f"{name!r}: {float(v):,.0f}" for name, v in self.frame["deaths_averted"].items())
+        notes = f", notes={self.notes!r}" if self.notes else ""
+        return f"Comparison(scenario={self.scenario.name!r}, deaths_averted={{{rows}}}{notes})"
 
 
 def compare(
@@ -589,9 +605,51 @@ def compare(
             day = as_of or scenario.as_of or min(lot.available for lot in scenario.lots)
             extra["covax-need-weighted"] = {"need": need_for_world(world, source, day)}
             notes.append(f"need scores as of {day} from {source}")
+    import pandas as pd
+
+    lots = pd.concat([world.lots[["product", "doses"]]]
+                     + [a.lots[["product", "doses"]] for a in (allocations or {}).values()])
+    lots = lots[~lots.index.duplicated()]
+    unvalued = _unvalued_products(world, params, lots["product"].astype(str))
+    if unvalued:
+        # a product without a sourced efficacy is not valued: its doses are left out, and said so
+        params = params.model_copy(update={"efficacy": {**params.efficacy, **dict.fromkeys(unvalued, (0.0, 0.0))}})
+        for pid, missing in unvalued.items():
+            mine = lots[lots["product"].astype(str) == pid]
+            label = str(world.products.at[pid, "name"]) if "name" in world.products.columns else pid
+            what = {"efficacy_severe": "efficacy against severe disease (efficacy_severe)",
+                    "efficacy_symptomatic": "efficacy against symptomatic disease (efficacy_symptomatic)"}
+            notes.append(f"{label}: no sourced {' or '.join(what[m] for m in missing)} in the catalogue; its "
+                         f"{int(mine['doses'].sum()):,} doses (lot {', '.join(map(str, mine.index))}) are not valued "
+                         f"(give {missing[0]} with its source under `products:` in the scenario to value them)")
     runs = run_policies(world, names, params, policy_params=scenario.policy, like=like_from_scenario(scenario),
-                        policy_options=extra, allocations=allocations, start=start)
+                        policy_options=extra, allocations=allocations, start=start, leave_out=list(unvalued))
     return Comparison(scenario, comparison_table(runs), runs, params, notes, settings)
+
+
+def _unvalued_products(world: World, params: ImpactParams, products: Iterable[str]) -> dict[str, list[str]]:
+    """Of ``products``, those the impact model cannot value: no finite efficacy against
+    symptomatic or severe disease in the world's catalogue and none given in ``params.efficacy``.
+
+    Returns
+    -------
+    dict of str to list of str
+        Product id → the missing catalogue fields (``efficacy_severe``…), in lot order.
+    """
+    import numpy as np
+    import pandas as pd
+
+    cat = world.products
+    out: dict[str, list[str]] = {}
+    for pid in dict.fromkeys(products):
+        if pid in params.efficacy or pid not in cat.index:
+            continue
+        fields = ["efficacy_severe", "efficacy_symptomatic"]
+        values = pd.to_numeric(pd.Series(cat.loc[pid, fields].to_numpy(), index=fields), errors="coerce")
+        missing = [f for f in fields if not np.isfinite(float(values[f]))]
+        if missing:
+            out[pid] = missing
+    return out
 
 
 # -- rounds and the ledger ------------------------------------------------------------------------
@@ -694,11 +752,14 @@ class Desk:
 
         Examples
         --------
+        >>> import os, tempfile
         >>> from dosewise import app
-        >>> with app.Desk.open("ledger.db", create=True) as desk:
+        >>> path = os.path.join(tempfile.mkdtemp(), "ledger.db")  # a new file: any folder will do
+        >>> with app.Desk.open(path, create=True) as desk:
         ...     print(desk.head())
         None
-        >>> app.Desk.open("ledger.db").url.endswith("ledger.db")
+        >>> with app.Desk.open(path) as desk:
+        ...     desk.url.endswith("ledger.db")
         True
         """
         from dosewise.ledger import default_db, existing_db, open_store
@@ -1048,7 +1109,7 @@ class Desk:
         doses : int, optional
             Accept this part only; the rest returns to the pool at once.
         sign : callable, optional
-            Attaches the answering party's signature (e.g. ``Signer.from_file(path).sign``).
+            Attaches the answering party's signature (e.g. ``dosewise.Signer.from_file(path).sign``).
 
         Returns
         -------

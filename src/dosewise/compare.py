@@ -92,6 +92,7 @@ def run_policies(
     policy_options: Mapping[str, Mapping[str, Any]] | None = None,
     start: dt.date | None = None,
     allocations: Mapping[str, Allocation] | None = None,
+    leave_out: Sequence[str] = (),
 ) -> PolicyRuns:
     """Allocate by each named policy (from :data:`dosewise.policies.POLICIES`) and run the impact model.
 
@@ -99,6 +100,8 @@ def run_policies(
     ``start`` is day 0 of the simulation (default: the settings' start, else the earliest lot).
     ``policy_options`` adds options for single policies (``{"covax-need-weighted": {"need": ...}}``);
     ``allocations`` adds allocations made elsewhere (a round's holdings), valued under their labels.
+    ``leave_out`` names products whose doses are not valued: their lots' columns are emptied (the
+    doses counted as unallocated) in every allocation before the impact model runs.
     The ``optimal`` variants (:data:`dosewise.policies.OPTIMAL_FLOORS`) optimise this very
     simulation (:mod:`dosewise.optimize.model`: value curves from the same setup, epidemic and
     priority order), sharing one set of curves; ``optimal`` is solved last with every other
@@ -163,6 +166,8 @@ def run_policies(
         if beaten:  # a variant found a better point: solve again from the richer curves with it as a candidate
             made["optimal"] = optimal("optimal", {**rules, **beaten})
     made.update(extra)
+    if leave_out:
+        made = {name: without_products(a, leave_out) for name, a in made.items()}
     labels = [*policies, *[k for k in extra if k not in policies]]
     out: dict[str, ImpactResult] = {}
     for name in labels:
@@ -177,6 +182,19 @@ def run_policies(
         tier_values=None,
         seconds=seconds,
     )
+
+
+def without_products(allocation: Allocation, products: Sequence[str]) -> Allocation:
+    """``allocation`` with the columns of lots of ``products`` emptied: those doses count as unallocated."""
+    mask = allocation.lots["product"].astype(str).isin(list(products)).to_numpy()
+    if not mask.any():
+        return allocation
+    doses = allocation.doses.copy()
+    removed = doses[:, mask].sum(axis=0)
+    doses[:, mask] = 0
+    remainder = allocation.remainder.copy()
+    remainder[mask] += removed
+    return dataclasses.replace(allocation, doses=doses, remainder=remainder)
 
 
 def comparison_table(runs: PolicyRuns) -> pd.DataFrame:

@@ -750,6 +750,17 @@ class _StrictLoader(_Base):  # type: ignore[misc]
         return mapping
 
 
+def _timestamp_or_text(loader: _StrictLoader, node: yaml.ScalarNode) -> Any:
+    """A date that does not exist (``2021-02-30``) stays text, so that validation names its field and value."""
+    try:
+        return loader.construct_yaml_timestamp(node)  # type: ignore[no-untyped-call]
+    except (ValueError, OverflowError):
+        return str(node.value)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+
+
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
         return [n for pair in node.value for n in pair]

@@ -465,19 +465,20 @@ def _country_block(sc: Scenario, codes: list[str], prods: dict[str, Product], id
         like = prof.get("age_structure_like")
         population = prof.get("population")
         base = wpp.get(code)
+        # `age_structure_like` lends the age SHAPE only: the head count comes from WPP or the scenario
+        if population is None and base is None:
+            missing.append(code)
+            continue
+        shape = base
         if base is None and like is not None:
             like = like.upper()
             if like not in covered:
                 raise ReferenceDataError(f"{code}: age_structure_like {like} has no UN WPP 2024 population")
-            base = population_by_age([like], sc.year)[0]
-        if population is None and base is None:
-            missing.append(code)
-            continue
-        if base is not None:
-            total = float(base.sum())
-            pop_by_age[i] = base * (population / total) if population is not None else base
+            shape = population_by_age([like], sc.year)[0]
+        if shape is not None:
+            pop_by_age[i] = shape * (population / float(shape.sum())) if population is not None else shape
         pop = float(population) if population is not None else float(base.sum())  # type: ignore[union-attr]
-        share65 = float(pop_by_age[i, 13:].sum() / pop) if base is not None else np.nan
+        share65 = float(pop_by_age[i, 13:].sum() / pop) if shape is not None else np.nan
         if prof.get("accepts") is not None:
             accepts[i] = _product_mask(prof["accepts"], prods, ids)
         # regulatory approval and indemnity agreements, when listed, restrict what can be offered
@@ -509,11 +510,15 @@ def _country_block(sc: Scenario, codes: list[str], prods: dict[str, Product], id
             }
         )
     if missing:
+        lent = [c for c in missing if _merge(p.defaults, overrides.get(c)).get("age_structure_like")]
         raise ReferenceDataError(
             "no population for "
             + ", ".join(f"{c} ({country_info(c).name})" for c in missing)
             + ": UN WPP 2024 in starsim-data does not cover them; supply `population:` with its source under "
-            "participants.overrides.<ISO3> in the scenario (and `age_structure_like:` for the impact model)"
+            + ", ".join(f"participants.overrides.{c}" for c in missing[:5])
+            + " in the scenario"
+            + (f" (`age_structure_like:` lends {', '.join(lent[:5])} an age shape only, never a head count)"
+               if lent else " (and `age_structure_like:` for the impact model)")
         )
     cols = {c: [r[c] for r in rows] for c in _COLUMNS}
     return _Block(codes, cols, pop_by_age, accepts, interested, storage_ok)

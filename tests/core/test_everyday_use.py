@@ -128,3 +128,17 @@ policy: {name: covax-need-weighted, buffer: 0, who: who.csv, as_of: 2021-08-29}
     assert proc.returncode == 0, proc.stderr
     rows = json.loads((tmp_path / "a.json").read_text())
     assert {r["participant"] for r in rows} == {"KEN", "UGA", "LKA"}
+
+
+def test_need_table_names_its_sources_units_and_a_file_that_gave_nothing(shared_data: Path, tmp_path: Path) -> None:
+    who = shared_data / "surveillance" / "WHO-COVID-19-global-data.csv"
+    vaccination = shared_data / "vaccination" / "who" / "vaccination-data.csv"  # dated 2023: nothing by 2021
+    proc = run("need", "--group", "AMC92", "--as-of", "2021-08-29", "--who", str(who), "--vaccination",
+               str(vaccination), "--top", "3", cwd=tmp_path, env={"COLUMNS": "400"})
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert f"from {who}" in out
+    assert "gap to 70% (pp)" in out and "coverage score" in out
+    assert f"{vaccination} contributed nothing" in out
+    proc = run("need", "--group", "AMC92", "--as-of", "2030-01-01", "--who", str(who), cwd=tmp_path)
+    assert proc.returncode == 2 and str(who) in proc.stderr and "outside the weekly file" in proc.stderr

@@ -10,7 +10,7 @@ import dosewise
 REVIEWED = {
     "POLICIES", "Allocated", "Allocation", "AllocationError", "Comparison", "ConflictError", "DataSourceError",
     "Desk", "DosewiseError", "InputError", "IntegrityError", "LedgerError", "Product", "ReferenceDataError",
-    "RoundError", "RoundState", "Rounds", "Scenario", "ScenarioError", "World", "build_world", "catalogue",
+    "RoundError", "RoundState", "Rounds", "Scenario", "ScenarioError", "Signer", "World", "build_world", "catalogue",
     "get_policy", "load_demo", "load_scenario", "open_store", "parse_scenario", "project",
 }
 

@@ -77,6 +77,24 @@ def test_missing_population_is_an_error_not_a_zero() -> None:
     assert abs(world.pop_by_age[list(world.codes).index("TUV")].sum() - 11792) < 1e-6
 
 
+def test_age_structure_like_lends_the_shape_never_the_head_count() -> None:
+    data = base()
+    data["participants"]["include"].append("TUV")
+    data["participants"]["overrides"] = {"TUV": {"age_structure_like": "KIR"}}
+    # no population for Tuvalu from WPP or the scenario: Kiribati's head count must not stand in
+    with pytest.raises(ReferenceDataError, match=r"participants\.overrides\.TUV.*age shape only"):
+        build_world(parse_scenario(data))
+    data["participants"]["overrides"] = {"TUV": {"population": 11792, "age_structure_like": "KIR"}}
+    data["participants"]["include"].append("KIR")
+    world = build_world(parse_scenario(data))
+    tuv, kir = list(world.codes).index("TUV"), list(world.codes).index("KIR")
+    assert world.participants.loc["TUV", "population"] == 11792
+    assert world.participants.loc["KIR", "population"] != 11792
+    shape_tuv = world.pop_by_age[tuv] / world.pop_by_age[tuv].sum()
+    shape_kir = world.pop_by_age[kir] / world.pop_by_age[kir].sum()
+    assert abs(shape_tuv - shape_kir).max() < 1e-12
+
+
 def test_overrides_drive_acceptance_and_cold_chain() -> None:
     data = base()
     data["lots"].append({"id": "L2", "product": "BNT162b2", "doses": 11700, "available": "2021-03-01",
@@ -107,3 +125,15 @@ def test_sub_national_units(tmp_path: Path) -> None:
     assert list(world.codes) == ["KE-30", "KE-47"]
     assert world.participants.loc["KE-47", "income_level"] == "Lower middle"
     assert world.pop_by_age[1].sum() == pytest.approx(4_397_073)
+
+
+def test_a_date_that_does_not_exist_is_reported_with_its_field_and_value(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("as_of: 2021-02-30\nparticipants: {include: [KEN]}\n"
+                    "lots: [{id: L1, product: AZD1222, doses: 1000, available: 2021-03-01, expiry: 2021-13-01}]\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    problems = {f: v for f, _, v in info.value.problems}
+    assert problems.get("as_of") == "2021-02-30"
+    assert problems.get("lots[0].expiry") == "2021-13-01"
+    assert str(path) in str(info.value)

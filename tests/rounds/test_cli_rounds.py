@@ -98,3 +98,34 @@ def test_bad_scenario_text_and_dates_are_clean_errors(tmp_path: Path) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
     r = dw("round", "list", "--db", str(tmp_path / "missing.db"))
     assert r.returncode == 2 and not (tmp_path / "missing.db").exists()
+
+
+def test_reopening_says_so_and_pool_left_says_why(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO)
+    db = str(tmp_path / "l.db")
+
+    def count() -> int:
+        return int(sqlite3.connect(db).execute("select count(*) from ledger_events").fetchone()[0])
+
+    assert dw("round", "open", str(scenario), "--db", db).returncode == 0
+    before = count()
+    r = dw("round", "open", str(scenario), "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert "already open" in r.stdout and "nothing recorded" in r.stdout and "opened round" not in r.stdout
+    assert count() == before
+    r = dw("round", "respond", "T1:CV:PRK:0", "--decline", "because", "--db", db)
+    assert r.returncode == 2 and "--decline" in r.stderr and "'because'" in r.stderr  # the flag, not a parameter
+    r = dw("round", "respond", "T1:CV:PRK:0", "--decline", "efficacy_concerns", "--db", db)
+    assert r.returncode == 0, r.stderr
+    r = dw("round", "advance", "T1", "--to", "2021-09-08", "--db", db)
+    assert r.returncode == 0, r.stderr
+    out = " ".join(r.stdout.split())
+    # every lot with doses left in the pool gets one line saying why, naming who was passed over
+    pooled = [line for line in r.stdout.splitlines() if "stay in the pool" in line]
+    assert pooled and all("passed over" in line for line in pooled), out
+    assert "PRK" in " ".join(pooled)  # it declined: never re-offered that lot
+    after = count()
+    r = dw("round", "advance", "T1", "--to", "2021-09-08", "--db", db)
+    assert r.returncode == 0 and "nothing new recorded" in r.stdout
+    assert count() == after

@@ -11,7 +11,15 @@ from rich.table import Table
 from dosewise.cli._common import OutOption, check_out, console, safe, write_rows
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from dosewise.app import Allocated
+
+
+COVAX_POLICIES = ("covax-pro-rata", "covax-need-weighted")
+"""The policies that apply the COVAX phase-1 rules below."""
+COVAX_ONLY = ("small_state_floor", "tranches")
+"""Policy fields only :data:`COVAX_POLICIES` apply (every policy applies buffer, caps and shipping units)."""
 
 
 def print_allocation(result: Allocated, *, highlight: tuple[str, ...] = (), limit: int | None = None) -> None:
@@ -60,8 +68,23 @@ def print_allocation(result: Allocated, *, highlight: tuple[str, ...] = (), limi
         lt.add_row(safe(lot), safe(r["product"]), *(f"{int(r[c]):,}" for c in
                                                   ["supply", "allocated", "buffer", "remainder", "recipients"]))
     console.print(lt)
-    if limit is not None and len(pop) > limit:
-        console.print(f"[dim]{len(pop) - limit} more participants not shown; use --all or --out FILE[/]")
+    console.print(f"[dim]population: {safe(population_sources(parts))}[/]")
+    if len(rows) < len(pop):
+        console.print(f"[dim]{len(pop) - len(rows)} more participants not shown; use --all or --out FILE[/]")
+
+
+def population_sources(parts: pd.DataFrame, *, listed: int = 5) -> str:
+    """Where the populations came from, one clause per source (codes named for the rarer ones)."""
+    source = parts["population_source"].astype(object).where(parts["population_source"].notna(), "no source given")
+    counts = source.value_counts(sort=True)
+    clauses = []
+    for text, count in counts.items():
+        if count <= listed:
+            codes = ", ".join(str(c) for c in parts.index[(source == text).to_numpy()])
+            clauses.append(f"{text} ({codes})")
+        else:
+            clauses.append(f"{text} ({count:,} participants)")
+    return "; ".join(clauses)
 
 
 def allocate(
@@ -94,6 +117,11 @@ def allocate(
         v is not None for v in overrides.values()) else None
     result = api.allocate(sc, policy=policy, epidemic=epidemic)
     print_allocation(result, limit=None if show_all else 30)
+    unapplied = [f for f in COVAX_ONLY if f in sc.policy.model_fields_set and getattr(sc.policy, f) is not None]
+    if unapplied and result.allocation.policy not in COVAX_POLICIES:
+        console.print(f"[yellow]note:[/] {safe(result.allocation.policy)} does not apply "
+                      f"{' or '.join(unapplied)} (only {' and '.join(COVAX_POLICIES)} do); the scenario's "
+                      "values were not used")
     if out is not None:
         write_rows(result.frame(), out)
 

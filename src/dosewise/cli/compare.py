@@ -159,8 +159,11 @@ def compare(
             console.print(f"[dim]optimal: {n0.get('lp_solves', '?')} LP solves, {n0.get('iterations', '?')} "
                           f"steps simulated from {safe(n0.get('start', '?'))}, {n0.get('engine_runs', '?')} stacked "
                           f"engine runs; answer from {chosen}[/]")
+    from dosewise.cli.allocate import population_sources
+
+    populations = population_sources(result.runs.world.participants)
     console.print(f"[dim]IFR: {IFR_SOURCES[settings.ifr]}; health system: {HEALTH_SYSTEMS[settings.health_system]}; "
-                  "contacts: Prem et al. 2021/2017; population: UN WPP 2024[/]")
+                  f"contacts: Prem et al. 2021/2017; population: {safe(populations)}[/]")
     if out is not None:
         write_rows(frame, out, index=True)
     if plot is not None:

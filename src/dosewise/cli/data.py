@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +12,7 @@ import typer
 from rich.table import Table
 
 from dosewise.cli._common import OutOption, check_out, console, parse_date, safe, write_rows
-from dosewise.errors import InputError
+from dosewise.errors import DataSourceError, InputError
 
 SOURCE_NAMES = ("who", "owid")
 data_app = typer.Typer(help="Fetch surveillance files into the local cache.", no_args_is_help=True)
@@ -42,6 +44,17 @@ def _default_who() -> Path:
     if path is None:
         raise InputError("no WHO weekly file: pass --who FILE or run `dosewise data pull who` first", field="--who")
     return path
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An error about the WHO weekly file that does not name the file names it."""
+    try:
+        yield
+    except DataSourceError as exc:
+        if "weekly file" in str(exc) and str(path) not in str(exc) and path.name not in str(exc):
+            raise DataSourceError(f"{path}: {exc}") from None
+        raise
 
 
 def _fmt(x: object, spec: str) -> str:
@@ -77,9 +90,11 @@ def need_command(
 ) -> None:
     """Rank participants by need as of a date, showing every component and flag.
 
-    Scores lie in [0, 1]; coverage and the gap to 70% are shares of the population; deaths and
-    cases are per 100,000 people over the last 28 days. A participant with no surveillance data
-    has no threat value (flag ``no_threat_data``), never a zero.
+    Scores lie in [0, 1] (need, threat, vulnerability and the coverage score, which is high where
+    coverage is low); the table shows 65+ in percent and the gap to 70% coverage in percentage
+    points, pp (--out holds both as shares, 0-1); deaths and cases are per 100,000 people over the
+    last 28 days. A participant with no surveillance data has no threat value (flag
+    ``no_threat_data``), never a zero.
     """
     import numpy as np
     import pandas as pd
@@ -100,28 +115,32 @@ def need_command(
         date = parse_date(as_of, "--as-of")
     if date is None:
         raise InputError("no date: pass --as-of YYYY-MM-DD", field="--as-of")
-    scores = api.need(participants, who or _default_who(), date, vaccination=vaccination, sitreps=sitrep,
-                      deliveries=deliveries, deliveries_date=deliveries_date, no_report_weeks=no_report_weeks)
+    source = who or _default_who()
+    with _naming(source):
+        scores = api.need(participants, source, date, vaccination=vaccination, sitreps=sitrep,
+                          deliveries=deliveries, deliveries_date=deliveries_date, no_report_weeks=no_report_weeks)
     for note in scores.attrs.get("notes", []):
         console.print(f"[yellow]{safe(note)}[/]")
     if out is not None:
         write_rows(scores, out, index=True)
 
     week = scores["week"].iloc[0] if len(scores) else pd.Timestamp(date)
-    table = Table(title=f"Need as of {date} (WHO week {week:%Y-%m-%d}); weights: Jain et al. 2022", show_lines=False)
+    cached = "" if who is not None else " (cache)"
+    table = Table(title=f"Need as of {date} (WHO week {week:%Y-%m-%d}) from {safe(source)}{cached}; "
+                        "weights: Jain et al. 2022", show_lines=False)
     for col in (
         "rank",
         "participant",
         "need",
         "threat",
         "vuln.",
-        "cover.",
+        "coverage score",
         "deaths/100k 28d",
         "cases/100k 28d",
         "growth",
         "65+ %",
         "income",
-        "gap to 70%",
+        "gap to 70% (pp)",
         "flags",
     ):
         table.add_column(col, justify="left" if col in ("participant", "income", "flags") else "right")
@@ -148,6 +167,9 @@ def need_command(
             safe(r["flags"]),
         )
     console.print(table)
+    if vaccination is not None and len(scores) and scores["coverage_gap"].isna().all():
+        console.print(f"[yellow]{safe(vaccination)} contributed nothing: no participant has a vaccination "
+                      f"figure on or before {date} in it (the coverage score is missing for all)[/]")
     console.print(
         f"{len(scores)} participants; {int((scores['flags'] != '').sum())} carry flags; "
         "NaN threat (not zero) where a participant has no surveillance data.",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dosewise.cli._common import OutOption, check_out, console, safe, write_rows
+from dosewise.cli._common import check_out, console, safe, write_rows
 
 if TYPE_CHECKING:
     from dosewise.app import DemoResult
@@ -19,7 +19,11 @@ def demo(
                                                 "default: in memory.")] = None,
     who: Annotated[Path | None, typer.Option(help="WHO weekly cases/deaths CSV: rank reallocation by need.")]
     = None,
-    out: OutOption = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", show_default=False,
+        help="Also write the AMC92 round's allocation (one row per participant and product) to FILE: .csv, .json "
+             "or .parquet. The CoronaVac round's offers: `dosewise round offers demo-coronavac-2021-08 --db DB "
+             "--out FILE`.")] = None,
     impact: Annotated[bool, typer.Option(help="Value the CoronaVac round before and after the decline "
                                               "with the impact model.")] = True,
     serve: Annotated[bool, typer.Option("--serve", help="Open the demo in the web dashboard instead: the AMC92 "
@@ -120,8 +124,8 @@ def _story(result: DemoResult, *, db: str | None) -> None:
     signed = any("signature" in ev.payload for ev in result.signed_answers)
     if signed:
         console.print("DPRK's answer carries DPRK's own Ed25519 signature (its key registered in the ledger as "
-                      "key.registered); `ledger verify` checks it, and an answer in DPRK's name without it is "
-                      "reported as forged.")
+                      "key.registered); `ledger verify` checks it. An answer in DPRK's name without it is refused "
+                      "(nothing recorded), and one written into the database by other means is reported as forged.")
     for p in second.passes:
         for lot, info in p["lots"].items():
             order = ("need score (highest first)" if p["order"] == "need"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,7 +15,10 @@ from dosewise.errors import InputError
 from dosewise.vocabulary import DECLINE_REASONS
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from dosewise.app import Desk
+    from dosewise.ledger import Event
     from dosewise.rounds import RoundState
 
 round_app = typer.Typer(help="Open rounds, answer offers, advance time; every step goes on the ledger.",
@@ -112,8 +117,14 @@ def open_(
         need = api.need_for_world(build_world(sc), who, day)
         source = f"{who.name} as of {day}"
     with _desk(db, create=True) as desk:
+        before = desk.head()
         state = desk.open_round(sc, round_id=round_id, need=need, file=str(scenario), need_source=source)
-        console.print(f"opened round [bold]{safe(state.round_id)}[/] with {len(state.offers)} offers")
+        after = desk.head()
+        if before is not None and after is not None and after.seq == before.seq:
+            console.print(f"round [bold]{safe(state.round_id)}[/] already open (same scenario, now at "
+                          f"{state.today}); nothing recorded — give --id NEW to open another round")
+        else:
+            console.print(f"opened round [bold]{safe(state.round_id)}[/] with {len(state.offers)} offers")
         print_status(state)
     note_no_ledger_key()
 
@@ -135,6 +146,18 @@ def offers(
         write_rows(frame if status is None else frame[frame["status"] == status], out)
 
 
+@contextlib.contextmanager
+def _flags(names: dict[str, str]) -> Iterator[None]:
+    """Input errors that name a call's argument name the command's flag instead."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.field in names:
+            exc.field = names[str(exc.field)]
+            exc.args = (exc._render(),)
+        raise
+
+
 @round_app.command("respond")
 def respond(
     offer: Annotated[str, typer.Argument(help="Offer id.")],
@@ -154,13 +177,14 @@ def respond(
 ) -> None:
     """Accept (in full, or in part with --doses) or decline an open offer before its deadline."""
     if accept == (decline is not None):
-        raise InputError("give exactly one of --accept or --decline REASON", field="respond")
+        raise InputError("give exactly one of --accept or --decline REASON", field="--accept/--decline")
     sign = None
     if sign_with is not None:
         from dosewise.ledger.signing import Signer
 
         sign = Signer.from_file(sign_with).sign
-    with _desk(db) as desk:
+    with _desk(db) as desk, _flags({"reason": "--decline", "doses": "--doses", "note": "--note", "wish": "--wish",
+                                    "on": "--on", "key": "--key"}):
         ev = desk.respond(offer, "accept" if accept else "decline", reason=decline, note=note, wish=wish,
                           on=parse_date(on, "--on"), key=key, doses=doses, sign=sign)
     console.print(f"recorded {ev.type} for {safe(offer)} (event {ev.seq}, hash {ev.hash[:16]}…)")
@@ -191,9 +215,40 @@ def advance(
         console.print(f"advanced {safe(round_id)} to {day}: {len(events)} events, {len(made)} new offers "
                       f"(order: {safe(order)})")
         note_no_ledger_key()
+    recorded_need = next((e for e in events if e.type == "need.recorded"), None)
+    if recorded_need is not None:
+        console.print(f"need scores from {safe(recorded_need.payload.get('source') or 'no source given')}")
+    elif state.need is not None and any(e.type == "reallocation.pass" and e.payload.get("order") == "need"
+                                        for e in events):
+        console.print(f"need scores as recorded in the round: {safe(state.need_source or 'no source given')}")
     if made:
         print_offers(state, only="offered")
     print_status(state)
+    for line in pool_reasons(state, events):
+        console.print(line)
+
+
+def pool_reasons(state: RoundState, events: Sequence[Event]) -> list[str]:
+    """One line per lot whose doses stay in the pool after this advance's pass, saying why."""
+    from dosewise.rounds import balances
+
+    passes = [e for e in events if e.type == "reallocation.pass"]
+    if not passes:
+        return []
+    lots = passes[-1].payload.get("lots", {})
+    pool = balances(state)["pool"]
+    out = []
+    for lot, info in lots.items():
+        left = int(pool.get(lot, 0))
+        if left <= 0:
+            continue
+        skipped = info.get("skipped") or {}
+        why = "; ".join(f"{reason}: {', '.join(map(str, codes[:12]))}" + (" …" if len(codes) > 12 else "")
+                        for reason, codes in skipped.items()) or "no participant could take more of it"
+        head = "offered to nobody" if not info.get("offered") else "the participants offered it can take no more"
+        out.append(f"{left:,} doses of {safe(lot)} stay in the pool after pass {passes[-1].payload.get('pass', '?')}: "
+                   f"{head} (passed over — {safe(why)})")
+    return out
 
 
 @round_app.command("ship")

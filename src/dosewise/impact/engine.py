@@ -204,10 +204,9 @@ def product_vaccines(
         for name, val in (("efficacy_symptomatic", sym), ("efficacy_severe", sev)):
             if not np.isfinite(float(val)):
                 raise InputError(
-                    f"product {pid} has no {name} in the catalogue; the impact model needs it: add it to the "
-                    f"product in the scenario or pass ImpactParams(efficacy={{'{pid}': (e_inf, e_sev)}})",
+                    f"product {pid} has no sourced {name} in the catalogue; the impact model needs it: give "
+                    f"{name} with its source for {pid} under `products:` in the scenario",
                     field=f"products.{pid}.{name}",
-                    value=val,
                 )
         e_inf[k], e_sev[k] = float(sym), float(sev)
     course = cat.loc[products, "doses_per_course"].to_numpy(dtype=np.float64)

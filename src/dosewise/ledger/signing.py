@@ -155,19 +155,100 @@ def sign_event(event: NewEvent, private: Ed25519PrivateKey) -> NewEvent:
 
 @dataclass(frozen=True, slots=True)
 class Signer:
-    """A party's private key loaded from its file: ``Signer.from_file(path).sign(new_event)``."""
+    """A party's private key, which signs the events recorded in its name.
+
+    Usually loaded from the key file ``dosewise keys gen`` wrote: ``Signer.from_file(path)``;
+    its :meth:`sign` is what :meth:`dosewise.Desk.respond` takes as ``sign``.
+
+    Parameters
+    ----------
+    private : cryptography.hazmat.primitives.asymmetric.ed25519.Ed25519PrivateKey
+        The private key (never shown in a repr).
+
+    Examples
+    --------
+    >>> from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    >>> from dosewise import Signer
+    >>> from dosewise.ledger import NewEvent
+    >>> signer = Signer(Ed25519PrivateKey.generate())
+    >>> signed = signer.sign(NewEvent(type="offer.accepted", actor="PRK", payload={"offer": "R1:L1:PRK:0"}))
+    >>> signed.payload["signature"]["key_id"] == signer.public.key_id
+    True
+    """
 
     private: Ed25519PrivateKey = field(repr=False)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Signer:
+        """Load an unencrypted PEM private key file (readable by its owner only).
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The key file.
+
+        Returns
+        -------
+        Signer
+            The key's signer.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from cryptography.hazmat.primitives import serialization
+        >>> from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        >>> from dosewise import Signer
+        >>> key = Ed25519PrivateKey.generate()
+        >>> pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        ...                         serialization.NoEncryption())
+        >>> path = os.path.join(tempfile.mkdtemp(), "party.key")
+        >>> with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+        ...     _ = f.write(pem)
+        >>> Signer.from_file(path).public.key_id == Signer(key).public.key_id
+        True
+        """
         return cls(load_private(path))
 
     @property
     def public(self) -> PublicKey:
+        """The public half of the key (its ``key_id`` names it in signatures).
+
+        Returns
+        -------
+        PublicKey
+            The public key.
+
+        Examples
+        --------
+        >>> from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        >>> from dosewise import Signer
+        >>> len(Signer(Ed25519PrivateKey.generate()).public.key_id) > 0
+        True
+        """
         return public_key(self.private)
 
     def sign(self, event: NewEvent) -> NewEvent:
+        """The event with this key's signature in ``payload["signature"]``.
+
+        Parameters
+        ----------
+        event : NewEvent
+            The event to sign (its ``event_id`` is fixed before signing).
+
+        Returns
+        -------
+        NewEvent
+            The signed event.
+
+        Examples
+        --------
+        >>> from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        >>> from dosewise import Signer
+        >>> from dosewise.ledger import NewEvent
+        >>> signed = Signer(Ed25519PrivateKey.generate()).sign(NewEvent(type="offer.declined", actor="PRK"))
+        >>> sorted(signed.payload["signature"])
+        ['alg', 'key_id', 'sig']
+        """
         return sign_event(event, self.private)
 
     __call__ = sign

@@ -15,19 +15,19 @@ def allocate_fixed(world: World, params: PolicyParams) -> Allocation:
     """``options.amounts``: ``{participant: doses}`` (one lot) or ``{lot: {participant: doses}}``."""
     amounts = params.options.get("amounts")
     if not isinstance(amounts, dict) or not amounts:
-        raise InputError("the fixed policy needs options.amounts", field="policy.options.amounts", value=amounts)
+        raise InputError("the fixed policy needs policy.amounts", field="policy.amounts", value=amounts)
     lots = list(world.lots.index)
     if all(isinstance(v, dict) for v in amounts.values()):
         table = amounts
     elif len(lots) == 1:
         table = {lots[0]: amounts}
     else:
-        raise InputError("with several lots, give options.amounts per lot", field="policy.options.amounts")
+        raise InputError("with several lots, give policy.amounts per lot", field="policy.amounts")
     doses = np.zeros((world.n, len(lots)), dtype=np.int64)
     codes = {c: i for i, c in enumerate(world.codes)}
     for lot, per in table.items():
         if lot not in lots:
-            raise InputError("unknown lot", field="policy.options.amounts", value=lot)
+            raise InputError("unknown lot", field="policy.amounts", value=lot)
         j = lots.index(lot)
         for code, d in per.items():
             if code not in codes:

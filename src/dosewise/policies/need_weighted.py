@@ -5,7 +5,8 @@ documented need score of :mod:`dosewise.surveillance.need` (threat, vulnerabilit
 gap, weights after Jain et al. 2022) and otherwise the phase-1 machinery: humanitarian buffer,
 tranche ceiling, caps, small-state floors and shipping units.
 
-Need scores come from ``policy.options``:
+Need scores come from the policy's ``need``, or ``who`` and ``as_of`` (in a scenario, directly
+under ``policy:``):
 
 * ``need``: a mapping ``{participant: score in [0, 1]}``, or
 * ``who`` (a WHO weekly cases/deaths CSV) and ``as_of`` (a date), optionally ``vaccination``
@@ -47,14 +48,14 @@ def need_scores_for(world: World, options: Mapping[str, Any]) -> dict[str, float
     if "need" in options:
         need = options["need"]
         if not isinstance(need, Mapping):
-            raise InputError("must map participants to need scores", field="policy.options.need", value=need)
+            raise InputError("must map participants to need scores", field="policy.need", value=need)
         return {str(k): float(v) for k, v in need.items()}
     if "who" in options and "as_of" in options:
         return need_from_files(world, str(options["who"]), options["as_of"], options.get("vaccination"))
     raise InputError(
-        "covax-need-weighted needs need scores: give policy.options.need, or policy.options.who "
-        "(a WHO weekly CSV) with policy.options.as_of",
-        field="policy.options",
+        "covax-need-weighted needs need scores: give policy.need, or policy.who "
+        "(a WHO weekly CSV) with policy.as_of",
+        field="policy.need",
     )
 
 
@@ -67,12 +68,12 @@ def allocate_need_weighted(world: World, params: PolicyParams) -> Allocation:
         if params.options.get("missing_need") != "exclude":
             raise InputError(
                 "no need score for " + ", ".join(missing)
-                + "; supply scores or set policy.options.missing_need: exclude",
-                field="policy.options.need",
+                + "; supply scores or set policy.missing_need: exclude",
+                field="policy.need",
             )
         need = np.where(np.isfinite(need), need, 0.0)
     if (need < 0).any() or not (need > 0).any():
-        raise InputError("need scores must be >= 0 with at least one > 0", field="policy.options.need")
+        raise InputError("need scores must be >= 0 with at least one > 0", field="policy.need")
     alloc = allocate_weighted(world, params, need, policy="covax-need-weighted")
     alloc.notes["need"] = need
     return alloc
