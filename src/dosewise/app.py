@@ -2437,7 +2437,7 @@ def run_demo(desk: Desk, *, who: str | Path | None = None, impact: bool = True) 
     if not any(ev.payload.get("identity") == "PRK" for ev in desk.store.read(types=["key.registered"])):
         signer = Signer(Ed25519PrivateKey.generate())
         desk.ensure_intact()
-        desk.store.append_one(registration(signer, "PRK", "participant"))
+        desk.rounds.store.append_one(registration(signer, "PRK", "participant"))  # through the signature gate
         desk._recorded()
         signers = {"PRK": signer}
     desk.rounds.play(second.round_id, signers=signers)

@@ -122,7 +122,7 @@ def test_desk_refuses_unsigned_decisions_of_a_keyed_party_and_api_key_answers_fo
     desk = Desk.open("memory")
     rid = desk.open_round(parse_scenario(__import__("yaml").safe_load(SCENARIO))).round_id
     prk = Signer(Ed25519PrivateKey.generate())
-    desk.store.append_one(registration(prk, "PRK", "participant"))
+    desk.rounds.store.append_one(registration(prk, "PRK", "participant"))  # through the desk's gate
     head = desk.head()
     assert head is not None
     offer = f"{rid}:CV:PRK:0"
@@ -248,3 +248,19 @@ def test_service_answer_for_a_party_with_a_signing_key_is_a_clear_403(
     assert "PRK has registered a signing key" in r.json()["detail"] and "--sign-with" in r.json()["detail"]
     after = desk.head()
     assert head is not None and after is not None and after.seq == head.seq
+
+
+def test_a_key_recorded_by_another_writer_binds_once_the_gate_reads_again() -> None:
+    """A key written past this gate binds its writes after ``refresh_every`` (here: at once, 0 s;
+    a server's gate reads the key events at most once a second instead of once per answer)."""
+    desk = Desk.open("memory")
+    rid = desk.open_round(parse_scenario(__import__("yaml").safe_load(SCENARIO))).round_id
+    gate = desk.rounds.store
+    assert isinstance(gate, SignatureGate)
+    desk.respond(f"{rid}:CV:KEN:0", "accept", actor="KEN")  # the gate has read the (empty) registry
+    prk = Signer(Ed25519PrivateKey.generate())
+    desk.store.append_one(registration(prk, "PRK", "participant"))  # another writer, past the gate
+    gate.refresh_every = 0.0
+    with pytest.raises(ForbiddenError, match="PRK has registered a signing key"):
+        desk.respond(f"{rid}:CV:PRK:0", "decline", reason="efficacy_concerns", actor="PRK")
+    desk.close()

@@ -14,14 +14,20 @@ Such an event speaking for a NAME that has registered a signing key is refused t
 NAME's signature, and NAME has said that only signed decisions are its own.
 
 The registry is read from the key events (an indexed query of the rows recorded since the last
-read) before each batch, outside the store's write lock: a key registered by another writer in the
-moment between that read and the append is not seen by this batch (``verify`` still reports it).
+read) outside the store's write lock, before a batch when the last read is older than
+``refresh_every`` seconds (default 1 s), and always before the first batch and after a batch of this
+gate's own that held a key event. So a key registered through this gate binds its next write, and a
+key registered by another writer binds this gate's writes at most ``refresh_every`` seconds later; a
+write in that moment is not refused here, and ``verify`` still reports it. A long-lived server
+then pays one query a second for this check instead of one per answer.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -106,10 +112,12 @@ class SignatureGate:
     """A :class:`~dosewise.ledger.Store` whose appends refuse what ``verify`` would call forged (see
     the module docstring); everything else is the wrapped store's."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, refresh_every: float = 1.0) -> None:
         self.store = store
+        self.refresh_every = refresh_every
         self._registry = Registry()
         self._seen = 0
+        self._read_at = -math.inf
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
@@ -118,6 +126,9 @@ class SignatureGate:
     def registry(self) -> Registry:
         """The key registry as recorded now (a copy the caller may change)."""
         with self._lock:
+            if time.monotonic() - self._read_at < self.refresh_every:
+                return copy.deepcopy(self._registry)
+            self._read_at = time.monotonic()
             for row in key_rows(self.store, self._seen):
                 try:
                     ev = Event.from_row(row)
@@ -143,11 +154,23 @@ class SignatureGate:
             if problem is not None:
                 raise ForbiddenError(f"{problem}; nothing recorded")
 
+    def _written(self, events: Sequence[NewEvent]) -> None:
+        """After a batch with a key event, read the registry again before the next batch."""
+        if any(e.type in _KEY_TYPES for e in events):
+            with self._lock:
+                self._read_at = -math.inf
+
     def append(self, events: Sequence[NewEvent], *, precondition: Precondition | None = None) -> list[Event]:
         events = list(events)
         self.check(events)
-        return self.store.append(events, precondition=precondition)
+        try:
+            return self.store.append(events, precondition=precondition)
+        finally:
+            self._written(events)
 
     def append_one(self, event: NewEvent, *, precondition: Precondition | None = None) -> Event:
         self.check([event])
-        return self.store.append_one(event, precondition=precondition)
+        try:
+            return self.store.append_one(event, precondition=precondition)
+        finally:
+            self._written([event])
