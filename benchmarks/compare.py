@@ -81,7 +81,8 @@ def markdown(fresh: dict[str, dict[str, Any]]) -> str:
             o, b = v["ours"], v["baseline"]
             rows.append((f"{int(n):,} units from {kind.upper()} → `dosewise allocate` (whole process, peak "
                          f"{o['peak_rss_bytes'] / 2**20:,.0f} MiB; goal < {v['goal_s']} s)", ms(o["median_s"]),
-                         f"python + `pandas.read_csv` {ms(b['median_s'])}", f"{o['median_s'] / b['median_s']:.1f}× it"))
+                         f"{v.get('baseline_is', 'python + pandas.read_csv')} {ms(b['median_s'])}",
+                         f"{o['median_s'] / b['median_s']:.1f}× it"))
     if "allocate" in fresh:
         for v in fresh["allocate"]["workloads"].values():
             rows.append((f"pro rata, {v['participants']:,} participants × {v['lots']} lots", ms(v["ours"]["median_s"]),
