@@ -10,20 +10,12 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from tests.cli_run import run_cli
 
 from dosewise.app import Desk, run_demo
-from dosewise.cli import main
 from dosewise.ledger import NewEvent, open_store
 from dosewise.ledger.events import GENESIS_HASH, row_hash
 from dosewise.ledger.signing import Signer
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 @pytest.fixture(scope="module")
@@ -74,72 +66,72 @@ def _rewrite(path: Path, drop_seq: int) -> None:
 
 
 def test_keys_gen_prints_only_the_public_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(["keys", "gen", "--out", str(tmp_path / "prk.key")], capsys)
+    code, out, _ = run_cli(["keys", "gen", "--out", str(tmp_path / "prk.key")], capsys)
     pem = (tmp_path / "prk.key").read_text()
     body = "".join(pem.splitlines()[1:-1])
     assert code == 0 and "public key: " in out and body not in out and "PRIVATE" not in out
-    code, _, err = _run(["keys", "gen", "--out", str(tmp_path / "prk.key")], capsys)
+    code, _, err = run_cli(["keys", "gen", "--out", str(tmp_path / "prk.key")], capsys)
     assert code == 2 and "already exists" in err and body not in err
 
 
 def test_checkpoint_prove_and_verify_receipt_offline(ledger: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    _run(["keys", "gen", "--out", "ledger.key"], capsys)
+    run_cli(["keys", "gen", "--out", "ledger.key"], capsys)
     monkeypatch.setenv("DOSEWISE_LEDGER_KEY", "ledger.key")
-    code, out, _ = _run(["ledger", "checkpoint", "--out", "cp1.json"], capsys)
+    code, out, _ = run_cli(["ledger", "checkpoint", "--out", "cp1.json"], capsys)
     assert code == 0 and "signed by the ledger key" in out
     seq = _prk_decline_seq(ledger)
-    code, out, _ = _run(["ledger", "prove", str(seq), "--out", "receipt.json"], capsys)
+    code, out, _ = run_cli(["ledger", "prove", str(seq), "--out", "receipt.json"], capsys)
     assert code == 0, out
-    code, out, _ = _run(["ledger", "verify-receipt", "receipt.json", "--checkpoint", "cp1.json"], capsys)
+    code, out, _ = run_cli(["ledger", "verify-receipt", "receipt.json", "--checkpoint", "cp1.json"], capsys)
     assert code == 0 and f"event seq {seq} (offer.declined" in out
     # a party that holds a later checkpoint asks for a receipt linked to it
     store = open_store(str(ledger))
     store.append_one(NewEvent(type="round.note", actor="covax-demo", payload={"text": "after the round"}))
     store.close()
-    _run(["ledger", "checkpoint", "--out", "cp2.json"], capsys)
-    code, out, _ = _run(["ledger", "verify-receipt", "receipt.json", "--checkpoint", "cp2.json"], capsys)
+    run_cli(["ledger", "checkpoint", "--out", "cp2.json"], capsys)
+    code, out, _ = run_cli(["ledger", "verify-receipt", "receipt.json", "--checkpoint", "cp2.json"], capsys)
     assert code == 1 and "no consistency proof" in out
-    code, _, _ = _run(["ledger", "prove", str(seq), "--out", "receipt2.json", "--checkpoint", "cp1.json"], capsys)
-    code, out, _ = _run(["ledger", "verify-receipt", "receipt2.json", "--checkpoint", "cp1.json",
+    code, _, _ = run_cli(["ledger", "prove", str(seq), "--out", "receipt2.json", "--checkpoint", "cp1.json"], capsys)
+    code, out, _ = run_cli(["ledger", "verify-receipt", "receipt2.json", "--checkpoint", "cp1.json",
                          "--checkpoint", "cp2.json"], capsys)
     assert code == 0, out
     # an edited receipt fails
     data = json.loads(Path("receipt2.json").read_text())
     data["event"]["payload"]["reason"] = "accepted after all"
     Path("forged.json").write_text(json.dumps(data))
-    code, out, _ = _run(["ledger", "verify-receipt", "forged.json", "--checkpoint", "cp2.json"], capsys)
+    code, out, _ = run_cli(["ledger", "verify-receipt", "forged.json", "--checkpoint", "cp2.json"], capsys)
     assert code == 1 and "does not match its hash" in out
 
 
 def test_verify_with_checkpoint_catches_a_rewrite_the_chain_misses(ledger: Path, capsys: pytest.CaptureFixture[str],
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    _run(["keys", "gen", "--out", "ledger.key"], capsys)
+    run_cli(["keys", "gen", "--out", "ledger.key"], capsys)
     monkeypatch.setenv("DOSEWISE_LEDGER_KEY", "ledger.key")
     store = open_store(str(ledger))
     note = store.append_one(NewEvent(type="ledger.note", actor="covax-demo", payload={"text": "DPRK asked to "
                                      "re-offer its CoronaVac doses to severely affected countries"}))
     store.append_one(NewEvent(type="ledger.note", actor="covax-demo", payload={"text": "reviewed"}))
     store.close()
-    _run(["ledger", "checkpoint", "--out", "cp.json"], capsys)
+    run_cli(["ledger", "checkpoint", "--out", "cp.json"], capsys)
     _rewrite(ledger, drop_seq=note.seq)  # the operator deletes the note and re-chains what follows
-    code, out, _ = _run(["ledger", "verify"], capsys)
+    code, out, _ = run_cli(["ledger", "verify"], capsys)
     assert code == 0, out  # the chain (and the rounds' balance) alone cannot tell
-    code, out, _ = _run(["ledger", "verify", "--checkpoint", "cp.json"], capsys)
+    code, out, _ = run_cli(["ledger", "verify", "--checkpoint", "cp.json"], capsys)
     assert code == 1 and "fewer than the" in out
 
 
 def test_witness_cosigns_only_consistent_checkpoints(ledger: Path, capsys: pytest.CaptureFixture[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ledger", "observer"):
-        _run(["keys", "gen", "--out", f"{name}.key"], capsys)
+        run_cli(["keys", "gen", "--out", f"{name}.key"], capsys)
     monkeypatch.setenv("DOSEWISE_LEDGER_KEY", "ledger.key")
-    _run(["ledger", "checkpoint", "--out", "cp1.json"], capsys)
-    code, out, _ = _run(["ledger", "cosign", "cp1.json", "--key", "observer.key", "--name", "observer",
+    run_cli(["ledger", "checkpoint", "--out", "cp1.json"], capsys)
+    code, out, _ = run_cli(["ledger", "cosign", "cp1.json", "--key", "observer.key", "--name", "observer",
                          "--log", "witness.jsonl"], capsys)
     assert code == 0 and len(Path("witness.jsonl").read_text().splitlines()) == 1
-    code, out, _ = _run(["ledger", "verify", "--checkpoint", "cp1.json"], capsys)
+    code, out, _ = run_cli(["ledger", "verify", "--checkpoint", "cp1.json"], capsys)
     assert code == 0 and "cosigned by observer" in out
     # the operator forks the log: a checkpoint of a different history at a larger size
     fork = ledger.parent / "fork.db"
@@ -149,9 +141,9 @@ def test_witness_cosigns_only_consistent_checkpoints(ledger: Path, capsys: pytes
     store.append_one(NewEvent(type="y", actor="covax-demo"))
     store.close()
     _rewrite(fork, drop_seq=2)
-    code, _, _ = _run(["ledger", "checkpoint", "--db", str(fork), "--out", "forked.json"], capsys)
+    code, _, _ = run_cli(["ledger", "checkpoint", "--db", str(fork), "--out", "forked.json"], capsys)
     assert code == 0
-    code, out, _ = _run(["ledger", "cosign", "forked.json", "--key", "observer.key", "--log", "witness.jsonl",
+    code, out, _ = run_cli(["ledger", "cosign", "forked.json", "--key", "observer.key", "--log", "witness.jsonl",
                          "--db", str(fork)], capsys)
     assert code == 1 and "not consistent" in out
     assert len(Path("witness.jsonl").read_text().splitlines()) == 1
@@ -159,16 +151,16 @@ def test_witness_cosigns_only_consistent_checkpoints(ledger: Path, capsys: pytes
     store = open_store(str(ledger))
     store.append_one(NewEvent(type="x", actor="covax-demo"))
     store.close()
-    _run(["ledger", "checkpoint", "--out", "cp2.json", "--append-to", "log.jsonl"], capsys)
-    code, out, _ = _run(["ledger", "cosign", "cp2.json", "--key", "observer.key", "--log", "witness.jsonl"], capsys)
+    run_cli(["ledger", "checkpoint", "--out", "cp2.json", "--append-to", "log.jsonl"], capsys)
+    code, out, _ = run_cli(["ledger", "cosign", "cp2.json", "--key", "observer.key", "--log", "witness.jsonl"], capsys)
     assert code == 0 and len(Path("witness.jsonl").read_text().splitlines()) == 2
-    code, out, _ = _run(["ledger", "export-checkpoints", "--out", "log.jsonl"], capsys)
+    code, out, _ = run_cli(["ledger", "export-checkpoints", "--out", "log.jsonl"], capsys)
     assert code == 0 and len(Path("log.jsonl").read_text().splitlines()) == 2
 
 
 def test_verify_never_writes(ledger: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = _sha(ledger)
-    code, _, _ = _run(["ledger", "verify"], capsys)
+    code, _, _ = run_cli(["ledger", "verify"], capsys)
     assert code == 0 and _sha(ledger) == before
     # a ledger at the first schema revision is verified as it is, not migrated
     old = tmp_path / "old.db"
@@ -180,36 +172,36 @@ def test_verify_never_writes(ledger: Path, tmp_path: Path, capsys: pytest.Captur
         command.upgrade(cfg, "0001")
     engine.dispose()
     before = _sha(old)
-    code, out, _ = _run(["ledger", "verify", "--db", str(old)], capsys)
+    code, out, _ = run_cli(["ledger", "verify", "--db", str(old)], capsys)
     assert code == 1 and "empty" in out and _sha(old) == before
-    code, out, _ = _run(["ledger", "verify", "--db", str(old), "--allow-empty"], capsys)
+    code, out, _ = run_cli(["ledger", "verify", "--db", str(old), "--allow-empty"], capsys)
     assert code == 0 and _sha(old) == before
 
 
 def test_empty_and_missing_ledgers_fail_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty.db"
     open_store(str(empty)).close()
-    assert _run(["ledger", "verify", "--db", str(empty)], capsys)[0] == 1
-    assert _run(["ledger", "verify", "--db", str(empty), "--allow-empty"], capsys)[0] == 0
-    assert _run(["ledger", "verify", "--db", str(tmp_path / "none.db")], capsys)[0] == 1
-    assert _run(["ledger", "verify", "--db", str(tmp_path / "none.db"), "--allow-empty"], capsys)[0] == 0
+    assert run_cli(["ledger", "verify", "--db", str(empty)], capsys)[0] == 1
+    assert run_cli(["ledger", "verify", "--db", str(empty), "--allow-empty"], capsys)[0] == 0
+    assert run_cli(["ledger", "verify", "--db", str(tmp_path / "none.db")], capsys)[0] == 1
+    assert run_cli(["ledger", "verify", "--db", str(tmp_path / "none.db"), "--allow-empty"], capsys)[0] == 0
     assert not (tmp_path / "none.db").exists()
 
 
 def test_signed_answer_through_the_cli_registry(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Kenya registers a key (the demo ledger already holds DPRK's, which signed its decline)."""
-    _run(["keys", "gen", "--out", "ken.key"], capsys)
-    code, out, _ = _run(["keys", "register", "ken.key", "--identity", "KEN", "--role", "participant"], capsys)
+    run_cli(["keys", "gen", "--out", "ken.key"], capsys)
+    code, out, _ = run_cli(["keys", "register", "ken.key", "--identity", "KEN", "--role", "participant"], capsys)
     assert code == 0 and "registered for KEN" in out
     store = open_store(str(ledger))
     store.append_one(Signer.from_file("ken.key").sign(NewEvent(type="offer.accepted", actor="KEN", offer_id="Z1")))
     store.close()
-    code, out, _ = _run(["ledger", "verify"], capsys)
+    code, out, _ = run_cli(["ledger", "verify"], capsys)
     assert code == 0 and "signatures checked: 4" in out
     store = open_store(str(ledger))
     store.append_one(NewEvent(type="offer.declined", actor="KEN", offer_id="Z2"))  # not Kenya's doing
     store.close()
-    code, out, _ = _run(["ledger", "verify"], capsys)
+    code, out, _ = run_cli(["ledger", "verify"], capsys)
     assert code == 1 and "forged event" in out and "actor KEN" in out
 
 
@@ -217,12 +209,12 @@ def test_bad_checkpoint_and_receipt_files_are_clear_errors(ledger: Path, capsys:
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DOSEWISE_LEDGER_KEY", raising=False)
     Path("cp.json").write_text('{"checkpoint": {"context": "dosewise/checkpoint/v1", "tree_size": -3}}')
-    code, _, err = _run(["ledger", "verify", "--checkpoint", "cp.json"], capsys)
+    code, _, err = run_cli(["ledger", "verify", "--checkpoint", "cp.json"], capsys)
     assert code == 2 and "cp.json" in err and "tree_size" in err and "Traceback" not in err
-    code, _, err = _run(["ledger", "verify-receipt", "nothing.json"], capsys)
+    code, _, err = run_cli(["ledger", "verify-receipt", "nothing.json"], capsys)
     assert code == 2 and "nothing.json" in err
     Path("r.json").write_text('{"receipt": "dosewise/receipt/v1", "event": {}}')
-    code, out, _ = _run(["ledger", "verify-receipt", "r.json"], capsys)
+    code, out, _ = run_cli(["ledger", "verify-receipt", "r.json"], capsys)
     assert code == 1 and "malformed" in out
-    code, _, err = _run(["ledger", "checkpoint"], capsys)
+    code, _, err = run_cli(["ledger", "checkpoint"], capsys)
     assert code == 2 and "DOSEWISE_LEDGER_KEY" in err

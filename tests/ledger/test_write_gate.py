@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests.cli_run import run_cli
 
 from dosewise.app import Desk
-from dosewise.cli import main
 from dosewise.errors import ForbiddenError
 from dosewise.ledger import NewEvent, open_store
 from dosewise.ledger.audit import verify_ledger
@@ -28,14 +28,6 @@ round: {id: S1, opens: 2021-08-30, reallocation: pro-rata}
 """
 
 
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
-
-
 @pytest.fixture
 def signed_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Path:
     """A round S1 (KEN, PRK) on a SQLite ledger where PRK registered prk.key; other.key is unregistered."""
@@ -43,10 +35,10 @@ def signed_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytes
     monkeypatch.setenv("DOSEWISE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("DOSEWISE_LEDGER_KEY", raising=False)
     (tmp_path / "s.yaml").write_text(SCENARIO)
-    assert _run(["round", "open", "s.yaml", "--db", "l.db"], capsys)[0] == 0
+    assert run_cli(["round", "open", "s.yaml", "--db", "l.db"], capsys)[0] == 0
     generate(tmp_path / "prk.key")
     generate(tmp_path / "other.key")
-    rc, _, err = _run(["keys", "register", "prk.key", "--identity", "PRK", "--role", "participant", "--db", "l.db"],
+    rc, _, err = run_cli(["keys", "register", "prk.key", "--identity", "PRK", "--role", "participant", "--db", "l.db"],
                       capsys)
     assert rc == 0, err
     return tmp_path / "l.db"
@@ -74,7 +66,7 @@ def test_an_answer_without_the_registered_key_is_refused_and_nothing_is_recorded
         signed_ledger: Path, capsys: pytest.CaptureFixture[str], sign_with: str | None) -> None:
     before = _head(signed_ledger)
     argv = ["round", "respond", "S1:CV:PRK:0", "--accept", "--db", "l.db"]
-    rc, _, err = _run(argv + (["--sign-with", sign_with] if sign_with else []), capsys)
+    rc, _, err = run_cli(argv + (["--sign-with", sign_with] if sign_with else []), capsys)
     assert rc == 2
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -86,7 +78,7 @@ def test_an_answer_without_the_registered_key_is_refused_and_nothing_is_recorded
     assert _head(signed_ledger) == before
     assert _verify_ok(signed_ledger), "a refused answer leaves a ledger that verifies"
     # with PRK's own key the same answer is recorded and verifies
-    rc, _out, err = _run([*argv, "--sign-with", "prk.key"], capsys)
+    rc, _out, err = run_cli([*argv, "--sign-with", "prk.key"], capsys)
     assert rc == 0, err
     assert _head(signed_ledger) == before + 1 and _verify_ok(signed_ledger)
 
@@ -149,27 +141,27 @@ def test_a_second_key_needs_the_current_keys_signature(signed_ledger: Path,
     before = _head(signed_ledger)
     generate(signed_ledger.parent / "new.key")
     rotate = ["keys", "register", "new.key", "--identity", "PRK", "--role", "participant", "--db", "l.db"]
-    rc, _, err = _run(rotate, capsys)
+    rc, _, err = run_cli(rotate, capsys)
     assert rc == 2 and "PRK already has a registered key" in err and "--sign-with CURRENT_KEYFILE" in err
-    rc, _, err = _run([*rotate, "--sign-with", "other.key"], capsys)
+    rc, _, err = run_cli([*rotate, "--sign-with", "other.key"], capsys)
     assert rc == 2 and "PRK already has a registered key" in err
     assert _head(signed_ledger) == before
-    rc, out, err = _run(["keys", "register", "new.key.pub", "--identity", "PRK", "--role", "participant",
+    rc, out, err = run_cli(["keys", "register", "new.key.pub", "--identity", "PRK", "--role", "participant",
                          "--db", "l.db", "--sign-with", "prk.key"], capsys)
     assert rc == 0, err
     assert "signed by the current key" in out
     assert _verify_ok(signed_ledger), "a rotation signed by the current key verifies"
     # the old key no longer speaks for PRK; the new one does
     answer = ["round", "respond", "S1:CV:PRK:0", "--decline", "efficacy_concerns", "--db", "l.db"]
-    assert _run([*answer, "--sign-with", "prk.key"], capsys)[0] == 2
-    rc, _, err = _run([*answer, "--sign-with", "new.key"], capsys)
+    assert run_cli([*answer, "--sign-with", "prk.key"], capsys)[0] == 2
+    rc, _, err = run_cli([*answer, "--sign-with", "new.key"], capsys)
     assert rc == 0, err
     assert _verify_ok(signed_ledger)
 
 
 def test_register_refuses_an_unknown_participant(signed_ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = _head(signed_ledger)
-    rc, _, err = _run(["keys", "register", "other.key", "--identity", "XXX", "--role", "participant",
+    rc, _, err = run_cli(["keys", "register", "other.key", "--identity", "XXX", "--role", "participant",
                        "--db", "l.db"], capsys)
     assert rc == 2 and "--identity" in err and "XXX" in err
     assert _head(signed_ledger) == before
@@ -185,7 +177,7 @@ def test_sign_with_a_file_that_is_no_private_key_says_so_first(
     if content is not None:
         path.write_text(content)
     path.chmod(0o644)  # readable by others, as a public file is: the format is still the first complaint
-    rc, _, err = _run(["round", "respond", "S1:CV:PRK:0", "--accept", "--db", "l.db", "--sign-with", name], capsys)
+    rc, _, err = run_cli(["round", "respond", "S1:CV:PRK:0", "--accept", "--db", "l.db", "--sign-with", name], capsys)
     assert rc == 2 and said in err and "chmod" not in err, err
 
 
@@ -194,11 +186,11 @@ def _ledger_with_key(name: str, key: str, capsys: pytest.CaptureFixture[str],
     """A ledger NAME.db whose round steps are checkpointed by KEY; returns (receipt, checkpoint) files."""
     generate(key)
     monkeypatch.setenv("DOSEWISE_LEDGER_KEY", key)
-    rc, out, err = _run(["round", "open", "s.yaml", "--db", f"{name}.db"], capsys)
+    rc, out, err = run_cli(["round", "open", "s.yaml", "--db", f"{name}.db"], capsys)
     assert rc == 0, err
     assert "no ledger key" not in out
-    assert _run(["ledger", "prove", "1", "--out", f"{name}-r.json", "--db", f"{name}.db"], capsys)[0] == 0
-    assert _run(["ledger", "checkpoint", "--out", f"{name}-cp.json", "--db", f"{name}.db"], capsys)[0] == 0
+    assert run_cli(["ledger", "prove", "1", "--out", f"{name}-r.json", "--db", f"{name}.db"], capsys)[0] == 0
+    assert run_cli(["ledger", "checkpoint", "--out", f"{name}-cp.json", "--db", f"{name}.db"], capsys)[0] == 0
     return f"{name}-r.json", f"{name}-cp.json"
 
 
@@ -209,12 +201,12 @@ def test_verify_receipt_says_what_it_checked_and_names_another_log(
     (tmp_path / "s.yaml").write_text(SCENARIO)
     r1, cp1 = _ledger_with_key("one", "one.key", capsys, monkeypatch)
     r2, _ = _ledger_with_key("two", "two.key", capsys, monkeypatch)
-    rc, out, _ = _run(["ledger", "verify-receipt", r2], capsys)
+    rc, out, _ = run_cli(["ledger", "verify-receipt", r2], capsys)
     assert rc == 0 and not out.startswith("OK"), out
     assert "CONSISTENT IN ITSELF" in out and "--checkpoint" in out
-    rc, out, _ = _run(["ledger", "verify-receipt", r2, "--checkpoint", cp1], capsys)
+    rc, out, _ = run_cli(["ledger", "verify-receipt", r2, "--checkpoint", cp1], capsys)
     assert rc == 1 and "from a different log" in out and "no consistency proof" not in out, out
-    rc, out, _ = _run(["ledger", "verify-receipt", r1, "--checkpoint", cp1], capsys)
+    rc, out, _ = run_cli(["ledger", "verify-receipt", r1, "--checkpoint", cp1], capsys)
     assert rc == 0 and out.startswith("OK"), out
 
 
@@ -224,9 +216,9 @@ def test_round_steps_say_when_no_checkpoint_is_written(
     monkeypatch.setenv("DOSEWISE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("DOSEWISE_LEDGER_KEY", raising=False)
     (tmp_path / "s.yaml").write_text(SCENARIO)
-    rc, out, _ = _run(["round", "open", "s.yaml", "--db", "l.db"], capsys)
+    rc, out, _ = run_cli(["round", "open", "s.yaml", "--db", "l.db"], capsys)
     assert rc == 0 and "no ledger key" in out and "no checkpoint written" in out
-    rc, out, _ = _run(["round", "advance", "S1", "--to", "2021-10-30", "--db", "l.db"], capsys)
+    rc, out, _ = run_cli(["round", "advance", "S1", "--to", "2021-10-30", "--db", "l.db"], capsys)
     assert rc == 0 and "no ledger key" in out, out
 
 
@@ -240,7 +232,7 @@ def test_service_answer_for_a_party_with_a_signing_key_is_a_clear_403(
     desk = Desk.open(str(tmp_path / "l.db"), create=True, actor="service")
     rid = desk.open_round(parse_scenario(__import__("yaml").safe_load(SCENARIO))).round_id
     _, token = desk.create_key("participant", participant="PRK")
-    desk.store.append_one(registration(Signer(Ed25519PrivateKey.generate()), "PRK", "participant"))
+    desk.rounds.store.append_one(registration(Signer(Ed25519PrivateKey.generate()), "PRK", "participant"))
     head = desk.head()
     with TestClient(create_app(desk=desk)) as client:
         r = client.post(f"/offers/{rid}:CV:PRK:0/accept", headers={"Authorization": f"Bearer {token}"})

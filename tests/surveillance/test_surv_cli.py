@@ -7,17 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.cli_run import run_cli
 
-from dosewise.cli import main
 from dosewise.reference.groups import group_members
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return int(info.value.code or 0), out.out, out.err
 
 
 def test_need_group_amc92(
@@ -25,7 +17,7 @@ def test_need_group_amc92(
 ) -> None:
     monkeypatch.setenv("COLUMNS", "220")
     out_csv = tmp_path / "need.csv"
-    code, out, err = _run(
+    code, out, err = run_cli(
         [
             "need",
             "--group",
@@ -58,11 +50,11 @@ def test_need_group_amc92(
 
 
 def test_need_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, _, err = _run(["need", "--as-of", "2021-09-15"], capsys)
+    code, _, err = run_cli(["need", "--as-of", "2021-09-15"], capsys)
     assert code == 2 and "SCENARIO" in err
     bad = tmp_path / "who.csv"
     bad.write_text("Date_reported,Country_code\n2021-01-03,NA\n", encoding="utf-8")
-    code, _, err = _run(["need", "--group", "AMC92", "--as-of", "2021-09-15", "--who", str(bad)], capsys)
+    code, _, err = run_cli(["need", "--group", "AMC92", "--as-of", "2021-09-15", "--who", str(bad)], capsys)
     assert code == 2 and "who.csv" in err and "Country" in err
 
 
@@ -70,10 +62,10 @@ def test_pull_offline_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/WHO-COVID-19-global-data.csv"
-    code, _, err = _run(["data", "pull", "who", "--cache-dir", str(tmp_path), "--url", dead], capsys)
+    code, _, err = run_cli(["data", "pull", "who", "--cache-dir", str(tmp_path), "--url", dead], capsys)
     assert code == 2 and "no cached copy" in err
     (tmp_path / "WHO-COVID-19-global-data.csv").write_text("cached\n", encoding="utf-8")
-    code, out, _ = _run(["data", "pull", "who", "--cache-dir", str(tmp_path), "--url", dead], capsys)
+    code, out, _ = run_cli(["data", "pull", "who", "--cache-dir", str(tmp_path), "--url", dead], capsys)
     assert code == 0 and "offline: kept cached copy from" in out
     assert (tmp_path / "WHO-COVID-19-global-data.csv").read_text(encoding="utf-8") == "cached\n"
 
@@ -84,7 +76,7 @@ def test_need_on_the_demo_scenario(shared_data: Path, tmp_path: Path, capsys: py
     out_csv = tmp_path / "need.csv"
     who = str(shared_data / "surveillance" / "WHO-COVID-19-global-data.csv")
     argv = ["need", str(demo_scenario_path()), "--as-of", "2021-09-15", "--who", who, "--top", "3"]
-    code, _, err = _run([*argv, "--out", str(out_csv)], capsys)
+    code, _, err = run_cli([*argv, "--out", str(out_csv)], capsys)
     assert code == 0, err
     frame = pd.read_csv(out_csv, index_col=0)
     assert len(frame) == 92 and frame["need"].between(0, 1).all()
