@@ -39,6 +39,36 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 N_BANDS = 16
 
 
+
+def check_prior_by_age(v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    """``v`` if it is one share in [0, 1) per age band (or None), else ValueError saying why.
+
+    The one check of immune shares by age, used by the scenario's ``epidemic:`` section and by
+    the impact model's parameters alike."""
+    if v is None:
+        return v
+    if len(v) != N_BANDS:
+        raise ValueError(f"give {N_BANDS} shares, one per band 0-4 … 75+ (got {len(v)})")
+    for x in v:
+        if not (math.isfinite(x) and 0 <= x < 1):
+            raise ValueError(f"every share must be in [0, 1), got {x}")
+    return v
+
+
+def check_max_uptake(v: float | tuple[float, ...] | None) -> float | tuple[float, ...] | None:
+    """``v`` if it is one share in [0, 1] or one per age band (or None), else ValueError saying why.
+
+    The one check of maximum uptake, used by the scenario and the impact model's parameters."""
+    if v is None:
+        return v
+    vals = [v] if isinstance(v, int | float) else list(v)
+    if isinstance(v, tuple) and len(v) != N_BANDS:
+        raise ValueError(f"give one share or {N_BANDS} shares (bands 0-4 … 75+), got {len(v)}")
+    for x in vals:
+        if not (math.isfinite(x) and 0 <= x <= 1):
+            raise ValueError(f"a share must be in [0, 1], got {x}")
+    return v
+
 class RtStep(BaseModel):
     """Rt (the reproduction number in a fully susceptible population) from a date or day on."""
 
@@ -80,27 +110,12 @@ class EpidemicSettings(BaseModel):
     @field_validator("prior_immunity_by_age")
     @classmethod
     def _prior_age(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
-        if v is None:
-            return v
-        if len(v) != N_BANDS:
-            raise ValueError(f"give {N_BANDS} shares, one per band 0-4 … 75+ (got {len(v)})")
-        for x in v:
-            if not (math.isfinite(x) and 0 <= x < 1):
-                raise ValueError(f"every share must be in [0, 1), got {x}")
-        return v
+        return check_prior_by_age(v)
 
     @field_validator("max_uptake")
     @classmethod
     def _uptake(cls, v: float | tuple[float, ...] | None) -> float | tuple[float, ...] | None:
-        if v is None:
-            return v
-        vals = [v] if isinstance(v, int | float) else list(v)
-        if isinstance(v, tuple) and len(v) != N_BANDS:
-            raise ValueError(f"give one share or {N_BANDS} shares (bands 0-4 … 75+), got {len(v)}")
-        for x in vals:
-            if not (math.isfinite(x) and 0 <= x <= 1):
-                raise ValueError(f"a share must be in [0, 1], got {x}")
-        return v
+        return check_max_uptake(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> EpidemicSettings:

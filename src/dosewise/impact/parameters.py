@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dosewise.epidemic import check_max_uptake, check_prior_by_age
 from dosewise.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -188,21 +189,12 @@ class ImpactParams(BaseModel):
     @field_validator("prior_immunity_by_age")
     @classmethod
     def _prior_age(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
-        if v is not None and (len(v) != N_BANDS or any(not (np.isfinite(x) and 0 <= x < 1) for x in v)):
-            raise ValueError(f"prior immunity by age: {N_BANDS} shares in [0, 1) for 0-4 … 75+")
-        return v
+        return check_prior_by_age(v)
 
     @field_validator("max_uptake")
     @classmethod
     def _uptake(cls, v: float | tuple[float, ...] | None) -> float | tuple[float, ...] | None:
-        if v is None:
-            return v
-        vals = [v] if isinstance(v, int | float) else list(v)
-        if isinstance(v, tuple) and len(v) != N_BANDS:
-            raise ValueError(f"max uptake by age: {N_BANDS} shares for 0-4 … 75+")
-        if any(not (np.isfinite(x) and 0 <= x <= 1) for x in vals):
-            raise ValueError(f"max uptake must be shares in [0, 1], got {v}")
-        return v
+        return check_max_uptake(v)
 
     def uptake_by_band(self) -> FloatArray | None:
         """(16,) maximum share vaccinated per band, or None when unlimited."""
