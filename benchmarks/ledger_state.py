@@ -99,14 +99,45 @@ def round_events(n: int, round_id: str = "BENCH") -> list[NewEvent]:
     return out
 
 
-def rebuild_figures(path: Path, n: int, repeat: int) -> dict[str, Any]:
-    """Append a round of ``n`` events, then time separately: the chain check (``verify``), reading
-    every event (``read``) and rebuilding the round's state from them (``project``)."""
-    from dosewise.rounds import project
+def build_round(path: Path, n: int) -> tuple[int, float | None]:
+    """The round's ledger at ``path``: (events, seconds taken to append them, None when a file built
+    earlier by this script with the same ``n`` is reused)."""
+    import sqlite3
 
+    marker = path.with_name(path.name + ".events")
+    if path.exists() and marker.exists() and marker.read_text().split() == [str(n)]:
+        with sqlite3.connect(path) as conn:
+            count = conn.execute("SELECT count(*) FROM ledger_events").fetchone()[0]
+            snaps = conn.execute("SELECT count(*) FROM ledger_round_snapshots").fetchone()[0]
+        if snaps:
+            raise SystemExit(f"{path} holds snapshots: not a file this script built")
+        return int(count), None
+    if path.exists():
+        raise SystemExit(f"{path} exists but was not built by this script for --rebuild {n}; remove it first")
     events = round_events(n)
     store = open_store(str(path))
     t_fill = timed(lambda: [store.append(events[i:i + 20_000]) for i in range(0, len(events), 20_000)])
+    store.close()
+    marker.write_text(f"{n}\n")
+    return len(events), t_fill
+
+
+def rebuild_figures(path: Path, n: int, repeat: int, built: Path | None = None) -> dict[str, Any]:
+    """Append a round of ``n`` events (or copy the file ``built`` holding it, built earlier by
+    :func:`build_round`), then time separately: the chain check (``verify``), reading every event
+    (``read``) and rebuilding the round's state from them (``project``); then opening the round
+    from its snapshots."""
+    import shutil
+
+    from dosewise.rounds import project
+
+    if built is None:
+        count, t_fill = build_round(path, n)
+    else:
+        count, t_fill = build_round(built, n)
+        shutil.copyfile(built, path)  # snapshots are added to the copy; the built file stays as it is
+    events = range(count)  # only their number is used below
+    store = open_store(str(path))
     verify, report = timed_runs(store.verify, warmup=1, repeat=repeat)
     if not (report.ok and report.checked == len(events)):
         raise SystemExit(f"the round ledger did not verify: {report}")
@@ -145,7 +176,8 @@ def rebuild_figures(path: Path, n: int, repeat: int) -> dict[str, Any]:
     assert loaded.lots == state.lots and loaded.offers == state.offers and loaded.last_seq == last.seq
     writer.close()
     store.close()
-    return {"events": len(events), "requested": n, "offers": len(state.offers), "append_s": t_fill, "verify": verify,
+    return {"events": len(events), "requested": n, "offers": len(state.offers), "append_s": t_fill,
+            "reused_file": built is not None and t_fill is None, "verify": verify,
             "read": read, "rebuild": rebuild, "snapshot_open": opened, "snapshot_tail": tail,
             "snapshot_open_head": opened_head, "snapshot_mib": len(body.encode()) / 2**20,
             "file_mib": path.stat().st_size / 2**20}
@@ -157,8 +189,11 @@ def print_rebuild(console: Console, fig: dict[str, Any]) -> None:
                         "reported separately")
     for col in ("step", "median s", "events/s", "vs rebuild"):
         table.add_column(col, justify="right" if col != "step" else "left")
-    table.add_row("append in batches of 20,000 (to build it)", f"{fig['append_s']:.1f}", f"{n / fig['append_s']:,.0f}",
-                  "")
+    if fig["append_s"] is not None:
+        table.add_row("append in batches of 20,000 (to build it)", f"{fig['append_s']:.1f}",
+                      f"{n / fig['append_s']:,.0f}", "")
+    else:
+        table.add_row("append in batches of 20,000 (to build it)", "reused", "", "")
     rebuild = fig["rebuild"]["median_s"]
     for key, what in (("verify", "verify(): chain check only (hashes, no state)"),
                       ("read", "read(): materialise every Event"),
@@ -183,6 +218,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="events per transaction")
     parser.add_argument("--rebuild", type=int, default=1_000_000, help="events of the round rebuilt from the ledger")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs of verify/read/rebuild (after 1 warm-up)")
+    parser.add_argument("--round-db", type=Path, default=None,
+                        help="SQLite file holding the round of --rebuild events: built there on the first run, "
+                             "reused (copied) by later runs with the same --rebuild")
+    parser.add_argument("--only-rebuild", action="store_true",
+                        help="skip the append and replay tables (only the round: verify, read, rebuild, snapshots)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     console = Console()
@@ -194,6 +234,14 @@ def main() -> None:
         table.add_column(col, justify="right" if col != "backend" else "left")
 
     with tempfile.TemporaryDirectory() as tmp:
+        if args.only_rebuild:
+            if not args.rebuild:
+                raise SystemExit("--only-rebuild needs --rebuild N > 0")
+            fig = rebuild_figures(Path(tmp) / "round.db", args.rebuild, args.repeat, args.round_db)
+            print_rebuild(console, fig)
+            figures["rebuild"] = fig
+            write_json(env, figures, args.json)
+            return
         store = open_store(str(Path(tmp) / "bench.db"))
         b, s = append_rates(store, 50_000, args.batch, 2_000)
         store.close()
@@ -243,7 +291,7 @@ def main() -> None:
         console.print(f"target: replay of 1M events < 10 s → verify took {t_verify:.2f} s "
                       f"({'met' if t_verify * 1_000_000 / n < 10 else 'NOT met'})")
         if args.rebuild:
-            fig = rebuild_figures(Path(tmp) / "round.db", args.rebuild, args.repeat)
+            fig = rebuild_figures(Path(tmp) / "round.db", args.rebuild, args.repeat, args.round_db)
             print_rebuild(console, fig)
             figures["rebuild"] = fig
     write_json(env, figures, args.json)
