@@ -2,7 +2,9 @@
 round's state from 1M events, each reported separately. (Merkle proofs, checkpoints and signed
 verification: ``benchmarks/ledger.py``.)
 
-Run: ``.venv/bin/python benchmarks/ledger_state.py [--replay N] [--rebuild N]``
+Run: ``.venv/bin/python benchmarks/ledger_state.py [--replay N] [--rebuild N] [--round-db FILE] [--only-rebuild]``
+(``--round-db``: build the round's ledger in FILE once, about a minute for 1M events, and reuse it in
+later runs; ``--only-rebuild``: only the round's figures, not the append and replay tables.)
 
 * Appends are durable: SQLite in WAL mode with ``synchronous=FULL`` (the WAL is
   fsynced at every commit); PostgreSQL (a throwaway server started here from the
