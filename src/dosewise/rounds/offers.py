@@ -16,6 +16,7 @@ import array
 import base64
 import copy as _copy
 import itertools
+import operator
 import sys
 from collections.abc import Callable, ItemsView, Iterator, Mapping, Sequence, ValuesView
 from typing import Any
@@ -86,7 +87,7 @@ class Coded(Sequence[Any]):
         return list(map(self.values.__getitem__, self.codes))
 
     @staticmethod
-    def pack(column: list[Any]) -> dict[str, Any]:
+    def pack(column: list[Any], values: list[Any] | None = None) -> dict[str, Any]:
         """The column as JSON: its distinct values (in order of first appearance) and the codes, as
         little-endian unsigned integers of 1, 2 or 4 bytes, in base64.
 
@@ -95,11 +96,17 @@ class Coded(Sequence[Any]):
         column : list
             Strings and ``None`` (kept apart from each other by a dict, unlike ``1``, ``1.0`` and
             ``True``), or integers.
+        values : list, optional
+            The column's distinct values in order of first appearance, when already known.
         """
-        values = list(dict.fromkeys(column))
+        if values is None:
+            values = list(dict.fromkeys(column))
         index = {v: i for i, v in enumerate(values)}
         width = 1 if len(values) <= 1 << 8 else 2 if len(values) <= 1 << 16 else 4
-        codes = array.array(_UNSIGNED[width], map(index.__getitem__, column))
+        if width == 1:  # bytes from codes below 256, built in one pass
+            return {"values": values, "codes": base64.b64encode(bytes(map(index.__getitem__, column))).decode("ascii"),
+                    "width": 1}
+        codes = array.array(_UNSIGNED[width], list(map(index.__getitem__, column)))
         return {"values": values, "codes": _b64(codes), "width": width}
 
     @staticmethod
@@ -148,6 +155,7 @@ class Ints(Sequence[int]):
 
 
 _UNSIGNED = {1: "B", 2: "H", 4: "I"}
+_FIELD_SET = frozenset(FIELDS)
 _INT64 = range(-(1 << 63), 1 << 63)
 
 
@@ -186,11 +194,15 @@ def pack_column(column: list[Any]) -> Any:
     if not column:
         return column
     kinds = set(map(type, column))
-    if kinds == {int} and min(column) in _INT64 and max(column) in _INT64:
-        return Coded.pack(column) if 2 * len(set(column)) <= len(column) else Ints.pack(column)
-    if kinds <= {str, type(None)} and 2 * len(set(column)) <= len(column):
-        return Coded.pack(column)
-    return column
+    ints = kinds == {int}
+    if not (ints or kinds <= {str, type(None)}):
+        return column
+    distinct = dict.fromkeys(column)
+    if ints and not (min(distinct) in _INT64 and max(distinct) in _INT64):
+        return column
+    if 2 * len(distinct) <= len(column):
+        return Coded.pack(column, list(distinct))
+    return Ints.pack(column) if ints else column
 
 
 def unpack_column(stored: Any) -> Sequence[Any]:
@@ -374,6 +386,11 @@ class Offers(Mapping[str, dict[str, Any]]):
             One value per offer.
         """
         if not self._ids:
+            if field in _FIELD_SET:
+                try:
+                    return list(map(operator.itemgetter(field), self._rows.values()))
+                except KeyError:
+                    pass
             return [row.get(field, default) for row in self._rows.values()]
         if field in FIELDS:
             col = self._cols[FIELDS.index(field)]
@@ -389,12 +406,11 @@ class Offers(Mapping[str, dict[str, Any]]):
         return out
 
     def extras(self) -> dict[str, dict[str, Any]]:
-        """The fields beyond :data:`FIELDS` of the offers that have any, by offer id."""
-        out: dict[str, dict[str, Any]] = {}
-        for key, row in self._rows.items():
-            if len(row) > len(FIELDS) or any(f not in FIELDS for f in row):
-                out[key] = {k: v for k, v in row.items() if k not in FIELDS}
-        return out
+        """The fields beyond :data:`FIELDS` of the offers that have any, by offer id (an offer
+        holds every field of :data:`FIELDS`, so one with more fields has some)."""
+        n = len(FIELDS)
+        return {key: {k: v for k, v in row.items() if k not in _FIELD_SET}
+                for key, row in self._rows.items() if len(row) > n}
 
     def _shapes(self) -> dict[str, tuple[frozenset[str], tuple[tuple[str, Any], ...]]]:
         """Per offer with a dict, its fields and the values of those beyond :data:`FIELDS` (what
