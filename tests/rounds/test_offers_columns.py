@@ -59,8 +59,22 @@ def test_bad_packed_columns_are_refused() -> None:
     cols: dict[str, Any] = {f: [None] for f in FIELDS}
     with pytest.raises(IntegrityError, match="one value per offer"):
         Offers.from_columns(["A", "B"], cols)
+    two: dict[str, Any] = {f: [None, None] for f in FIELDS}
     with pytest.raises(IntegrityError, match="twice"):
-        Offers.from_columns(["A", "A"], {f: [None, None] for f in FIELDS})
+        Offers.from_columns(["A", "A"], two)
+    with pytest.raises(IntegrityError, match="twice"):
+        Offers.from_columns(["A", "A"], two, [0, 1])
+    for order in ([0, 1], [0, 0], [1, 1]):  # not sorting B, A; or a row twice
+        with pytest.raises(IntegrityError, match="does not sort"):
+            Offers.from_columns(["B", "A"], two, order)
+    with pytest.raises(IntegrityError, match="beyond"):
+        Offers.from_columns(["A", "B"], two, [0, 2])
+    with pytest.raises(IntegrityError, match="one per offer"):
+        Offers.from_columns(["A", "B"], two, [0])
+    with pytest.raises(IntegrityError, match="does not sort"):
+        Offers.from_columns(["A", 1], two, [0, 1])  # type: ignore[list-item]
+    found = Offers.from_columns(["B", "A"], two, [-1, 0])  # a row by its negative index is the same row
+    assert list(found) == ["B", "A"] and "A" in found and found["A"] == dict.fromkeys(FIELDS)
 
 
 # -- the mapping, against a dict of dicts --------------------------------------------------------
@@ -73,12 +87,16 @@ def _row(i: int, rng: int) -> dict[str, Any]:
             "note": None, "wish": None, "answered_on": None if rng % 3 == 0 else "2021-09-01", "seq": 10 + i}
 
 
-def _columns(rows: dict[str, dict[str, Any]]) -> Offers:
+def _columns(rows: dict[str, dict[str, Any]], sorted_ids: bool = True) -> Offers:
     """The offers as a snapshot holds them: packed, through JSON text, read back as columns (the
-    offers with fields beyond :data:`FIELDS` built and given them)."""
-    text = orjson.dumps({f: pack_column([r[f] for r in rows.values()]) for f in FIELDS})
+    offers with fields beyond :data:`FIELDS` built and given them); offers found by their ids in
+    sorted order, or (``sorted_ids=False``, as a snapshot of the first layout) by a dict."""
+    ids = list(rows)
+    text = orjson.dumps({"order": Ints.pack(Offers.sorted_rows(ids), unsigned32=True),
+                         **{f: pack_column([r[f] for r in rows.values()]) for f in FIELDS}})
     stored = orjson.loads(text)
-    offers = Offers.from_columns(list(rows), {f: unpack_column(stored[f]) for f in FIELDS})
+    order = Ints.unpack(stored["order"]).ints if sorted_ids else None
+    offers = Offers.from_columns(ids, {f: unpack_column(stored[f]) for f in FIELDS}, order)
     for oid, row in rows.items():  # the fields beyond FIELDS, as a snapshot adds them back
         if set(row) - set(FIELDS):
             offers[oid].update({f: v for f, v in row.items() if f not in FIELDS})
@@ -91,10 +109,11 @@ OPS_ON_OFFERS = st.lists(st.tuples(st.sampled_from(["get", "set_field", "extra",
 
 
 @settings(max_examples=150, deadline=None)
-@given(n=st.integers(0, 30), seed=st.integers(0, 10**6), ops=OPS_ON_OFFERS)
-def test_offers_held_as_columns_behave_as_a_dict_of_dicts(n: int, seed: int, ops: list[tuple[str, int]]) -> None:
-    model = {f"O{i}": _row(i, seed + i * 7919) for i in range(n)}
-    offers = _columns(model)
+@given(n=st.integers(0, 30), seed=st.integers(0, 10**6), ops=OPS_ON_OFFERS, sorted_ids=st.booleans())
+def test_offers_held_as_columns_behave_as_a_dict_of_dicts(n: int, seed: int, ops: list[tuple[str, int]],
+                                                          sorted_ids: bool) -> None:
+    model = {f"O{(i * 37) % 101}": _row(i, seed + i * 7919) for i in range(n)}  # ids not made in sorted order
+    offers = _columns(model, sorted_ids)
     assert offers.built == 0
     made = n
     for op, k in ops:
@@ -115,11 +134,11 @@ def test_offers_held_as_columns_behave_as_a_dict_of_dicts(n: int, seed: int, ops
             model[row["offer"]] = dict(row)
             made += 1
         elif op == "replace" and keys:
-            row = {**_row(int(key[1:]), k), "offered": 0}
+            row = {**_row(k, k), "offer": key, "offered": 0}
             offers[key] = row
             model[key] = dict(row)
         elif op == "contains":
-            assert (key in offers) == (key in model) and ("nope" in offers) is False
+            assert (key in offers) == (key in model) and ("nope" in offers) is False and (5 in offers) is False
         elif op == "iter":
             assert list(offers) == list(model) and len(offers) == len(model)
         elif op == "column":

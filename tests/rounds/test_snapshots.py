@@ -115,7 +115,7 @@ def _first_layout(text: str) -> str:
     state = RoundState.from_json(text)
     data = json.loads(text)
     del data["format"]
-    data["offers"] = {c: state.offers.column(c) for c in FIELDS}
+    data["offers"] = {c: state.offers.column(c) for c in FIELDS}  # (no "order": offers found by a dict)
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -151,6 +151,8 @@ def test_a_forged_snapshot_that_does_not_read_is_refused_and_the_round_replayed(
     from collections.abc import Callable
     from typing import Any
 
+    from dosewise.rounds.offers import Ints
+
     path = tmp_path / "l.db"
     store = open_store(str(path))
     first = Rounds(store)
@@ -183,7 +185,15 @@ def test_a_forged_snapshot_that_does_not_read_is_refused_and_the_round_replayed(
     def renamed(o: dict[str, Any]) -> None:  # reads, but the later events' offers are not in it
         o["offer"] = [f"{oid}:renamed" for oid in o["offer"]]
 
-    forgeries: list[Callable[[dict[str, Any]], None]] = [codes_beyond, not_base64, id_twice, one_short, renamed]
+    def order_reversed(o: dict[str, Any]) -> None:
+        o["order"] = Ints.pack(Ints.unpack(o["order"]).tolist()[::-1], unsigned32=True)
+
+    def no_order(o: dict[str, Any]) -> None:  # reads (ids found by a dict), but renamed as well
+        del o["order"]
+        renamed(o)
+
+    forgeries: list[Callable[[dict[str, Any]], None]] = [codes_beyond, not_base64, id_twice, one_short, renamed,
+                                                        order_reversed, no_order]
     for forge in forgeries:
         forged = json.loads(json.dumps(body))
         forge(forged["offers"])

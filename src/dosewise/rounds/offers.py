@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import array
 import base64
+import bisect
 import copy as _copy
 import itertools
 import operator
@@ -144,13 +145,18 @@ class Ints(Sequence[int]):
         return self.ints.tolist()
 
     @staticmethod
-    def pack(column: list[int]) -> dict[str, Any]:
-        """The column as JSON: little-endian signed 64-bit integers, in base64."""
+    def pack(column: list[int], *, unsigned32: bool = False) -> dict[str, Any]:
+        """The column as JSON: little-endian signed 64-bit integers (or, ``unsigned32``, unsigned
+        32-bit ones), in base64."""
+        if unsigned32:
+            return {"uint32": _b64(array.array("I", column))}
         return {"int64": _b64(array.array("q", column))}
 
     @staticmethod
     def unpack(stored: dict[str, Any]) -> Ints:
         """The column :meth:`pack` wrote."""
+        if "uint32" in stored:
+            return Ints(_unb64("I", stored["uint32"]))
         return Ints(_unb64("q", stored["int64"]))
 
 
@@ -217,7 +223,7 @@ def unpack_column(stored: Any) -> Sequence[Any]:
         return stored
     if isinstance(stored, dict) and "codes" in stored:
         return Coded.unpack(stored)
-    if isinstance(stored, dict) and "int64" in stored:
+    if isinstance(stored, dict) and ("int64" in stored or "uint32" in stored):
         return Ints.unpack(stored)
     raise IntegrityError(f"an offer column of an unknown layout: {str(stored)[:80]!r}")
 
@@ -253,7 +259,7 @@ class Offers(Mapping[str, dict[str, Any]]):
     (['declined', 'accepted'], 2)
     """
 
-    __slots__ = ("_cols", "_ids", "_new", "_pos", "_rows")
+    __slots__ = ("_cols", "_ids", "_new", "_order", "_pos", "_rows", "_sorted")
 
     def __init__(self, rows: Mapping[str, dict[str, Any]] | None = None) -> None:
         self._ids: list[str] = []
@@ -261,8 +267,12 @@ class Offers(Mapping[str, dict[str, Any]]):
         self._cols: tuple[Sequence[Any], ...] = ()
         """One column per field of :data:`FIELDS`, each as long as ``_ids``; never changed in place
         (copies share them)."""
-        self._pos: dict[str, int] = {}
-        """Id → row of the columns."""
+        self._pos: dict[str, int] | None = {}
+        """Id → row of the columns; None when they are found by ``_sorted`` and ``_order``."""
+        self._sorted: list[str] = []
+        """The ids in sorted order (when ``_pos`` is None)."""
+        self._order: Sequence[int] = []
+        """Per id of ``_sorted``, its row of the columns."""
         self._rows: dict[str, dict[str, Any]] = {}
         """Every offer built from the columns so far, and every offer set since."""
         self._new: dict[str, None] = {}
@@ -271,7 +281,8 @@ class Offers(Mapping[str, dict[str, Any]]):
             self[key] = row
 
     @classmethod
-    def from_columns(cls, ids: list[str], columns: Mapping[str, Sequence[Any]]) -> Offers:
+    def from_columns(cls, ids: list[str], columns: Mapping[str, Sequence[Any]],
+                     order: Sequence[int] | None = None) -> Offers:
         """Offers held as columns, one per field of :data:`FIELDS`.
 
         Parameters
@@ -280,6 +291,9 @@ class Offers(Mapping[str, dict[str, Any]]):
             The offers' ids, in order (each once).
         columns : mapping of str to sequence
             Per field of :data:`FIELDS`, its value for every offer (a list, or a :class:`Coded`).
+        order : sequence of int, optional
+            The rows of the ids in sorted order (:meth:`sorted_rows`): offers are then found by
+            bisection, without a dict of every id (a long round's largest cost to open).
 
         Returns
         -------
@@ -289,7 +303,8 @@ class Offers(Mapping[str, dict[str, Any]]):
         Raises
         ------
         IntegrityError
-            An id given twice, a missing field, or a column whose length is not the number of ids.
+            An id given twice, a missing field, a column whose length is not the number of ids,
+            or an ``order`` that does not sort them.
         """
         n = len(ids)
         missing = [f for f in FIELDS if f not in columns]
@@ -299,16 +314,50 @@ class Offers(Mapping[str, dict[str, Any]]):
         if short:
             raise IntegrityError(f"offers' columns {', '.join(short)} do not hold one value per offer ({n:,})")
         table = cls()
-        pos = dict(zip(ids, range(n), strict=True))
-        if len(pos) != n:
-            raise IntegrityError("offers' columns hold an offer id twice")
-        if n:
-            table._ids, table._cols, table._pos = ids, tuple(columns[f] for f in FIELDS), pos
+        if not n:
+            return table
+        table._ids, table._cols = ids, tuple(columns[f] for f in FIELDS)
+        if order is None:
+            pos = dict(zip(ids, range(n), strict=True))
+            if len(pos) != n:
+                raise IntegrityError("offers' columns hold an offer id twice")
+            table._pos = pos
+            return table
+        if len(order) != n:
+            raise IntegrityError(f"offers' order holds {len(order):,} rows, not one per offer ({n:,})")
+        try:
+            ranked = list(map(ids.__getitem__, order))
+        except (IndexError, TypeError):
+            raise IntegrityError("offers' order refers to rows beyond the columns") from None
+        # strictly increasing: every id once, and the order a permutation (a row given as its
+        # negative index would be the same row, so it still sorts the ids or is caught here)
+        try:
+            ascending = all(map(operator.lt, ranked, itertools.islice(ranked, 1, None)))
+        except TypeError:  # ids that do not compare (not all text)
+            ascending = False
+        if not ascending:
+            raise IntegrityError("offers' order does not sort their ids, or holds an id twice")
+        table._pos, table._sorted, table._order = None, ranked, order
         return table
 
-    def _index(self) -> dict[str, int]:
-        """Id → row of the columns."""
-        return self._pos
+    @staticmethod
+    def sorted_rows(ids: list[str]) -> list[int]:
+        """The rows of ``ids`` in the order that sorts them (what :meth:`from_columns` takes)."""
+        return sorted(range(len(ids)), key=ids.__getitem__)
+
+    def _row_of(self, key: Any) -> int | None:
+        """The row of the columns that holds offer ``key``, or None."""
+        pos = self._pos
+        if pos is not None:
+            return pos.get(key)
+        if not isinstance(key, str):
+            return None
+        ranked = self._sorted
+        try:
+            j = bisect.bisect_left(ranked, key)
+        except TypeError:  # ids that are not text: none is this key
+            return None
+        return self._order[j] if j < len(ranked) and ranked[j] == key else None
 
     # -- the mapping ---------------------------------------------------------------------------
     def __getitem__(self, key: str) -> dict[str, Any]:
@@ -317,17 +366,19 @@ class Offers(Mapping[str, dict[str, Any]]):
         except KeyError:
             if not self._ids:
                 raise
-        i = self._index()[key]  # KeyError(key) for an unknown offer, as a dict raises
+        i = self._row_of(key)
+        if i is None:
+            raise KeyError(key)  # as a dict raises
         row = self._rows[key] = _offer_row(*[c[i] for c in self._cols])
         return row
 
     def __setitem__(self, key: str, row: dict[str, Any]) -> None:
-        if self._ids and key not in self._rows and key not in self._index():
+        if self._ids and key not in self._rows and self._row_of(key) is None:
             self._new[key] = None
         self._rows[key] = row
 
     def __contains__(self, key: object) -> bool:
-        return key in self._rows or (bool(self._ids) and key in self._index())
+        return key in self._rows or (bool(self._ids) and self._row_of(key) is not None)
 
     def __iter__(self) -> Iterator[str]:
         if not self._ids:
@@ -398,10 +449,10 @@ class Offers(Mapping[str, dict[str, Any]]):
         else:
             out = [default] * len(self._ids)
         if self._rows:
-            pos, new = self._index(), self._new
+            new, row_of = self._new, self._row_of
             for key, row in self._rows.items():
                 if key not in new:
-                    out[pos[key]] = row.get(field, default)
+                    out[row_of(key)] = row.get(field, default)  # type: ignore[index]
             out += [self._rows[key].get(field, default) for key in new]
         return out
 
@@ -426,25 +477,29 @@ class Offers(Mapping[str, dict[str, Any]]):
         built = map(_offer_row, *[c.tolist() if isinstance(c, (Coded, Ints)) else c for c in self._cols])
         ordered = dict(zip(self._ids, built, strict=True))
         ordered.update(self._rows)  # those built or set before (new ones last, in the order they were set)
-        self._rows, self._ids, self._cols, self._pos, self._new = ordered, [], (), {}, {}
+        self._rows, self._ids, self._cols, self._new = ordered, [], (), {}
+        self._pos, self._sorted, self._order = {}, [], []
 
     # -- copies --------------------------------------------------------------------------------
     def copy(self) -> Offers:
         """A copy whose offers' dicts are copies (the columns, never changed, are shared)."""
         twin = Offers.__new__(Offers)
         twin._ids, twin._cols, twin._pos, twin._new = self._ids, self._cols, self._pos, dict(self._new)
+        twin._sorted, twin._order = self._sorted, self._order
         twin._rows = {key: dict(row) for key, row in self._rows.items()}
         return twin
 
     def __copy__(self) -> Offers:
         twin = Offers.__new__(Offers)
         twin._ids, twin._cols, twin._pos, twin._new = self._ids, self._cols, self._pos, dict(self._new)
+        twin._sorted, twin._order = self._sorted, self._order
         twin._rows = dict(self._rows)
         return twin
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Offers:
         twin = Offers.__new__(Offers)
         twin._ids, twin._cols, twin._pos, twin._new = self._ids, self._cols, self._pos, dict(self._new)
+        twin._sorted, twin._order = self._sorted, self._order
         twin._rows = _copy.deepcopy(self._rows, memo)
         return twin
 

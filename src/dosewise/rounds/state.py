@@ -45,7 +45,7 @@ from dosewise.rounds.events import (
     TransferProposed,
     payload_of,
 )
-from dosewise.rounds.offers import FIELDS, Offers, pack_column, unpack_column
+from dosewise.rounds.offers import FIELDS, Ints, Offers, pack_column, unpack_column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,7 +94,8 @@ _OFFER_FIELDS = FIELDS
 SNAPSHOT_FORMAT = 2
 """The layout of :meth:`RoundState.to_json`'s text. 1 (no ``format`` key): every offer column a list;
 2: integer columns packed as 64-bit integers, columns with few distinct values as those values and
-one packed code per offer (:func:`~dosewise.rounds.offers.pack_column`). :meth:`RoundState.from_json`
+one packed code per offer (:func:`~dosewise.rounds.offers.pack_column`), and the rows of the offer
+ids in sorted order (``order``). :meth:`RoundState.from_json`
 reads both."""
 
 
@@ -292,8 +293,10 @@ class RoundState:
         """
         import json
 
-        offers = {c: pack_column(self.offers.column(c)) if c != "offer" else self.offers.column(c)
-                  for c in _OFFER_FIELDS}
+        offers: dict[str, Any] = {c: pack_column(self.offers.column(c)) for c in _OFFER_FIELDS if c != "offer"}
+        ids = offers["offer"] = self.offers.column("offer")
+        # the rows of the ids in sorted order: a load finds offers by bisection, without a dict of every id
+        offers["order"] = Ints.pack(Offers.sorted_rows(ids), unsigned32=True)
         return json.dumps({
             "format": SNAPSHOT_FORMAT, "round_id": self.round_id, "opened": self.opened,
             "today": None if self.today is None else self.today.isoformat(), "lots": self.lots, "offers": offers,
@@ -347,7 +350,9 @@ class RoundState:
             if data.get("format", 1) not in (1, SNAPSHOT_FORMAT):
                 raise IntegrityError(f"snapshot of round {data.get('round_id')}: unknown format {data['format']!r}")
             cols = data["offers"]
-            offers = Offers.from_columns(cols["offer"], {c: unpack_column(cols[c]) for c in _OFFER_FIELDS})
+            order = cols.get("order")
+            offers = Offers.from_columns(cols["offer"], {c: unpack_column(cols[c]) for c in _OFFER_FIELDS},
+                                         None if order is None else Ints.unpack(order).ints)
         finally:
             if paused:
                 gc.enable()
