@@ -176,13 +176,47 @@ def rebuild_figures(path: Path, n: int, repeat: int, built: Path | None = None) 
     snapshots.save(writer, "BENCH", last.seq, last.hash, body)
     opened_head, loaded = timed_runs(open_round, warmup=1, repeat=runs)
     assert loaded.lots == state.lots and loaded.offers == state.offers and loaded.last_seq == last.seq
+    del loaded
     writer.close()
     store.close()
+    # what a user waits for: a whole new process that opens the round (interpreter, imports, the
+    # store, the snapshot), next to one that only opens the store and reads its head (the floor of
+    # any command on this ledger)
+    fresh_round, out = timed_runs(lambda: _process(_OPEN_ROUND, path), warmup=1, repeat=runs)
+    if out.split() != [str(len(state.offers)), str(last.seq)]:
+        raise SystemExit(f"the new process did not open the round: {out!r}")
+    fresh_store, _ = timed_runs(lambda: _process(_OPEN_STORE, path), warmup=1, repeat=runs)
     return {"events": len(events), "requested": n, "offers": len(state.offers), "append_s": t_fill,
             "reused_file": built is not None and t_fill is None, "verify": verify,
             "read": read, "rebuild": rebuild, "snapshot_open": opened, "snapshot_tail": tail,
             "snapshot_open_head": opened_head, "snapshot_mib": len(body.encode()) / 2**20,
+            "process_open_round": fresh_round, "process_open_store": fresh_store,
             "file_mib": path.stat().st_size / 2**20}
+
+
+_OPEN_ROUND = """
+import sys
+from dosewise.ledger import open_store
+from dosewise.rounds import Rounds
+state = Rounds(open_store(sys.argv[1])).state("BENCH")
+print(len(state.offers), state.last_seq)
+"""
+_OPEN_STORE = """
+import sys
+from dosewise.ledger import open_store
+print(open_store(sys.argv[1]).head().seq)
+"""
+
+
+def _process(code: str, path: Path) -> str:
+    """Run ``code`` in a new Python process on the ledger at ``path``; its output."""
+    import subprocess
+
+    from _common import process_env
+
+    done = subprocess.run([sys.executable, "-c", code, str(path)], env=process_env(), check=True,
+                          capture_output=True, text=True)
+    return done.stdout
 
 
 def print_rebuild(console: Console, fig: dict[str, Any]) -> None:
@@ -207,6 +241,11 @@ def print_rebuild(console: Console, fig: dict[str, Any]) -> None:
         ratio = f"{rebuild / t:,.1f}x faster" if key.startswith("snapshot") else ""
         table.add_row(what, f"{t:.2f}", f"{n / t:,.0f}", ratio)
     console.print(table)
+    if "process_open_round" in fig:
+        round_s, store_s = fig["process_open_round"]["median_s"], fig["process_open_store"]["median_s"]
+        console.print(f"a new process that opens the round from its snapshot at the last event: {round_s:.2f} s "
+                      f"(whole process); one that only opens the store: {store_s:.2f} s; the round's own part "
+                      f"{round_s - store_s:.2f} s")
     head = fig["snapshot_open_head"]["median_s"]
     subset = "" if fig.get("requested", n) >= 1_000_000 else f"; measured on {n:,} events, not 1M"
     console.print(f"goal: opening a round of {n:,} events from a snapshot < 1 s plus the events since it → "
@@ -305,8 +344,9 @@ def write_json(env: dict[str, Any], figures: dict[str, Any], path: Path | None) 
         metrics[f"ledger append {backend} batched s per 10k events"] = 1e4 / rates["batched_per_s"]
     fig = figures.get("rebuild")
     if fig:
-        for key in ("verify", "read", "rebuild", "snapshot_open", "snapshot_open_head"):
-            metrics[f"ledger {key} {fig['events']} events median_s"] = fig[key]["median_s"]
+        for key in ("verify", "read", "rebuild", "snapshot_open", "snapshot_open_head", "process_open_round"):
+            if key in fig:
+                metrics[f"ledger {key} {fig['events']} events median_s"] = fig[key]["median_s"]
     out = write_results("ledger_state",
                         {"benchmark": "ledger_state", "environment": env, "figures": figures, "metrics": metrics},
                         path)
