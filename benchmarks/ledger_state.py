@@ -2,7 +2,9 @@
 round's state from 1M events, each reported separately. (Merkle proofs, checkpoints and signed
 verification: ``benchmarks/ledger.py``.)
 
-Run: ``.venv/bin/python benchmarks/ledger_state.py [--replay N] [--rebuild N]``
+Run: ``.venv/bin/python benchmarks/ledger_state.py [--replay N] [--rebuild N] [--round-db FILE] [--only-rebuild]``
+(``--round-db``: build the round's ledger in FILE once, about a minute for 1M events, and reuse it in
+later runs; ``--only-rebuild``: only the round's figures, not the append and replay tables.)
 
 * Appends are durable: SQLite in WAL mode with ``synchronous=FULL`` (the WAL is
   fsynced at every commit); PostgreSQL (a throwaway server started here from the
@@ -99,14 +101,45 @@ def round_events(n: int, round_id: str = "BENCH") -> list[NewEvent]:
     return out
 
 
-def rebuild_figures(path: Path, n: int, repeat: int) -> dict[str, Any]:
-    """Append a round of ``n`` events, then time separately: the chain check (``verify``), reading
-    every event (``read``) and rebuilding the round's state from them (``project``)."""
-    from dosewise.rounds import project
+def build_round(path: Path, n: int) -> tuple[int, float | None]:
+    """The round's ledger at ``path``: (events, seconds taken to append them, None when a file built
+    earlier by this script with the same ``n`` is reused)."""
+    import sqlite3
 
+    marker = path.with_name(path.name + ".events")
+    if path.exists() and marker.exists() and marker.read_text().split() == [str(n)]:
+        with sqlite3.connect(path) as conn:
+            count = conn.execute("SELECT count(*) FROM ledger_events").fetchone()[0]
+            snaps = conn.execute("SELECT count(*) FROM ledger_round_snapshots").fetchone()[0]
+        if snaps:
+            raise SystemExit(f"{path} holds snapshots: not a file this script built")
+        return int(count), None
+    if path.exists():
+        raise SystemExit(f"{path} exists but was not built by this script for --rebuild {n}; remove it first")
     events = round_events(n)
     store = open_store(str(path))
     t_fill = timed(lambda: [store.append(events[i:i + 20_000]) for i in range(0, len(events), 20_000)])
+    store.close()
+    marker.write_text(f"{n}\n")
+    return len(events), t_fill
+
+
+def rebuild_figures(path: Path, n: int, repeat: int, built: Path | None = None) -> dict[str, Any]:
+    """Append a round of ``n`` events (or copy the file ``built`` holding it, built earlier by
+    :func:`build_round`), then time separately: the chain check (``verify``), reading every event
+    (``read``) and rebuilding the round's state from them (``project``); then opening the round
+    from its snapshots."""
+    import shutil
+
+    from dosewise.rounds import project
+
+    if built is None:
+        count, t_fill = build_round(path, n)
+    else:
+        count, t_fill = build_round(built, n)
+        shutil.copyfile(built, path)  # snapshots are added to the copy; the built file stays as it is
+    events = range(count)  # only their number is used below
+    store = open_store(str(path))
     verify, report = timed_runs(store.verify, warmup=1, repeat=repeat)
     if not (report.ok and report.checked == len(events)):
         raise SystemExit(f"the round ledger did not verify: {report}")
@@ -143,12 +176,47 @@ def rebuild_figures(path: Path, n: int, repeat: int) -> dict[str, Any]:
     snapshots.save(writer, "BENCH", last.seq, last.hash, body)
     opened_head, loaded = timed_runs(open_round, warmup=1, repeat=runs)
     assert loaded.lots == state.lots and loaded.offers == state.offers and loaded.last_seq == last.seq
+    del loaded
     writer.close()
     store.close()
-    return {"events": len(events), "requested": n, "offers": len(state.offers), "append_s": t_fill, "verify": verify,
+    # what a user waits for: a whole new process that opens the round (interpreter, imports, the
+    # store, the snapshot), next to one that only opens the store and reads its head (the floor of
+    # any command on this ledger)
+    fresh_round, out = timed_runs(lambda: _process(_OPEN_ROUND, path), warmup=1, repeat=runs)
+    if out.split() != [str(len(state.offers)), str(last.seq)]:
+        raise SystemExit(f"the new process did not open the round: {out!r}")
+    fresh_store, _ = timed_runs(lambda: _process(_OPEN_STORE, path), warmup=1, repeat=runs)
+    return {"events": len(events), "requested": n, "offers": len(state.offers), "append_s": t_fill,
+            "reused_file": built is not None and t_fill is None, "verify": verify,
             "read": read, "rebuild": rebuild, "snapshot_open": opened, "snapshot_tail": tail,
             "snapshot_open_head": opened_head, "snapshot_mib": len(body.encode()) / 2**20,
+            "process_open_round": fresh_round, "process_open_store": fresh_store,
             "file_mib": path.stat().st_size / 2**20}
+
+
+_OPEN_ROUND = """
+import sys
+from dosewise.ledger import open_store
+from dosewise.rounds import Rounds
+state = Rounds(open_store(sys.argv[1])).state("BENCH")
+print(len(state.offers), state.last_seq)
+"""
+_OPEN_STORE = """
+import sys
+from dosewise.ledger import open_store
+print(open_store(sys.argv[1]).head().seq)
+"""
+
+
+def _process(code: str, path: Path) -> str:
+    """Run ``code`` in a new Python process on the ledger at ``path``; its output."""
+    import subprocess
+
+    from _common import process_env
+
+    done = subprocess.run([sys.executable, "-c", code, str(path)], env=process_env(), check=True,
+                          capture_output=True, text=True)
+    return done.stdout
 
 
 def print_rebuild(console: Console, fig: dict[str, Any]) -> None:
@@ -157,8 +225,11 @@ def print_rebuild(console: Console, fig: dict[str, Any]) -> None:
                         "reported separately")
     for col in ("step", "median s", "events/s", "vs rebuild"):
         table.add_column(col, justify="right" if col != "step" else "left")
-    table.add_row("append in batches of 20,000 (to build it)", f"{fig['append_s']:.1f}", f"{n / fig['append_s']:,.0f}",
-                  "")
+    if fig["append_s"] is not None:
+        table.add_row("append in batches of 20,000 (to build it)", f"{fig['append_s']:.1f}",
+                      f"{n / fig['append_s']:,.0f}", "")
+    else:
+        table.add_row("append in batches of 20,000 (to build it)", "reused", "", "")
     rebuild = fig["rebuild"]["median_s"]
     for key, what in (("verify", "verify(): chain check only (hashes, no state)"),
                       ("read", "read(): materialise every Event"),
@@ -170,6 +241,11 @@ def print_rebuild(console: Console, fig: dict[str, Any]) -> None:
         ratio = f"{rebuild / t:,.1f}x faster" if key.startswith("snapshot") else ""
         table.add_row(what, f"{t:.2f}", f"{n / t:,.0f}", ratio)
     console.print(table)
+    if "process_open_round" in fig:
+        round_s, store_s = fig["process_open_round"]["median_s"], fig["process_open_store"]["median_s"]
+        console.print(f"a new process that opens the round from its snapshot at the last event: {round_s:.2f} s "
+                      f"(whole process); one that only opens the store: {store_s:.2f} s; the round's own part "
+                      f"{round_s - store_s:.2f} s")
     head = fig["snapshot_open_head"]["median_s"]
     subset = "" if fig.get("requested", n) >= 1_000_000 else f"; measured on {n:,} events, not 1M"
     console.print(f"goal: opening a round of {n:,} events from a snapshot < 1 s plus the events since it → "
@@ -183,6 +259,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="events per transaction")
     parser.add_argument("--rebuild", type=int, default=1_000_000, help="events of the round rebuilt from the ledger")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs of verify/read/rebuild (after 1 warm-up)")
+    parser.add_argument("--round-db", type=Path, default=None,
+                        help="SQLite file holding the round of --rebuild events: built there on the first run, "
+                             "reused (copied) by later runs with the same --rebuild")
+    parser.add_argument("--only-rebuild", action="store_true",
+                        help="skip the append and replay tables (only the round: verify, read, rebuild, snapshots)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     console = Console()
@@ -194,6 +275,14 @@ def main() -> None:
         table.add_column(col, justify="right" if col != "backend" else "left")
 
     with tempfile.TemporaryDirectory() as tmp:
+        if args.only_rebuild:
+            if not args.rebuild:
+                raise SystemExit("--only-rebuild needs --rebuild N > 0")
+            fig = rebuild_figures(Path(tmp) / "round.db", args.rebuild, args.repeat, args.round_db)
+            print_rebuild(console, fig)
+            figures["rebuild"] = fig
+            write_json(env, figures, args.json)
+            return
         store = open_store(str(Path(tmp) / "bench.db"))
         b, s = append_rates(store, 50_000, args.batch, 2_000)
         store.close()
@@ -243,7 +332,7 @@ def main() -> None:
         console.print(f"target: replay of 1M events < 10 s → verify took {t_verify:.2f} s "
                       f"({'met' if t_verify * 1_000_000 / n < 10 else 'NOT met'})")
         if args.rebuild:
-            fig = rebuild_figures(Path(tmp) / "round.db", args.rebuild, args.repeat)
+            fig = rebuild_figures(Path(tmp) / "round.db", args.rebuild, args.repeat, args.round_db)
             print_rebuild(console, fig)
             figures["rebuild"] = fig
     write_json(env, figures, args.json)
@@ -255,8 +344,9 @@ def write_json(env: dict[str, Any], figures: dict[str, Any], path: Path | None) 
         metrics[f"ledger append {backend} batched s per 10k events"] = 1e4 / rates["batched_per_s"]
     fig = figures.get("rebuild")
     if fig:
-        for key in ("verify", "read", "rebuild", "snapshot_open", "snapshot_open_head"):
-            metrics[f"ledger {key} {fig['events']} events median_s"] = fig[key]["median_s"]
+        for key in ("verify", "read", "rebuild", "snapshot_open", "snapshot_open_head", "process_open_round"):
+            if key in fig:
+                metrics[f"ledger {key} {fig['events']} events median_s"] = fig[key]["median_s"]
     out = write_results("ledger_state",
                         {"benchmark": "ledger_state", "environment": env, "figures": figures, "metrics": metrics},
                         path)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from dosewise.errors import ConflictError, ForbiddenError, InputError, NotFoundError, RoundError
+from dosewise.errors import ConflictError, ForbiddenError, InputError, IntegrityError, NotFoundError, RoundError
 from dosewise.ledger import Event, LedgerView, NewEvent, Store
 from dosewise.rounds.events import (
     BufferHeld,
@@ -183,7 +183,16 @@ class Rounds(Mechanism):
             return self._refreshed(round_id)
         with self._lock:
             state = self._states.get(round_id) or self._from_snapshot(round_id) or RoundState(round_id)
-            self._apply(state, self.store.read(after_seq=state.last_seq, round_id=round_id))
+            try:
+                self._apply(state, self.store.read(after_seq=state.last_seq, round_id=round_id))
+            except IntegrityError:
+                if round_id not in self._snapshot_seq:
+                    raise
+                # the events after the snapshot do not apply to it (a snapshot that reads but does
+                # not hold what the events say): the snapshot is set aside and the round replayed
+                del self._snapshot_seq[round_id]
+                state = RoundState(round_id)
+                self._apply(state, self.store.read(round_id=round_id))
             if not state.opened and state.proposal is None:
                 raise NotFoundError("no such round in the ledger", field="round", value=round_id)
             self._states[round_id] = state
@@ -265,7 +274,10 @@ class Rounds(Mechanism):
         if found is None:
             return None
         seq, body = found
-        state = RoundState.from_json(body)
+        try:
+            state = RoundState.from_json(body)
+        except (IntegrityError, ValueError, KeyError, TypeError):  # a snapshot that does not read: replay instead
+            return None
         if state.round_id != round_id or state.last_seq != seq:
             return None
         self._snapshot_seq[round_id] = seq  # its offers are found through the loaded state (see _offer)
@@ -1004,11 +1016,13 @@ class Rounds(Mechanism):
             payload = _need_payload(need, need_source, to)
             if state.need is None or {k: f"{v:.6f}" for k, v in state.need.items()} != payload.scores:
                 events.append(new_event("need.recorded", payload, actor=actor, round_id=rid))
-        for oid, o in state.offers.items():
-            if o["status"] == "offered" and _d(o["deadline"]) < to:
+        offers = state.offers  # by column: a long round's answered offers need no dict each
+        for oid, status, deadline, lot, code in zip(offers, offers.column("status"), offers.column("deadline"),
+                                                    offers.column("lot"), offers.column("participant"), strict=True):
+            if status == "offered" and _d(deadline) < to:
                 events.append(new_event("offer.lapsed", OfferAnswered(offer=oid, on=to, reason="deadline passed"),
-                                        actor=actor, round_id=rid, offer_id=oid, lot_id=o["lot"],
-                                        participant=o["participant"], unique_slot=f"offer:{oid}:response"))
+                                        actor=actor, round_id=rid, offer_id=oid, lot_id=lot,
+                                        participant=code, unique_slot=f"offer:{oid}:response"))
         events += readiness_lapses(state, sc, to, actor)
         # apply the batch so far to a scratch projection so the pass sees lapsed doses in the pool
         scratch = copy.deepcopy(state)
@@ -1070,13 +1084,15 @@ class Rounds(Mechanism):
         handled_now: list[str] = []
         targets: dict[str, dict[str, int]] = {}
         t0 = time.perf_counter()
-        for oid, o in state.offers.items():
-            if o["status"] not in ("declined", "lapsed") or oid in handled:
+        offers = state.offers
+        for oid, status, code, lot, doses in zip(offers, offers.column("status"), offers.column("participant"),
+                                                 offers.column("lot"), offers.column("doses"), strict=True):
+            if status not in ("declined", "lapsed") or oid in handled:
                 continue
-            new = reoptimize_after_decline(opt, o["participant"], o["lot"], int(o["doses"]))
-            done.append([o["participant"], o["lot"], int(o["doses"])])
+            new = reoptimize_after_decline(opt, code, lot, int(doses))
+            done.append([code, lot, int(doses)])
             handled_now.append(oid)
-            lot_targets = targets.setdefault(o["lot"], {})
+            lot_targets = targets.setdefault(lot, {})
             for code, d in new[new > 0].items():
                 lot_targets[str(code)] = lot_targets.get(str(code), 0) + int(d)
         ms = round((time.perf_counter() - t0) * 1e3)

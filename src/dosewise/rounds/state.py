@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
@@ -45,6 +45,7 @@ from dosewise.rounds.events import (
     TransferProposed,
     payload_of,
 )
+from dosewise.rounds.offers import FIELDS, Ints, Offers, pack_column, unpack_column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,12 +90,13 @@ class LotBalance(TypedDict):
 
 
 _PARTS = ("open", "accepted", "pool", "expired", "buffer")
-_OFFER_FIELDS = ("offer", "lot", "participant", "doses", "status", "deadline", "pass", "why", "reason", "note",
-                 "wish", "answered_on", "seq")
-_offer_row: Callable[..., dict[str, Any]] = eval(  # a constant expression, built from the names above
-    "lambda " + ", ".join(f"v{i}" for i in range(len(_OFFER_FIELDS)))
-    + ": {" + ", ".join(f"{name!r}: v{i}" for i, name in enumerate(_OFFER_FIELDS)) + "}")
-"""One offer's dict from its fields' values in :data:`_OFFER_FIELDS` order (for snapshots)."""
+_OFFER_FIELDS = FIELDS
+SNAPSHOT_FORMAT = 2
+"""The layout of :meth:`RoundState.to_json`'s text. 1 (no ``format`` key): every offer column a list;
+2: integer columns packed as 64-bit integers, columns with few distinct values as those values and
+one packed code per offer (:func:`~dosewise.rounds.offers.pack_column`), and the rows of the offer
+ids in sorted order (``order``). :meth:`RoundState.from_json`
+reads both."""
 
 
 @dataclass
@@ -116,8 +118,9 @@ class RoundState:
     lots : dict of str to LotBalance
         Per lot: product, supply, available, expiry and where its doses are (pool, open, accepted,
         expired, buffer).
-    offers : dict of str to dict
-        Per offer id: lot, participant, doses, status, deadline, pass, why, reason, note, wish.
+    offers : Offers
+        Per offer id: lot, participant, doses, status, deadline, pass, why, reason, note, wish (a
+        mapping that reads as a dict; a snapshot's offers are kept as columns until read).
     passes : list of dict
         One entry per reallocation pass.
     need : dict of str to float, optional
@@ -158,7 +161,7 @@ class RoundState:
     opened: dict[str, Any] = field(default_factory=dict)
     today: dt.date | None = None
     lots: dict[str, LotBalance] = field(default_factory=dict)
-    offers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    offers: Offers = field(default_factory=Offers)
     passes: list[dict[str, Any]] = field(default_factory=list)
     need: dict[str, float] | None = None
     need_source: str = ""
@@ -166,6 +169,10 @@ class RoundState:
     last_seq: int = 0
     proposal: dict[str, Any] | None = None
     approval: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.offers, Offers):
+            self.offers = Offers(self.offers)
 
     @property
     def phase(self) -> Literal["proposed", "open", "closed"]:
@@ -258,7 +265,7 @@ class RoundState:
         return RoundState(
             round_id=self.round_id, opened=self.opened, today=self.today,
             lots={k: LotBalance(**v) for k, v in self.lots.items()},
-            offers={k: dict(v) for k, v in self.offers.items()}, passes=list(self.passes),
+            offers=self.offers.copy(), passes=list(self.passes),
             need=None if self.need is None else dict(self.need), need_source=self.need_source,
             closed=self.closed, last_seq=self.last_seq, proposal=self.proposal, approval=self.approval,
             lot_terms=dict(self.lot_terms), opted_out={k: set(v) for k, v in self.opted_out.items()},
@@ -286,11 +293,14 @@ class RoundState:
         """
         import json
 
-        cols = list(_OFFER_FIELDS)
-        offers = {c: [o.get(c) for o in self.offers.values()] for c in cols}
+        offers: dict[str, Any] = {c: pack_column(self.offers.column(c)) for c in _OFFER_FIELDS if c != "offer"}
+        ids = offers["offer"] = self.offers.column("offer")
+        # the rows of the ids in sorted order: a load finds offers by bisection, without a dict of every id
+        offers["order"] = Ints.pack(Offers.sorted_rows(ids), unsigned32=True)
         return json.dumps({
-            "round_id": self.round_id, "opened": self.opened, "today": None if self.today is None else
-            self.today.isoformat(), "lots": self.lots, "offers": offers, "passes": self.passes, "need": self.need,
+            "format": SNAPSHOT_FORMAT, "round_id": self.round_id, "opened": self.opened,
+            "today": None if self.today is None else self.today.isoformat(), "lots": self.lots, "offers": offers,
+            "passes": self.passes, "need": self.need,
             "need_source": self.need_source, "closed": self.closed, "last_seq": self.last_seq,
             "proposal": self.proposal, "approval": self.approval,
             **self._mechanism_json(),
@@ -327,9 +337,9 @@ class RoundState:
 
         import orjson
 
-        # one dict per offer, built by a dict display (the fastest way CPython makes a dict of
-        # known keys), with the cyclic garbage collector paused: the millions of objects a long
-        # round's text holds would otherwise trigger many scans of objects none of which is garbage
+        # the offers stay as columns (no dict per offer until one is read); the cyclic garbage
+        # collector is paused while the text is parsed: the many objects a long round's text holds
+        # would otherwise trigger scans of objects none of which is garbage
         paused = gc.isenabled()
         gc.disable()
         try:
@@ -337,8 +347,12 @@ class RoundState:
                 data = orjson.loads(text)  # the same JSON, parsed about 1.3-2x faster than by json
             except orjson.JSONDecodeError:  # what only json reads: NaN, integers beyond 64 bits
                 data = json.loads(text)
+            if data.get("format", 1) not in (1, SNAPSHOT_FORMAT):
+                raise IntegrityError(f"snapshot of round {data.get('round_id')}: unknown format {data['format']!r}")
             cols = data["offers"]
-            offers = dict(zip(cols["offer"], map(_offer_row, *(cols[c] for c in _OFFER_FIELDS)), strict=True))
+            order = cols.get("order")
+            offers = Offers.from_columns(cols["offer"], {c: unpack_column(cols[c]) for c in _OFFER_FIELDS},
+                                         None if order is None else Ints.unpack(order).ints)
         finally:
             if paused:
                 gc.enable()
@@ -353,8 +367,7 @@ class RoundState:
     def _mechanism_json(self) -> dict[str, Any]:
         """Donor terms, opt-outs, transfers, readiness, buffer requests, shipments and the offers'
         own extra fields (partial acceptance, delay, shipped doses), when the round has any."""
-        extra = {oid: {k: v for k, v in o.items() if k not in _OFFER_FIELDS}
-                 for oid, o in self.offers.items() if len(o) > len(_OFFER_FIELDS)}
+        extra = self.offers.extras()
         body = {"lot_terms": self.lot_terms, "opted_out": {k: sorted(v) for k, v in self.opted_out.items()},
                 "transfers": self.transfers, "buffer_requests": self.buffer_requests, "shipments": self.shipments,
                 "readiness": [[p, q, met] for (p, q), met in sorted(self.readiness.items())], "offers": extra}
@@ -397,7 +410,7 @@ class RoundState:
         cols = ["offer", "lot", "participant", "doses", "status", "deadline", "pass", "reason", "note", "wish", "why"]
         if not self.offers:
             return pd.DataFrame(columns=cols)
-        return pd.DataFrame(list(self.offers.values()))[cols]
+        return pd.DataFrame({c: self.offers.column(c) for c in cols})
 
     def lots_frame(self) -> pd.DataFrame:
         """Every lot's balance as a row.
@@ -439,9 +452,11 @@ class RoundState:
         True
         """
         out = dict.fromkeys(self.lots, 0)
-        for o in self.offers.values():
-            if o["status"] == "offered":
-                out[o["lot"]] += o["doses"]
+        offers = self.offers
+        for lot, status, doses in zip(offers.column("lot"), offers.column("status"), offers.column("doses"),
+                                      strict=True):
+            if status == "offered":
+                out[lot] += doses
         return out
 
     def problems(self) -> list[str]:
@@ -513,9 +528,11 @@ class RoundState:
         True
         """
         out: dict[str, int] = {}
-        for o in self.offers.values():
-            if o["status"] in (*HOLDING, "offered"):
-                out[o["participant"]] = out.get(o["participant"], 0) + o["doses"]
+        offers, holding = self.offers, (*HOLDING, "offered")
+        for code, status, doses in zip(offers.column("participant"), offers.column("status"), offers.column("doses"),
+                                       strict=True):
+            if status in holding:
+                out[code] = out.get(code, 0) + doses
         return out
 
     def refused(self) -> dict[str, set[str]]:
@@ -536,9 +553,11 @@ class RoundState:
         {'AZ-2021H1': {'PRK'}}
         """
         out: dict[str, set[str]] = {}
-        for o in self.offers.values():
-            if o["status"] in ("declined", "lapsed") or o.get("refused_rest"):
-                out.setdefault(o["lot"], set()).add(o["participant"])
+        offers = self.offers
+        for lot, code, status, rest in zip(offers.column("lot"), offers.column("participant"), offers.column("status"),
+                                           offers.column("refused_rest"), strict=True):
+            if status in ("declined", "lapsed") or rest:
+                out.setdefault(lot, set()).add(code)
         for code, products in self.opted_out.items():
             for lot_id, lot in self.lots.items():
                 if lot["product"] in products:
@@ -1057,8 +1076,7 @@ def balances(state: RoundState) -> pd.DataFrame:
     return frame
 
 
-def _to_allocation(state: RoundState, world: World, keep: Callable[[Mapping[str, Any]], bool],
-                   label: str) -> Allocation:
+def _to_allocation(state: RoundState, world: World, keep: Callable[[str, int], bool], label: str) -> Allocation:
     import numpy as np
 
     from dosewise.allocation import Allocation
@@ -1067,9 +1085,11 @@ def _to_allocation(state: RoundState, world: World, keep: Callable[[Mapping[str,
     codes = {c: i for i, c in enumerate(world.codes)}
     cols = {str(lot): j for j, lot in enumerate(lots.index)}
     doses = np.zeros((world.n, len(lots)), dtype=np.int64)
-    for o in state.offers.values():
-        if keep(o):
-            doses[codes[o["participant"]], cols[o["lot"]]] += int(o["doses"])
+    offers = state.offers
+    for code, lot, n, status, pass_ in zip(offers.column("participant"), offers.column("lot"), offers.column("doses"),
+                                           offers.column("status"), offers.column("pass"), strict=True):
+        if keep(status, pass_):
+            doses[codes[code], cols[lot]] += int(n)
     buffer = np.array([state.lots[str(lot)]["buffer"] for lot in lots.index], dtype=np.int64)
     supply = lots["doses"].to_numpy(dtype=np.int64)
     remainder = supply - doses.sum(axis=0) - buffer
@@ -1081,10 +1101,10 @@ def held_allocation(state: RoundState, world: World, *, include_open: bool = Fal
     """What participants hold (accepted, shipped, delivered; with ``include_open`` also open
     offers) as an :class:`~dosewise.allocation.Allocation`; the rest of each lot is remainder."""
     statuses = (*HOLDING, "offered") if include_open else HOLDING
-    return _to_allocation(state, world, lambda o: o["status"] in statuses, f"round {state.round_id} held")
+    return _to_allocation(state, world, lambda status, _: status in statuses, f"round {state.round_id} held")
 
 
 def offered_allocation(state: RoundState, world: World, *, passes: Iterable[int] = (0,)) -> Allocation:
     """The offers made in the given passes (0: the policy's first allocation), whatever their answer."""
     wanted = set(passes)
-    return _to_allocation(state, world, lambda o: o["pass"] in wanted, f"round {state.round_id} offered")
+    return _to_allocation(state, world, lambda _, pass_: pass_ in wanted, f"round {state.round_id} offered")
