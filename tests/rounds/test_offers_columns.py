@@ -228,3 +228,11 @@ def test_opening_from_the_snapshot_builds_only_the_offers_the_later_events_touch
     assert fresh._snapshot_seq[rid] < loaded.last_seq
     assert loaded.offers.built == len(answered) < len(loaded.offers)
     assert loaded == project(r.store.read(), rid)
+
+
+def test_an_offer_built_from_columns_has_the_snapshot_fields_in_order() -> None:
+    from dosewise.rounds.offers import FIELDS, _offer_row
+
+    row = _offer_row(*range(len(FIELDS)))
+    assert list(row) == list(FIELDS)
+    assert [row[f] for f in FIELDS] == list(range(len(FIELDS)))
