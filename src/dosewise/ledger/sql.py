@@ -114,15 +114,28 @@ def _marks(conn: sa.Connection, sql: str) -> str:
     return sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
 
 
-def _query(conn: sa.Connection, sql: str, params: Sequence[Any] = ()) -> Sequence[Any]:
-    """The rows of a SQL text written with ``?`` marks.
+def _query(conn: sa.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    """The rows (plain tuples) of a SQL text written with ``?`` marks, through the driver's own cursor.
 
     The reads of the answer path (the head, a round's new events, a batch's idempotency keys and
-    unique slots) are plain SQL run by SQLAlchemy's ``exec_driver_sql``: no statement is built,
-    cache-keyed and compiled on every call (which cost more than the query itself), while errors,
-    transactions and the pool's disconnect handling stay SQLAlchemy's.
+    unique slots) build no statement object and no result metadata per call, which cost more than
+    the query itself; as through SQLAlchemy, a driver error is raised as SQLAlchemy's exception of
+    its kind and a lost connection is invalidated, so the pool does not hand it out again.
     """
-    return conn.exec_driver_sql(_marks(conn, sql), tuple(params)).all()
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    text = _marks(conn, sql)
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(text, tuple(params))
+        return list(cursor.fetchall())
+    except conn.dialect.loaded_dbapi.Error as exc:
+        if conn.dialect.is_disconnect(exc, dbapi_conn, cursor):
+            conn.invalidate(exc)
+        raise sa_exc.DBAPIError.instance(text, params, exc, conn.dialect.loaded_dbapi.Error,
+                                         dialect=conn.dialect) from exc
+    finally:
+        cursor.close()
 
 
 _HEAD = f"SELECT {_NAMES} FROM ledger_events ORDER BY seq DESC LIMIT 1"
@@ -322,12 +335,29 @@ class SQLStore:
         return self.append([event], precondition=precondition)[0]
 
     # -- reading --------------------------------------------------------------------------------
-    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any]:
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        """A connection for reads outside an append. On PostgreSQL it is in autocommit while lent:
+        each read is one statement (one snapshot) either way, and it saves the round trips of
+        ``BEGIN`` and of the ``ROLLBACK`` when the connection goes back to the pool."""
         with self.engine.connect() as conn:
+            if self.dialect != "postgresql":
+                yield conn
+                return
+            dbapi_conn: Any = conn.connection.dbapi_connection
+            dbapi_conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                if not dbapi_conn.closed:
+                    dbapi_conn.autocommit = False
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any]:
+        with self._reading() as conn:
             return _query(conn, sql, params)
 
     def head(self) -> Event | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return _SQLView(conn).head()
 
     def read(self, after_seq: int = 0, *, round_id: str | None = None, offer_id: str | None = None,
@@ -358,7 +388,7 @@ class SQLStore:
             last = int(batch[-1][0])
 
     def find_slot(self, unique_slot: str) -> Event | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return _SQLView(conn).find_slot(unique_slot)
 
     def verify(self, *, expected_head: tuple[int, str] | None = None) -> VerifyReport:

@@ -83,7 +83,8 @@ def create_app(settings: Settings | None = None, *, desk: Desk | None = None) ->
         app.include_router(module.router)
     app.include_router(events_router)
     mount_web(app, settings)
-    _problem_schema(app, documented=list(app.router.routes))
+    app.state.routes_as_declared = list(app.router.routes)  # the OpenAPI document lists them in this order
+    _problem_schema(app, documented=app.state.routes_as_declared)
     _busiest_first(app, (offers.router, ledger.router, rounds.router))
     return app
 
