@@ -22,7 +22,8 @@ figures, both measured by default (``--mode``):
   ("coordinated omission"); timing from the schedule counts that waiting, as wrk2 does. Reported:
   the answers/s achieved (answers completed per second from the first answer to the last: a
   server that keeps up completes them at the rate they are due, one that falls behind takes
-  longer for the last ones; it must reach 500 for the run to count), p50/p95/p99/max latency from
+  longer for the last ones; it cannot exceed the offered rate but by jitter, so a run keeps up
+  when it delivers at least 99 % of it, and counts when 500/s or more were offered), p50/p95/p99/max latency from
   schedule, errors, how late this client wrote requests (its own stalls), and whether the goal
   (≥ 500 answers/s, p95 < 100 ms) is met. Also shown: answers / time from the first due time to
   the last answer (that figure cannot reach the rate unless the last answer takes under
@@ -510,7 +511,10 @@ def main() -> None:
                 achieved = (ok - 1) / first_to_last if ok > 1 and first_to_last > 0 else 0.0
                 with_tail = ok / res["wall"]
                 p95 = _pct(lat, 0.95)
-                met = achieved >= 500 and p95 < 100 and not res["errors"]
+                # the rate delivered cannot exceed the rate offered but by jitter (the last answer a few ms
+                # slower or faster than the first): a server keeps up when it delivers 99 % of it
+                keeps_up = achieved >= 0.99 * args.rate
+                met = args.rate >= 500 and keeps_up and p95 < 100 and not res["errors"]
                 fig = {"rate_target": args.rate, "rounds": len(open_rids), "answers": n,
                        "errors": len(res["errors"]), "scheduled_s": res["scheduled_s"], "wall_s": res["wall"],
                        "answers_per_s": achieved, "answers_per_s_from_first_due": with_tail,
@@ -519,7 +523,8 @@ def main() -> None:
                        "connections": res["connections"], "polls": len(res["polls"]),
                        "poll_latency_ms": _summary(res["polls"]) if res["polls"] else None,
                        "cpu_ms_per_answer": cpu_per(c0, c1, n),
-                       "cpu_ms_per_request": cpu_per(c0, c1, n + len(res["polls"])), "goal_met": met}
+                       "cpu_ms_per_request": cpu_per(c0, c1, n + len(res["polls"])), "keeps_up": keeps_up,
+                       "goal_met": met}
                 out["open_loop"] = fig
                 print(f"\nOPEN LOOP (the goal): {n:,} answers due at {args.rate:,.0f}/s over "
                       f"{res['scheduled_s']:.2f} s "
@@ -536,8 +541,10 @@ def main() -> None:
                       + ", ".join(f"{k} {v:.2f}" for k, v in fig["cpu_ms_per_request"].items()))
                 for e in res["errors"][:5]:
                     print(f"  error: {e}")
-                print(f"goal (≥ 500 answers/s achieved, p95 < 100 ms from schedule, no errors): "
-                      f"{'MET' if met else 'NOT met'} ({achieved:,.1f}/s, p95 {p95:.1f} ms)")
+                print(f"goal (500 answers/s or more offered and delivered, i.e. at least 99 % of the offered rate, "
+                      f"p95 < 100 ms from schedule, no errors): {'MET' if met else 'NOT met'} ({achieved:,.1f}/s "
+                      f"delivered of {args.rate:,.0f}/s offered: {'keeps up' if keeps_up else 'falls behind'}; "
+                      f"p95 {p95:.1f} ms)")
                 metrics.update({"open_loop_latency_p50_s": fig["latency_from_schedule_ms"]["p50"] / 1e3,
                                 "open_loop_latency_p95_s": p95 / 1e3,
                                 "open_loop_latency_p99_s": fig["latency_from_schedule_ms"]["p99"] / 1e3,
