@@ -20,10 +20,16 @@ figures, both measured by default (``--mode``):
   written: a client that waits for one answer before sending the next sends fewer requests
   while the server stalls, and the requests that would have waited are never timed
   ("coordinated omission"); timing from the schedule counts that waiting, as wrk2 does. Reported:
-  the answers/s achieved (answers / time from the first due time to the last answer; it must
-  reach 500 for the run to count), p50/p95/p99/max latency from schedule, errors, how late this
-  client wrote requests (its own stalls), and whether the goal (≥ 500 answers/s, p95 < 100 ms)
-  is met.
+  the answers/s achieved (answers completed per second from the first answer to the last: a
+  server that keeps up completes them at the rate they are due, one that falls behind takes
+  longer for the last ones; it cannot exceed the offered rate but by jitter, so a run keeps up
+  when it delivers at least 99 % of it, and counts when 500/s or more were offered), p50/p95/p99/max latency from
+  schedule, errors, how late this client wrote requests (its own stalls), and whether the goal
+  (≥ 500 answers/s, p95 < 100 ms) is met. Also shown: answers / time from the first due time to
+  the last answer (that figure cannot reach the rate unless the last answer takes under
+  1 / rate, 2 ms at 500/s, however fast the server keeps up), and the CPU time per request
+  (answers and polls: the number of polls grows as they get faster, so the CPU per answer, polls
+  included, also depends on how fast the polls are).
 * **Closed loop — peak throughput.** For each of ``--rounds`` rounds in turn, the 92
   participants answer all their offers back to back, each waiting for its answer before the
   next, so about 92 requests are always in flight. By Little's law the mean latency is then 92 /
@@ -212,6 +218,27 @@ async def observe(conn: Loopback, token: str, rids: list[str], done: asyncio.Eve
                 await asyncio.sleep(poll_every)
 
 
+async def warm_keys(base: str, tokens: dict[str, str], workers: int) -> None:
+    """With several worker processes, each checks a key once (Argon2id) the first time the key reaches
+    it, and the kernel hands each new connection to any of them: every key is sent once on each of
+    ``8 * workers`` new connections, so that (but with a chance of 1 in 2**8 per key and worker) the
+    schedule pays no first check."""
+    if workers < 2:
+        return
+    host, port = base.removeprefix("http://").split(":")
+
+    async def me(token: str) -> None:
+        conn = Loopback(host, int(port))
+        try:
+            status, raw = await conn.request("GET", "/me", {"Authorization": f"Bearer {token}"})
+            assert status == 200, raw
+        finally:
+            conn.close()
+
+    for _ in range(8 * workers):
+        await asyncio.gather(*(me(t) for t in tokens.values()))
+
+
 def answer_request(code: str, oid: str) -> tuple[str, dict[str, Any] | None]:
     """The path and body of a participant's answer: DPRK declines with its reason, the others accept."""
     return (f"/offers/{oid}/decline", DECLINE) if code == "PRK" else (f"/offers/{oid}/accept", None)
@@ -305,6 +332,7 @@ async def run_open(base: str, tokens: dict[str, str], rids: list[str], codes: li
             c.close()
     return {"answers": len(schedule), "latencies": latencies, "lateness": lateness, "statuses": statuses,
             "errors": errors, "polls": polls, "wall": wall, "scheduled_s": len(schedule) / rate, "peak": peak,
+            "finished": finished,
             "connections": len(conns)}
 
 
@@ -470,6 +498,7 @@ def main() -> None:
                 time.sleep(0.2)
             # warm-up: each key verified once per worker process (Argon2id), caches and connections filled
             warm = _run(run_round(base, tokens, rids[0], codes, args.observers, args.poll_every))
+            _run(warm_keys(base, tokens, args.workers))
             print(f"warm-up round: {warm['offers']} answers in {warm['wall']:.2f} s")
             if open_rids:
                 c0 = cpu()
@@ -477,20 +506,30 @@ def main() -> None:
                                    args.rate))
                 c1 = cpu()
                 lat, n = res["latencies"], res["answers"]
-                achieved = (n - len(res["errors"])) / res["wall"]
+                ok = n - len(res["errors"])
+                first_to_last = max(res["finished"]) - min(res["finished"])
+                achieved = (ok - 1) / first_to_last if ok > 1 and first_to_last > 0 else 0.0
+                with_tail = ok / res["wall"]
                 p95 = _pct(lat, 0.95)
-                met = achieved >= 500 and p95 < 100 and not res["errors"]
+                # the rate delivered cannot exceed the rate offered but by jitter (the last answer a few ms
+                # slower or faster than the first): a server keeps up when it delivers 99 % of it
+                keeps_up = achieved >= 0.99 * args.rate
+                met = args.rate >= 500 and keeps_up and p95 < 100 and not res["errors"]
                 fig = {"rate_target": args.rate, "rounds": len(open_rids), "answers": n,
                        "errors": len(res["errors"]), "scheduled_s": res["scheduled_s"], "wall_s": res["wall"],
-                       "answers_per_s": achieved, "latency_from_schedule_ms": _summary(lat),
+                       "answers_per_s": achieved, "answers_per_s_from_first_due": with_tail,
+                       "latency_from_schedule_ms": _summary(lat),
                        "client_lateness_ms": _summary(res["lateness"]), "peak_in_flight": res["peak"],
                        "connections": res["connections"], "polls": len(res["polls"]),
                        "poll_latency_ms": _summary(res["polls"]) if res["polls"] else None,
-                       "cpu_ms_per_answer": cpu_per(c0, c1, n), "goal_met": met}
+                       "cpu_ms_per_answer": cpu_per(c0, c1, n),
+                       "cpu_ms_per_request": cpu_per(c0, c1, n + len(res["polls"])), "keeps_up": keeps_up,
+                       "goal_met": met}
                 out["open_loop"] = fig
                 print(f"\nOPEN LOOP (the goal): {n:,} answers due at {args.rate:,.0f}/s over "
                       f"{res['scheduled_s']:.2f} s "
-                      f"({len(open_rids)} rounds); done in {res['wall']:.2f} s → {achieved:,.0f} answers/s; "
+                      f"({len(open_rids)} rounds); done in {res['wall']:.2f} s; {achieved:,.1f} answers/s from the "
+                      f"first answer to the last ({with_tail:,.1f}/s from the first due time); "
                       f"errors {len(res['errors'])}; peak {res['peak']} in flight on {res['connections']} connections")
                 print(_line("answer latency from scheduled send time", lat))
                 print(_line("client lateness writing requests (its own stalls)", res["lateness"]))
@@ -498,10 +537,14 @@ def main() -> None:
                     print(_line(f"poll latency ({len(res['polls']):,} polls)", res["polls"]))
                 print("CPU ms per answer (polls included): "
                       + ", ".join(f"{k} {v:.2f}" for k, v in fig["cpu_ms_per_answer"].items()))
+                print(f"CPU ms per request ({n:,} answers + {len(res['polls']):,} polls): "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in fig["cpu_ms_per_request"].items()))
                 for e in res["errors"][:5]:
                     print(f"  error: {e}")
-                print(f"goal (≥ 500 answers/s achieved, p95 < 100 ms from schedule, no errors): "
-                      f"{'MET' if met else 'NOT met'} ({achieved:,.0f}/s, p95 {p95:.1f} ms)")
+                print(f"goal (500 answers/s or more offered and delivered, i.e. at least 99 % of the offered rate, "
+                      f"p95 < 100 ms from schedule, no errors): {'MET' if met else 'NOT met'} ({achieved:,.1f}/s "
+                      f"delivered of {args.rate:,.0f}/s offered: {'keeps up' if keeps_up else 'falls behind'}; "
+                      f"p95 {p95:.1f} ms)")
                 metrics.update({"open_loop_latency_p50_s": fig["latency_from_schedule_ms"]["p50"] / 1e3,
                                 "open_loop_latency_p95_s": p95 / 1e3,
                                 "open_loop_latency_p99_s": fig["latency_from_schedule_ms"]["p99"] / 1e3,

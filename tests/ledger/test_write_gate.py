@@ -256,3 +256,30 @@ def test_a_key_recorded_by_another_writer_binds_once_the_gate_reads_again() -> N
     with pytest.raises(ForbiddenError, match="PRK has registered a signing key"):
         desk.respond(f"{rid}:CV:PRK:0", "decline", reason="efficacy_concerns", actor="PRK")
     desk.close()
+
+
+def test_the_gate_shares_one_registry_and_publishes_a_new_one_for_new_keys() -> None:
+    """Answers are checked against one shared registry (no copy per answer); a key event read later
+    goes into a new registry, so one already handed out never changes under its reader, and a
+    refused key event changes neither."""
+    gate = SignatureGate(open_store("memory"), refresh_every=3600.0)
+    before = gate._current()
+    assert gate._current() is before and not before.history
+    copy_ = gate.registry()
+    assert copy_ is not before
+    copy_.history["X"] = []  # a caller's copy is its own
+    assert "X" not in gate._current().history
+    gate.append_one(NewEvent(type="offer.accepted", actor="participant:KEN:0123456789ab", payload={"offer": "o"}))
+    assert gate._current() is before  # an answer neither copies nor changes it
+    prk = Signer(Ed25519PrivateKey.generate())
+    forged = registration(Signer(Ed25519PrivateKey.generate()), "PRK", "participant")
+    forged = NewEvent(type=forged.type, actor="KEN", payload=forged.payload)  # in another's name: refused
+    with pytest.raises(ForbiddenError):
+        gate.append_one(forged)
+    assert gate._current() is before and not before.history
+    gate.append_one(registration(prk, "PRK", "participant"))
+    after = gate._current()
+    assert after is not before and "PRK" in after.history and not before.history
+    with pytest.raises(ForbiddenError, match="PRK has registered a signing key"):
+        gate.append_one(NewEvent(type="offer.declined", actor="participant:PRK:0123456789ab",
+                                 payload={"offer": "o2", "reason": "efficacy_concerns"}))

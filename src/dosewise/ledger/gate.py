@@ -125,29 +125,40 @@ class SignatureGate:
 
     def registry(self) -> Registry:
         """The key registry as recorded now (a copy the caller may change)."""
+        return copy.deepcopy(self._current())
+
+    def _current(self) -> Registry:
+        """The key registry as recorded now, shared: never changed once returned (key events read
+        later go into a new copy), so it is read without a lock and without copying."""
         with self._lock:
             if time.monotonic() - self._read_at < self.refresh_every:
-                return copy.deepcopy(self._registry)
+                return self._registry
             self._read_at = time.monotonic()
+            fresh: Registry | None = None
             for row in key_rows(self.store, self._seen):
                 try:
                     ev = Event.from_row(row)
                 except LedgerError:
                     continue  # unreadable: verify reports it; it registers nothing
-                self._registry.check(ev)
+                if fresh is None:
+                    fresh = copy.deepcopy(self._registry)
+                fresh.check(ev)
                 self._seen = max(self._seen, ev.seq)
-            return copy.deepcopy(self._registry)
+            if fresh is not None:
+                self._registry = fresh
+            return self._registry
 
     def check(self, events: Sequence[NewEvent]) -> None:
         """Raise :class:`ForbiddenError` for the first event of the batch ``verify`` would report."""
         if not events:
             return
-        registry = self.registry()
+        registry = self._current()
+        if any(e.type in _KEY_TYPES or "signature" in e.payload for e in events):
+            registry = copy.deepcopy(registry)  # checking these applies them (key events) or counts them
         recorded_at = now_text()
         for i, new in enumerate(events):
-            if not registry.history and speaks_for(new.actor) is None and new.type not in _KEY_TYPES \
-                    and "signature" not in new.payload:
-                continue  # no identity has a key: nothing to check
+            if not registry.history and new.type not in _KEY_TYPES and "signature" not in new.payload:
+                continue  # no identity has a key (so none is active): nothing can refuse an unsigned event
             ev = Event.from_row(new.to_row(self._seen + i + 1, recorded_at, GENESIS_HASH,
                                            canonical_payload(new.payload)))
             problem = refusal(registry, ev)

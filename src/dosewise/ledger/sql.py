@@ -109,6 +109,38 @@ def _sqlite_engine(url: sa.URL, readonly: bool = False) -> sa.Engine:
     return engine
 
 
+def _marks(conn: sa.Connection, sql: str) -> str:
+    """``sql`` (written with ``?`` marks) in the driver's own parameter style."""
+    return sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
+
+
+def _query(conn: sa.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    """The rows (plain tuples) of a SQL text written with ``?`` marks, through the driver's own cursor.
+
+    The reads of the answer path (the head, a round's new events, a batch's idempotency keys and
+    unique slots) build no statement object and no result metadata per call, which cost more than
+    the query itself; as through SQLAlchemy, a driver error is raised as SQLAlchemy's exception of
+    its kind and a lost connection is invalidated, so the pool does not hand it out again.
+    """
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    text = _marks(conn, sql)
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(text, tuple(params))
+        return list(cursor.fetchall())
+    except conn.dialect.loaded_dbapi.Error as exc:
+        if conn.dialect.is_disconnect(exc, dbapi_conn, cursor):
+            conn.invalidate(exc)
+        raise sa_exc.DBAPIError.instance(text, params, exc, conn.dialect.loaded_dbapi.Error,
+                                         dialect=conn.dialect) from exc
+    finally:
+        cursor.close()
+
+
+_HEAD = f"SELECT {_NAMES} FROM ledger_events ORDER BY seq DESC LIMIT 1"
+
+
 class _SQLView:
     """Reads through one connection (the locked one, during an append)."""
 
@@ -120,27 +152,56 @@ class _SQLView:
     def head(self) -> Event | None:
         if self._head is not None:  # inside the write lock the head stays put: read it once
             return self._head[0]
-        row = self._conn.execute(sa.select(*_COLS).order_by(EVENTS.c.seq.desc()).limit(1)).first()
-        ev = Event.from_row(row) if row is not None else None
+        rows = _query(self._conn, _HEAD)
+        ev = Event.from_row(rows[0]) if rows else None
         if self._locked:
             self._head = (ev,)
         return ev
 
     def read(self, after_seq: int = 0, *, round_id: str | None = None, offer_id: str | None = None,
              types: Sequence[str] | None = None) -> Iterator[Event]:
-        for row in _pages(lambda q: self._conn.execute(q).all(), after_seq, round_id, offer_id, types):
+        for row in _pages(lambda sql, params: _query(self._conn, sql, params), after_seq, round_id, offer_id, types):
             yield Event.from_row(row)
 
     def find_slot(self, unique_slot: str) -> Event | None:
-        row = self._conn.execute(sa.select(*_COLS).where(EVENTS.c.unique_slot == unique_slot)).first()
-        return Event.from_row(row) if row is not None else None
+        rows = _query(self._conn, f"SELECT {_NAMES} FROM ledger_events WHERE unique_slot = ?", (unique_slot,))
+        return Event.from_row(rows[0]) if rows else None
+
+    def prefetch(self, keys: set[str], slots: set[str]) -> tuple[dict[str, Event], dict[str, Event]]:
+        """What an append reads under the lock, in one round trip: the head (kept for :meth:`head`) and
+        the stored events holding any of ``keys`` (idempotency keys) or ``slots`` (unique slots)."""
+        if len(keys) + len(slots) > _IN_CHUNK:
+            self.head()
+            return (self.lookup(EVENTS.c.idempotency_key, keys) if keys else {},
+                    self.lookup(EVENTS.c.unique_slot, slots) if slots else {})
+        found = [f"idempotency_key IN ({', '.join('?' * len(keys))})"] if keys else []
+        found += [f"unique_slot IN ({', '.join('?' * len(slots))})"] if slots else []
+        sql = f"SELECT 0 AS part, {_NAMES} FROM ({_HEAD}) AS head"
+        if found:
+            sql += f" UNION ALL SELECT 1 AS part, {_NAMES} FROM ledger_events WHERE {' OR '.join(found)}"
+        head: Event | None = None
+        by_key: dict[str, Event] = {}
+        by_slot: dict[str, Event] = {}
+        for row in _query(self._conn, sql, [*sorted(keys), *sorted(slots)]):
+            ev = Event.from_row(row[1:])
+            if row[0] == 0:
+                head = ev
+                continue
+            if ev.idempotency_key in keys:
+                by_key[ev.idempotency_key] = ev  # type: ignore[index]
+            if ev.unique_slot in slots:
+                by_slot[ev.unique_slot] = ev  # type: ignore[index]
+        if self._locked:
+            self._head = (head,)
+        return by_key, by_slot
 
     def lookup(self, column: sa.Column[Any], values: set[str]) -> dict[str, Event]:
         found: dict[str, Event] = {}
         ordered = sorted(values)
         for i in range(0, len(ordered), _IN_CHUNK):
-            q = sa.select(*_COLS).where(column.in_(ordered[i:i + _IN_CHUNK]))
-            for row in self._conn.execute(q):
+            chunk = ordered[i:i + _IN_CHUNK]
+            sql = f"SELECT {_NAMES} FROM ledger_events WHERE {column.name} IN ({', '.join('?' * len(chunk))})"
+            for row in _query(self._conn, sql, chunk):
                 ev = Event.from_row(row)
                 found[getattr(ev, column.key)] = ev
         return found
@@ -148,17 +209,26 @@ class _SQLView:
 
 def _pages(fetch: Any, after_seq: int, round_id: str | None, offer_id: str | None,
            types: Sequence[str] | None, page: int = _PAGE) -> Iterator[Sequence[Any]]:
-    """Keyset pagination by seq: streams without holding a cursor or transaction open."""
+    """Keyset pagination by seq: streams without holding a cursor or transaction open.
+
+    ``fetch(sql, params)`` returns the rows of a SQL text written with ``?`` marks."""
+    if types is not None and not types:
+        return
+    where = "seq > ?"
+    filters: list[Any] = []
+    if round_id is not None:
+        where += " AND round_id = ?"
+        filters.append(round_id)
+    if offer_id is not None:
+        where += " AND offer_id = ?"
+        filters.append(offer_id)
+    if types is not None:
+        where += f" AND type IN ({', '.join('?' * len(types))})"
+        filters += list(types)
+    sql = f"SELECT {_NAMES} FROM ledger_events WHERE {where} ORDER BY seq LIMIT {int(page)}"
     last = after_seq
     while True:
-        q = sa.select(*_COLS).where(EVENTS.c.seq > last)
-        if round_id is not None:
-            q = q.where(EVENTS.c.round_id == round_id)
-        if offer_id is not None:
-            q = q.where(EVENTS.c.offer_id == offer_id)
-        if types is not None:
-            q = q.where(EVENTS.c.type.in_(list(types)))
-        rows = fetch(q.order_by(EVENTS.c.seq).limit(page))
+        rows = fetch(sql, [last, *filters])
         yield from rows
         if len(rows) < page:
             return
@@ -243,12 +313,11 @@ class SQLStore:
         try:
             with self._locked() as conn:
                 view = _SQLView(conn, locked=True)
-                by_key = view.lookup(EVENTS.c.idempotency_key, keys) if keys else {}
+                by_key, by_slot = view.prefetch(keys, slots)
                 if all_replays(events, by_key):
                     return [by_key[e.idempotency_key] for e in events]  # type: ignore[index]
                 if precondition is not None:
                     precondition(view)
-                by_slot = view.lookup(EVENTS.c.unique_slot, slots) if slots else {}
                 results, rows = plan_append(events, *head_of(view.head()), by_key, by_slot, now_text())
                 if rows:
                     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
@@ -266,12 +335,29 @@ class SQLStore:
         return self.append([event], precondition=precondition)[0]
 
     # -- reading --------------------------------------------------------------------------------
-    def _fetch(self, q: sa.Select[Any]) -> Sequence[Any]:
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        """A connection for reads outside an append. On PostgreSQL it is in autocommit while lent:
+        each read is one statement (one snapshot) either way, and it saves the round trips of
+        ``BEGIN`` and of the ``ROLLBACK`` when the connection goes back to the pool."""
         with self.engine.connect() as conn:
-            return conn.execute(q).all()
+            if self.dialect != "postgresql":
+                yield conn
+                return
+            dbapi_conn: Any = conn.connection.dbapi_connection
+            dbapi_conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                if not dbapi_conn.closed:
+                    dbapi_conn.autocommit = False
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any]:
+        with self._reading() as conn:
+            return _query(conn, sql, params)
 
     def head(self) -> Event | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return _SQLView(conn).head()
 
     def read(self, after_seq: int = 0, *, round_id: str | None = None, offer_id: str | None = None,
@@ -302,7 +388,7 @@ class SQLStore:
             last = int(batch[-1][0])
 
     def find_slot(self, unique_slot: str) -> Event | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return _SQLView(conn).find_slot(unique_slot)
 
     def verify(self, *, expected_head: tuple[int, str] | None = None) -> VerifyReport:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from dosewise.app import Desk
@@ -31,7 +31,7 @@ READERS = ("admin", "coordinator", "reviewer", "donor", "observer")
 OPERATORS = ("admin", "coordinator")
 """Roles that propose and advance rounds and record shipments."""
 
-_bearer = HTTPBearer(auto_error=False, description="An API key made by `dosewise keys create`.")
+_KEY_DESCRIPTION = "An API key made by `dosewise keys create`."
 
 
 async def desk_of(request: Request) -> Desk:
@@ -52,31 +52,40 @@ async def in_worker(request: Request, fn: Callable[[], T]) -> T:
     return await loop.run_in_executor(request.app.state.writers, contextvars.copy_context().run, fn)
 
 
-async def _identity(request: Request,
-                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Identity:
-    """The caller's identity. A key this process has checked is recognised on the event loop; the
-    first check of a key (Argon2id) and the periodic read of revocations run in a worker thread."""
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise ApiError(401, "an API key is required: send Authorization: Bearer <key>", challenge)
-    ring = (await desk_of(request)).keys
-    ident = ring.remembered(credentials.credentials)
-    if ident is None:
-        ident = await run_in_threadpool(ring.authenticate, credentials.credentials)
-    if ident is None:
-        raise ApiError(401, "the API key is unknown, malformed or revoked", challenge)
-    return ident
+class _Key(HTTPBearer):
+    """The caller's identity from its bearer key, admitted only in some roles: one dependency per route.
+
+    It is FastAPI's ``HTTPBearer`` security scheme itself (same name and description in the OpenAPI
+    document), so a route solves one dependency for authentication and rights, not a chain of
+    three. A key this process has checked is recognised on the event loop; the first check of a key
+    (Argon2id) and the periodic read of revocations run in a worker thread.
+    """
+
+    def __init__(self, roles: tuple[str, ...]) -> None:
+        super().__init__(auto_error=False, scheme_name="HTTPBearer", description=_KEY_DESCRIPTION)
+        self.roles = roles
+
+    async def __call__(self, request: Request) -> Identity:  # type: ignore[override]
+        challenge = {"WWW-Authenticate": "Bearer"}
+        scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+        token = token.strip()
+        if not token or scheme.lower() != "bearer":
+            raise ApiError(401, "an API key is required: send Authorization: Bearer <key>", challenge)
+        desk: Desk = request.app.state.desk
+        ring = desk.keys
+        ident = ring.remembered(token)
+        if ident is None:
+            ident = await run_in_threadpool(ring.authenticate, token)
+        if ident is None:
+            raise ApiError(401, "the API key is unknown, malformed or revoked", challenge)
+        if ident.role not in self.roles:
+            raise ApiError(403, f"the {ident.role} role may not do this (allowed: {', '.join(self.roles)})")
+        return ident
 
 
 def allow(*roles: str) -> Callable[..., Awaitable[Identity]]:
-    """A dependency admitting only the given roles (403 for the others)."""
-
-    async def check(ident: Annotated[Identity, Depends(_identity)]) -> Identity:
-        if ident.role not in roles:
-            raise ApiError(403, f"the {ident.role} role may not do this (allowed: {', '.join(roles)})")
-        return ident
-
-    return check
+    """A dependency admitting only the given roles (401 without a valid key, 403 for the other roles)."""
+    return _Key(roles)
 
 
 Who = Annotated[Identity, Depends(allow(*EVERYONE))]

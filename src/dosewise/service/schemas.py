@@ -269,13 +269,18 @@ class Rows(BaseModel):
 # -- converters -----------------------------------------------------------------------------------
 
 
-def event_out(ev: Event) -> EventOut:
+def event_dict(ev: Event) -> dict[str, Any]:
+    """An event as the service shows it: the fields of :class:`EventOut`, in its order."""
     from dosewise.ledger.events import format_time
 
-    return EventOut(seq=ev.seq, event_id=ev.event_id, type=ev.type, round_id=ev.round_id, offer_id=ev.offer_id,
-                    lot_id=ev.lot_id, participant=ev.participant, actor=ev.actor,
-                    recorded_at=format_time(ev.recorded_at), payload=dict(ev.payload), prev_hash=ev.prev_hash,
-                    hash=ev.hash, receipt=f"/ledger/receipts/{ev.seq}")
+    return {"seq": ev.seq, "event_id": ev.event_id, "type": ev.type, "round_id": ev.round_id,
+            "offer_id": ev.offer_id, "lot_id": ev.lot_id, "participant": ev.participant, "actor": ev.actor,
+            "recorded_at": format_time(ev.recorded_at), "payload": dict(ev.payload), "prev_hash": ev.prev_hash,
+            "hash": ev.hash, "receipt": f"/ledger/receipts/{ev.seq}"}
+
+
+def event_out(ev: Event) -> EventOut:
+    return EventOut(**event_dict(ev))
 
 
 def offer_out(offer: dict[str, Any], round_id: str) -> OfferOut:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
 from dosewise.app import Desk
@@ -19,6 +19,7 @@ from dosewise.ledger.identities import Identity
 from dosewise.ledger.store import Store
 from dosewise.service.auth import READERS, Who, allow, desk_of, in_worker
 from dosewise.service.problems import ApiError
+from dosewise.service.render import json_answer
 from dosewise.service.schemas import (
     ID_PATTERN,
     CheckpointOut,
@@ -35,11 +36,11 @@ DeskDep = Annotated[Desk, Depends(desk_of)]
 
 
 @router.get("/head", response_model=HeadOut, summary="The last event's sequence number and hash")
-async def head(request: Request, desk: DeskDep, who: Who) -> HeadOut:
-    ev = await in_worker(request, desk.head)
+async def head(request: Request, who: Who) -> Response:
+    ev = await in_worker(request, request.app.state.desk.head)
     if ev is None:
-        return HeadOut(seq=0, hash=None, recorded_at=None)
-    return HeadOut(seq=ev.seq, hash=ev.hash, recorded_at=format_time(ev.recorded_at))
+        return json_answer({"seq": 0, "hash": None, "recorded_at": None}, HeadOut)
+    return json_answer({"seq": ev.seq, "hash": ev.hash, "recorded_at": format_time(ev.recorded_at)}, HeadOut)
 
 
 @router.get("/verify", response_model=VerifyOut, summary="Walk the hash chain; report the first bad event")

@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi.responses import Response
 
 from dosewise.app import Desk
 from dosewise.ledger.identities import Identity
 from dosewise.service.auth import OPERATORS, IdemKey, Who, allow, desk_of, in_worker, ledger_key
 from dosewise.service.problems import ApiError
+from dosewise.service.render import json_answer
 from dosewise.service.schemas import (
     OFFER_PATTERN,
     AcceptIn,
@@ -19,6 +21,7 @@ from dosewise.service.schemas import (
     OfferOut,
     ShipIn,
     TransferIn,
+    event_dict,
     event_out,
 )
 
@@ -43,13 +46,13 @@ def get_offer(offer_id: OfferId, desk: DeskDep, who: Who) -> OfferOut:
 
 @router.post("/{offer_id}/accept", response_model=EventOut,
              summary="Accept one of the caller's offers, in full or in part (the rest returns to the pool)")
-async def accept(offer_id: OfferId, request: Request, desk: DeskDep,
-                 who: Annotated[Identity, Depends(allow("participant"))],
-                 body: Annotated[AcceptIn | None, Body()] = None, idem: IdemKey = None) -> EventOut:
+async def accept(offer_id: OfferId, request: Request, who: Annotated[Identity, Depends(allow("participant"))],
+                 body: Annotated[AcceptIn | None, Body()] = None, idem: IdemKey = None) -> Response:
+    desk: Desk = request.app.state.desk
     ev = await in_worker(request, lambda: desk.respond(
         offer_id, "accept", on=body.on if body else None, key=ledger_key(who, idem), actor=who.actor,
         participant=who.participant, doses=body.doses if body else None, note=body.note if body else None))
-    return event_out(ev)
+    return json_answer(event_dict(ev), EventOut)
 
 
 @router.post("/{offer_id}/transfer", response_model=EventOut, status_code=201,
@@ -63,12 +66,13 @@ def transfer(offer_id: OfferId, body: TransferIn, desk: DeskDep,
 
 @router.post("/{offer_id}/decline", response_model=EventOut,
              summary="Decline one of the caller's offers, with a reason, a note and a wish")
-async def decline(offer_id: OfferId, body: DeclineIn, request: Request, desk: DeskDep,
-                  who: Annotated[Identity, Depends(allow("participant"))], idem: IdemKey = None) -> EventOut:
+async def decline(offer_id: OfferId, body: DeclineIn, request: Request,
+                  who: Annotated[Identity, Depends(allow("participant"))], idem: IdemKey = None) -> Response:
+    desk: Desk = request.app.state.desk
     ev = await in_worker(request, lambda: desk.respond(
         offer_id, "decline", reason=body.reason, note=body.note, wish=body.wish, on=body.on,
         key=ledger_key(who, idem), actor=who.actor, participant=who.participant))
-    return event_out(ev)
+    return json_answer(event_dict(ev), EventOut)
 
 
 @router.post("/{offer_id}/ship", response_model=EventOut, summary="Record shipment or delivery of an accepted offer")

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
+from fastapi.responses import Response
 
 from dosewise import app as api
 from dosewise.app import Desk
@@ -62,8 +63,21 @@ def propose(body: ProposeIn, desk: DeskDep, who: Annotated[Identity, Depends(all
 
 
 @router.get("/{round_id}", response_model=RoundOut, summary="A round's status: phase, per-lot balance, offers")
-async def round_status(round_id: RoundId, request: Request, desk: DeskDep, who: Who) -> RoundOut:
-    return round_out(await in_worker(request, lambda: desk.view(round_id)))
+async def round_status(round_id: RoundId, request: Request, who: Who) -> Response:
+    return Response(await in_worker(request, lambda: _status(request, round_id)), media_type="application/json")
+
+
+def _status(request: Request, round_id: str) -> bytes:
+    """A round's status as JSON, computed once per state of the round: observers polling a round
+    between two of its events get the answer already written (keyed by the last event applied)."""
+    state = request.app.state.desk.view(round_id)
+    cache: dict[str, tuple[int, bytes]] = request.app.state.round_status
+    known = cache.get(round_id)
+    if known is not None and known[0] == state.last_seq:
+        return known[1]
+    body = round_out(state).model_dump_json(by_alias=True).encode()
+    cache[round_id] = (state.last_seq, body)
+    return body
 
 
 @router.get("/{round_id}/proposal", response_model=ProposalOut, summary="The proposal a reviewer approves")
