@@ -241,3 +241,42 @@ def test_local_steps_improve_on_their_start_and_the_estimate_converges() -> None
     assert notes["simulated_deaths_averted"] == pytest.approx(simulate_allocation(ctx, state.allocation), rel=1e-9)
     if notes["chosen"] == "lp":
         assert abs(notes["lp_gap_share"]) <= abs(hist["gap_share"].iloc[0]) + 1e-3
+
+
+def test_rows_split_over_worker_processes_give_the_same_deaths() -> None:
+    """A stacked run of the closed loop split over two forked worker processes gives, bit for bit,
+    the deaths averted of one run in this process; the workers are reused by the next run and
+    stopped by ``close_pool``; off the main thread the same context runs in this process."""
+    import threading
+
+    from dosewise.optimize import model as m
+    from dosewise.optimize.policy import model_context
+    from dosewise.policies import allocate_pro_rata
+    from dosewise.scenario import policy_params
+
+    world = small_model_world()
+    start = m._world_doses(model_context(world), allocate_pro_rata(world, policy_params(None, name="covax-pro-rata")))
+    rng = np.random.default_rng(7)
+    rows = np.tile(np.arange(world.n), 120)
+    doses = start[rows] * rng.uniform(0.0, 2.0, (rows.size, start.shape[1]))
+    serial = model_context(world)
+    serial.workers = 1
+    parallel = model_context(world)
+    parallel.workers = 2
+    assert len(m._split(parallel, np.arange(rows.size))) > 1
+    one = m.simulate_rows(serial, rows, doses)
+    two = m.simulate_rows(parallel, rows, doses)
+    assert serial.pool is None and parallel.pool is not None
+    assert np.array_equal(one, two)
+    pool = parallel.pool
+    again = m.simulate_rows(parallel, rows[::-1], doses[::-1])
+    assert parallel.pool is pool and np.array_equal(again, one[::-1])
+    m.close_pool(parallel)
+    assert parallel.pool is None
+    threaded = model_context(world)
+    threaded.workers = 2
+    got: list[np.ndarray] = []
+    t = threading.Thread(target=lambda: got.append(m.simulate_rows(threaded, rows, doses)))
+    t.start()
+    t.join()
+    assert threaded.pool is None and np.array_equal(got[0], one)
