@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from dosewise.errors import InputError
-from dosewise.impact.workers import ENV, engine_workers
+from dosewise.impact.workers import ENV, KIND_ENV, engine_workers, worker_kind
 
 
 def test_asked_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,3 +52,13 @@ def test_one_process_inside_a_worker_process() -> None:
     got = q.get(timeout=30)
     p.join(timeout=30)
     assert got == 1
+
+
+def test_worker_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(KIND_ENV, raising=False)
+    assert worker_kind() == "processes"
+    monkeypatch.setenv(KIND_ENV, "Threads")
+    assert worker_kind() == "threads"
+    monkeypatch.setenv(KIND_ENV, "gpu")
+    with pytest.raises(InputError):
+        worker_kind()

@@ -243,7 +243,7 @@ def test_local_steps_improve_on_their_start_and_the_estimate_converges() -> None
         assert abs(notes["lp_gap_share"]) <= abs(hist["gap_share"].iloc[0]) + 1e-3
 
 
-def test_rows_split_over_worker_processes_give_the_same_deaths() -> None:
+def test_rows_split_over_worker_processes_give_the_same_deaths(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stacked run of the closed loop split over two forked worker processes gives, bit for bit,
     the deaths averted of one run in this process; the workers are reused by the next run and
     stopped by ``close_pool``; off the main thread the same context runs in this process."""
@@ -280,3 +280,12 @@ def test_rows_split_over_worker_processes_give_the_same_deaths() -> None:
     t.start()
     t.join()
     assert threaded.pool is None and np.array_equal(got[0], one)
+    # worker threads instead of processes: the same numbers
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("DOSEWISE_WORKER_KIND", "threads")
+    in_threads = model_context(world)
+    in_threads.workers = 2
+    assert np.array_equal(m.simulate_rows(in_threads, rows, doses), one)
+    assert isinstance(in_threads.pool, ThreadPoolExecutor)
+    m.close_pool(in_threads)

@@ -587,17 +587,18 @@ def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: sl
     third = 1.0 / 3.0
     for d in range(days):
         if dose_days[d] and vaccines is not None and doses is not None:
-            for k in range(m):
-                people = doses[:, k, d] / vaccines.doses_per_course[k]
-                if not people.any():
-                    continue
-                given, left = administer(x, lay, k, people, rank, n, room=room, onehot=onehot)
+            people = doses[:, :, d].T / vaccines.doses_per_course[:, None]  # (m, n)
+            ks = np.flatnonzero(people.any(axis=1))
+            if ks.size:
+                given, left = administer_products(x, lay, ks, people[ks], onehot, n, room=room)
+                total = given.sum(axis=0)
                 if room is not None:
-                    room -= given
+                    room -= total
                     np.maximum(room, 0.0, out=room)
-                vaccinated[d] += given
-                used[:, k] += (people - left) * vaccines.doses_per_course[k]
-                unused[:, k] += left * vaccines.doses_per_course[k]
+                vaccinated[d] += total
+                course = vaccines.doses_per_course[ks]
+                used[:, ks] += ((people[ks] - left) * course[:, None]).T
+                unused[:, ks] += (left * course[:, None]).T
         if can_stop and d % 7 == 0 and d > 0 and not stopped.all():
             done = _extinct(x, lay, part, beta_max[d], inv_n, ~stopped)
             if done.any():
@@ -676,4 +677,48 @@ def administer(
     x[lay.rv] += dr.reshape(-1)
     given = ds + dr
     left = np.maximum(people - given.sum(axis=1), 0.0)
+    return given, left
+
+
+def administer_products(
+    x: FloatArray,
+    lay: Layout,
+    ks: npt.NDArray[np.intp],
+    people: FloatArray,
+    onehot: FloatArray,
+    n: int,
+    *,
+    room: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`administer` for several products at once: ``people`` (len(ks), n) start courses of
+    products ``ks`` in this order (each one's people go down the priority queue where the one
+    before stopped), in place on ``x``; return (given (len(ks), n, 16), left (len(ks), n)).
+
+    Serving the products one after the other takes the first ``P_1``, then the next ``P_2``…
+    people of the queue, so product ``k`` gets the queue's people between the cumulative totals
+    ``P_1 + … + P_(k−1)`` and ``P_1 + … + P_k``: one pass for all products. ``onehot`` (16,
+    groups): band → priority group (all zero for bands never vaccinated)."""
+    sx = x[S].reshape(n, N_BANDS)
+    rx = x[lay.ru].reshape(n, N_BANDS)
+    elig = sx + rx
+    avail = elig if room is None else np.minimum(elig, room)
+    gsum = avail @ onehot  # (n, groups)
+    before = np.cumsum(gsum, axis=1) - gsum
+    upto = np.cumsum(people, axis=0)  # (K, n) people served by the first k products
+    take = np.clip(upto[:, :, None] - before[None], 0.0, gsum[None])  # (K, n, groups)
+    frac_g = np.divide(take, gsum[None], out=np.zeros_like(take), where=gsum[None] > 0)
+    share = np.minimum(frac_g @ onehot.T, 1.0)  # (K, n, 16) of the available people, cumulative
+    share[1:] -= share[:-1].copy()
+    if room is not None:
+        share *= np.divide(avail, elig, out=np.zeros_like(elig), where=elig > 0)[None]
+    ds = share * sx[None]
+    dr = share * rx[None]
+    sx -= ds.sum(axis=0)
+    rx -= dr.sum(axis=0)
+    v0 = int(lay.v.start)
+    for j, k in enumerate(ks):
+        x[v0 + int(k)] += ds[j].reshape(-1)
+    x[lay.rv] += dr.sum(axis=0).reshape(-1)
+    given = ds + dr
+    left = np.maximum(people - given.sum(axis=2), 0.0)
     return given, left

@@ -26,6 +26,10 @@ from dosewise.errors import InputError
 
 ENV = "DOSEWISE_WORKERS"
 """Environment variable: the largest number of worker processes (1 turns parallelism off)."""
+KIND_ENV = "DOSEWISE_WORKER_KIND"
+"""Environment variable: ``processes`` (default: forked worker processes) or ``threads`` (threads of
+this process; NumPy releases the GIL in its array loops, but the engine's many small calls hold it
+often, so processes are faster where they can be used)."""
 MAX_WORKERS = 8
 
 
@@ -63,3 +67,15 @@ def engine_workers(requested: int | None = None) -> int:
     if "fork" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
         return 1
     return int(requested)
+
+
+def worker_kind() -> str:
+    """``processes`` or ``threads``, from ``$DOSEWISE_WORKER_KIND`` (default ``processes``).
+
+    >>> worker_kind() in ("processes", "threads")
+    True
+    """
+    raw = os.environ.get(KIND_ENV, "").strip().lower() or "processes"
+    if raw not in ("processes", "threads"):
+        raise InputError(f"{KIND_ENV} must be processes or threads", field=KIND_ENV, value=raw)
+    return raw

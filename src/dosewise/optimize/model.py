@@ -44,7 +44,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Mapping
-from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +55,7 @@ import pandas as pd
 from dosewise.allocation import Allocation
 from dosewise.errors import AllocationError
 from dosewise.impact.workers import ENV as ENGINE_WORKERS_ENV
-from dosewise.impact.workers import engine_workers
+from dosewise.impact.workers import engine_workers, worker_kind
 from dosewise.optimize.assign import assign_solution
 from dosewise.optimize.build import LinearProgram, build_lp
 from dosewise.optimize.problem import ProblemData
@@ -167,7 +167,7 @@ class ModelContext:
     """Processes the stacked engine runs may be split over (None: :func:`~dosewise.impact.workers.engine_workers`
     decides on first use; 1: this process only)."""
     pool: Executor | None = None
-    """The worker processes, forked on first use (:func:`_pool`) and stopped with the context."""
+    """The worker processes (or threads), started on first use (:func:`_pool`) and stopped with the context."""
 
     @property
     def n(self) -> int:
@@ -262,7 +262,10 @@ def simulate_rows(ctx: ModelContext, part: npt.NDArray[np.intp], doses: FloatArr
         deaths[order] = _row_deaths(ctx, part[order], doses[order])
     else:
         try:
-            futures = [pool.submit(_row_deaths_in_worker, part[p], doses[p]) for p in parts]
+            if isinstance(pool, ThreadPoolExecutor):
+                futures = [pool.submit(_row_deaths, ctx, part[p], doses[p]) for p in parts]
+            else:
+                futures = [pool.submit(_row_deaths_in_worker, part[p], doses[p]) for p in parts]
             for p, fut in zip(parts, futures, strict=True):
                 deaths[p] = fut.result()
         except BrokenExecutor:  # a worker died (killed, out of memory): this process does the work
@@ -324,8 +327,12 @@ def _split(ctx: ModelContext, order: npt.NDArray[np.intp]) -> list[npt.NDArray[n
 
 def _pool(ctx: ModelContext, workers: int) -> Executor | None:
     """The context's ``workers`` processes, forked on first use (they inherit the context, so a
-    task sends only its rows' participants and doses) and reused by every later run."""
+    task sends only its rows' participants and doses) and reused by every later run; threads
+    instead with ``DOSEWISE_WORKER_KIND=threads`` (:func:`~dosewise.impact.workers.worker_kind`)."""
     global _FORKED
+    if ctx.pool is None and workers > 1 and worker_kind() == "threads":
+        ctx.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dosewise-engine")
+        weakref.finalize(ctx, ctx.pool.shutdown, wait=False, cancel_futures=True)
     if ctx.pool is None and workers > 1:
         _end_day(ctx)  # everything the workers read is computed before they fork
         _FORKED = ctx
@@ -347,7 +354,7 @@ def _pool(ctx: ModelContext, workers: int) -> Executor | None:
 
 
 def close_pool(ctx: ModelContext) -> None:
-    """Stop the context's worker processes (they are also stopped when the context is collected)."""
+    """Stop the context's worker processes or threads (also stopped when the context is collected)."""
     if ctx.pool is not None:
         ctx.pool.shutdown(wait=True, cancel_futures=True)
         ctx.pool = None
