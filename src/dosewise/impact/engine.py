@@ -558,9 +558,11 @@ def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: sl
     if states is not None:
         states[0, :, sl] = x.reshape(c, n, N_BANDS)
     dose_days = np.zeros(days, dtype=np.bool_)
-    if doses is not None:
+    starts = np.zeros((0, m, n))  # people starting a course, (days, m, n): contiguous per day
+    if doses is not None and vaccines is not None:
         t_avail = min(days, doses.shape[2])
         dose_days[:t_avail] = doses[:, :, :t_avail].any(axis=(0, 1))
+        starts = np.ascontiguousarray(doses[:, :, :t_avail].transpose(2, 1, 0)) / vaccines.doses_per_course[:, None]
 
     # preallocated work arrays: nothing is allocated inside the time loop
     width = n * N_BANDS
@@ -587,7 +589,7 @@ def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: sl
     third = 1.0 / 3.0
     for d in range(days):
         if dose_days[d] and vaccines is not None and doses is not None:
-            people = doses[:, :, d].T / vaccines.doses_per_course[:, None]  # (m, n)
+            people = starts[d]  # (m, n)
             ks = np.flatnonzero(people.any(axis=1))
             if ks.size:
                 given, left = administer_products(x, lay, ks, people[ks], onehot, n, room=room)
