@@ -309,19 +309,24 @@ def _worker_start() -> None:
     os.environ[ENGINE_WORKERS_ENV] = "1"  # nothing a worker starts may start processes of its own
 
 
+MIN_TASK_ROWS = 32
+"""Fewest rows worth sending to a worker (below this, a run stays in this process)."""
+
+
 def _split(ctx: ModelContext, order: npt.NDArray[np.intp]) -> list[npt.NDArray[np.intp]]:
-    """Positions of the rows (sorted by ``order``) for each worker task: engine blocks dealt round
-    robin over up to twice as many tasks as workers, so each task has early- and late-ending
-    blocks; one part (this process) when there is one block or one worker."""
+    """Positions of the rows (sorted by ``order``) for each worker task: blocks of rows (engine
+    blocks, or smaller so that every task gets some) dealt round robin over twice as many tasks
+    as workers, so each task has early- and late-ending blocks; one part (this process) with one
+    worker or fewer than ``2 × MIN_TASK_ROWS`` rows."""
     from dosewise.impact.engine import Layout, block_size
 
     workers = engine_workers(ctx.workers)  # 1 off the main thread or inside a worker, whatever was asked
-    n_prod = len(dict.fromkeys(ctx.world.lots["product"].astype(str)))
-    size = block_size(Layout(n_prod))
-    blocks = [order[lo : lo + size] for lo in range(0, order.size, size)]
-    if workers <= 1 or len(blocks) < 2:
+    if workers <= 1 or order.size < 2 * MIN_TASK_ROWS:
         return [order]
-    tasks = min(2 * workers, len(blocks))
+    tasks = min(2 * workers, order.size // MIN_TASK_ROWS)
+    n_prod = len(dict.fromkeys(ctx.world.lots["product"].astype(str)))
+    size = max(1, min(block_size(Layout(n_prod)), -(-order.size // tasks)))
+    blocks = [order[lo : lo + size] for lo in range(0, order.size, size)]
     return [np.concatenate(blocks[k::tasks]) for k in range(tasks)]
 
 
