@@ -289,3 +289,35 @@ def test_rows_split_over_worker_processes_give_the_same_deaths(monkeypatch: pyte
     assert np.array_equal(m.simulate_rows(in_threads, rows, doses), one)
     assert isinstance(in_threads.pool, ThreadPoolExecutor)
     m.close_pool(in_threads)
+
+
+def _rows_in_a_sweep_worker(rows: np.ndarray, doses: np.ndarray) -> tuple[np.ndarray, bool]:
+    from dosewise.optimize import model as m
+    from dosewise.optimize.policy import model_context
+
+    ctx = model_context(small_model_world())  # as a sweep task would: no workers asked
+    return m.simulate_rows(ctx, rows, doses), ctx.pool is None
+
+
+def test_inside_a_worker_process_the_closed_loop_starts_no_processes() -> None:
+    """A sweep runs scenarios in worker processes: there the optimiser's stacked runs stay in the
+    worker (no nested pool) and give the numbers of a run in the main process."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dosewise.optimize import model as m
+    from dosewise.optimize.policy import model_context
+    from dosewise.policies import allocate_pro_rata
+    from dosewise.scenario import policy_params
+
+    world = small_model_world()
+    ctx = model_context(world)
+    start = m._world_doses(ctx, allocate_pro_rata(world, policy_params(None, name="covax-pro-rata")))
+    rows = np.tile(np.arange(world.n), 60)
+    doses = start[rows] * np.random.default_rng(3).uniform(0.0, 2.0, (rows.size, start.shape[1]))
+    here = m.simulate_rows(ctx, rows, doses)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        there, no_pool = pool.submit(_rows_in_a_sweep_worker, rows, doses).result(timeout=120)
+    assert no_pool
+    assert np.array_equal(there, here)
+    m.close_pool(ctx)
