@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 import warnings
 import weakref
@@ -258,20 +259,29 @@ def simulate_rows(ctx: ModelContext, part: npt.NDArray[np.intp], doses: FloatArr
     deaths = np.empty(part.size)
     parts = _split(ctx, order)
     pool = _pool(ctx, engine_workers(ctx.workers)) if len(parts) > 1 else None
-    if pool is None:
-        deaths[order] = _row_deaths(ctx, part[order], doses[order])
-    else:
+    cpu: dict[int, float] = {}  # CPU seconds of this run by worker (process or thread)
+    if pool is not None:
         try:
             if isinstance(pool, ThreadPoolExecutor):
-                futures = [pool.submit(_row_deaths, ctx, part[p], doses[p]) for p in parts]
+                futures = [pool.submit(_timed_row_deaths, ctx, part[p], doses[p]) for p in parts]
             else:
                 futures = [pool.submit(_row_deaths_in_worker, part[p], doses[p]) for p in parts]
             for p, fut in zip(parts, futures, strict=True):
-                deaths[p] = fut.result()
+                deaths[p], who, sec = fut.result()
+                cpu[who] = cpu.get(who, 0.0) + sec
         except BrokenExecutor:  # a worker died (killed, out of memory): this process does the work
             close_pool(ctx)
             ctx.workers = 1
-            deaths[order] = _row_deaths(ctx, part[order], doses[order])
+            pool = None
+            cpu.clear()
+    if pool is None:
+        deaths[order], who, sec = _timed_row_deaths(ctx, part[order], doses[order])
+        cpu[who] = sec
+    # on an idle machine a run takes about as long as its busiest worker's CPU time
+    ctx.seconds["engine_cpu"] = ctx.seconds.get("engine_cpu", 0.0) + sum(cpu.values())
+    ctx.seconds["engine_cpu_busiest"] = ctx.seconds.get("engine_cpu_busiest", 0.0) + max(cpu.values())
+    if pool is None or isinstance(pool, ThreadPoolExecutor):  # counted in this process's CPU time
+        ctx.seconds["engine_cpu_here"] = ctx.seconds.get("engine_cpu_here", 0.0) + sum(cpu.values())
     ctx.runs += 1
     ctx.rows += int(part.size)
     ctx.seconds["simulate_points"] = ctx.seconds.get("simulate_points", 0.0) + time.perf_counter() - t
@@ -299,10 +309,18 @@ _FORKED: ModelContext | None = None
 """The context a worker process inherited when it was forked (set in the parent only while forking)."""
 
 
-def _row_deaths_in_worker(part: npt.NDArray[np.intp], doses: FloatArray) -> FloatArray:
+def _timed_row_deaths(ctx: ModelContext, part: npt.NDArray[np.intp], doses: FloatArray
+                      ) -> tuple[FloatArray, int, float]:
+    """:func:`_row_deaths`, with who ran it (process and thread) and the CPU seconds it took there."""
+    c = time.thread_time()
+    deaths = _row_deaths(ctx, part, doses)
+    return deaths, hash((os.getpid(), threading.get_ident())), time.thread_time() - c
+
+
+def _row_deaths_in_worker(part: npt.NDArray[np.intp], doses: FloatArray) -> tuple[FloatArray, int, float]:
     if _FORKED is None:  # pragma: no cover - a worker started without its context
         raise RuntimeError("engine worker has no model context")
-    return _row_deaths(_FORKED, part, doses)
+    return _timed_row_deaths(_FORKED, part, doses)
 
 
 def _worker_start() -> None:
