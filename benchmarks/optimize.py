@@ -19,7 +19,16 @@ re-linearisation until the simulated outcome stops improving; the time includes 
 deaths averted on the same world are printed beside optimal's, and the re-optimisation after a
 decline runs on the live HiGHS model it leaves (goals: < 10 s and < 1 s).
 
+The closed loop runs in three modes, alternating, ``--loop-repeat`` times each: its stacked engine
+runs in this process only (``DOSEWISE_WORKERS=1``), split over forked worker processes (the default,
+one per core) and over threads (``DOSEWISE_WORKER_KIND=threads``); the figure is the default's median,
+each mode's ratio to one process is printed, and the answer must be the same in every mode. On a
+machine others are using, wall times say little about parallel speed, so each mode also prints its
+CPU time and what it would take on an idle machine: this process's own CPU time plus, for every
+stacked engine run, the CPU time of its busiest worker.
+
 Run:  .venv/bin/python benchmarks/optimize.py [--synthetic] [--skip-subnational] [--pulp-limit SECONDS]
+      [--loop-repeat N]
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import argparse
 import datetime as dt
 import gc
 import importlib.util
+import os
 import resource
 import sys
 import time
@@ -255,7 +265,7 @@ def engine_unit(world: World) -> float:
     return best
 
 
-def run_closed_loop() -> dict[str, float]:
+def run_closed_loop(loop_repeat: int = 1) -> dict[str, float]:
     print("== closed loop: optimal on the impact model's value curves, global world ==")
     world = global_world()
     params = Scenario.model_validate(
@@ -266,13 +276,61 @@ def run_closed_loop() -> dict[str, float]:
           "(R0 2.5, 365 days, O'Driscoll IFR × Levin 2022 health system, oldest first)")
     unit = engine_unit(world)
     print(f"reference unit (same process): no-vaccine engine run, {world.n} participants × 365 days: {unit:.3f} s")
-    t0 = time.perf_counter()
-    state = solve_optimal(world, params)
-    total = time.perf_counter() - t0
+    # the same closed loop with its stacked engine runs in this process only, split over forked worker
+    # processes (the default), and over threads; modes alternate, best and median of --loop-repeat each
+    from dosewise.impact.workers import ENV as WORKERS_ENV
+    from dosewise.impact.workers import KIND_ENV, engine_workers
+
+    cores = engine_workers()
+    modes = {"one process": {WORKERS_ENV: "1"}, f"{cores} processes": {WORKERS_ENV: str(cores), KIND_ENV: "processes"},
+             f"{cores} threads": {WORKERS_ENV: str(cores), KIND_ENV: "threads"}}
+    if cores == 1:
+        modes = {"one process": modes["one process"]}
+    default = f"{cores} processes" if cores > 1 else "one process"
+    saved = {k: os.environ.get(k) for k in (WORKERS_ENV, KIND_ENV)}
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    idle: dict[str, list[float]] = {m: [] for m in modes}
+    cpu_all: dict[str, list[float]] = {m: [] for m in modes}
+    answers: dict[str, float] = {}
+    state = None
+    for _ in range(max(1, loop_repeat)):
+        for mode, env in modes.items():
+            os.environ.pop(KIND_ENV, None)
+            os.environ.update(env)
+            t0 = time.perf_counter()
+            c0 = time.process_time()
+            st = solve_optimal(world, params)
+            times[mode].append(time.perf_counter() - t0)
+            here = time.process_time() - c0
+            secs = st.allocation.notes["model_seconds"]
+            # on an idle machine: this process's own work plus, per engine run, its busiest worker
+            idle[mode].append(here - secs.get("engine_cpu_here", 0.0) + secs.get("engine_cpu_busiest", 0.0))
+            cpu_all[mode].append(here - secs.get("engine_cpu_here", 0.0) + secs.get("engine_cpu", 0.0))
+            answers[mode] = float(st.allocation.notes["simulated_deaths_averted"])
+            if mode == default or state is None:
+                state = st
+            del st
+            gc.collect()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    assert state is not None
+    serial_med = float(np.median(times["one process"]))
+    for mode, ts in times.items():
+        med = float(np.median(ts))
+        print(f"closed loop, engine runs in {mode}: best {min(ts):.2f} s, median {med:.2f} s of {len(ts)} "
+              f"({serial_med / med:.2f}× one process); deaths averted {answers[mode]:,.0f}; CPU time in all "
+              f"{np.median(cpu_all[mode]):.2f} s, on an idle machine about {np.median(idle[mode]):.2f} s "
+              "(this process's own work + each engine run's busiest worker, CPU seconds)")
+    same = len(set(answers.values())) == 1
+    print(f"the same answer in every mode: {'yes' if same else 'NO'}")
+    total = float(np.median(times[default]))
     a = state.allocation
     hist = a.notes["relinearisation"]
     secs = a.notes["model_seconds"]
-    print(f"closed loop total {total:.2f} s = {total / unit:.1f} reference units (goal < 10 s: "
+    print(f"closed loop total ({default}, median) {total:.2f} s = {total / unit:.1f} reference units (goal < 10 s: "
           f"{'met' if total < 10 else 'NOT met'}): {a.notes['iterations']} simulated LP steps, "
           f"{a.notes['lp_solves']} LP solves, {a.notes['engine_runs']} stacked engine runs of "
           f"{a.notes['engine_rows']:,} participant-scenarios in all ({secs.get('simulate_points', 0):.2f} s), "
@@ -283,6 +341,11 @@ def run_closed_loop() -> dict[str, float]:
     print(f"steps started from {a.notes['start']}; answer from {a.notes['chosen']}; final LP-estimate-vs-simulation "
           f"gap {a.notes['lp_gap_share']:+.2%}")
     figures: dict[str, float] = {"closed_loop_s": total, "closed_loop_reference_units": total / unit,
+                                 **{f"closed_loop_{m.replace(' ', '_')}_median_s": float(np.median(t))
+                                    for m, t in times.items()},
+                                 **{f"closed_loop_{m.replace(' ', '_')}_idle_machine_cpu_estimate": float(np.median(t))
+                                    for m, t in idle.items()},
+                                 "closed_loop_same_answer_every_mode": float(same),
                                  "reference_unit_s": unit, "lp_gap_share": float(a.notes["lp_gap_share"]),
                                  "iterations": float(a.notes["iterations"]),
                                  "lp_solves": float(a.notes["lp_solves"]),
@@ -363,14 +426,14 @@ def main() -> None:
     ap.add_argument("--synthetic", action="store_true", help="synthetic tier values for the weekly tier LP")
     ap.add_argument("--skip-tier-lp", action="store_true", help="only the closed loop on model value curves")
     ap.add_argument("--skip-subnational", action="store_true")
+    ap.add_argument("--loop-repeat", type=int, default=1,
+                    help="closed-loop runs per mode (one process, worker processes, threads), alternating")
     ap.add_argument("--pulp-limit", type=float, default=120.0, help="CBC time limit in seconds (0: skip PuLP)")
     ap.add_argument("--sub-time-limit", type=float, default=420.0, help="HiGHS time limit for the sub-national LP")
     ap.add_argument("--sub-solver", default="auto", choices=SOLVERS, help="HiGHS algorithm for the sub-national LP")
     ap.add_argument("--sub-weeks-per-period", type=int, default=4,
                     help="aggregate the sub-national weeks into periods of this many weeks (1: weekly model)")
     args = ap.parse_args()
-    import os
-
     import highspy
 
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, highspy {getattr(highspy, '__version__', '?')}, "
@@ -379,7 +442,7 @@ def main() -> None:
 
     load = os.getloadavg()
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    figures = run_closed_loop()
+    figures = run_closed_loop(args.loop_repeat)
     figures["load_average_1min_at_start"] = load[0]
     figures["load_average_1min_at_end"] = os.getloadavg()[0]
     print(f"load average at end: {figures['load_average_1min_at_end']:.2f}")

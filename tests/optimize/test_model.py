@@ -241,3 +241,83 @@ def test_local_steps_improve_on_their_start_and_the_estimate_converges() -> None
     assert notes["simulated_deaths_averted"] == pytest.approx(simulate_allocation(ctx, state.allocation), rel=1e-9)
     if notes["chosen"] == "lp":
         assert abs(notes["lp_gap_share"]) <= abs(hist["gap_share"].iloc[0]) + 1e-3
+
+
+def test_rows_split_over_worker_processes_give_the_same_deaths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stacked run of the closed loop split over two forked worker processes gives, bit for bit,
+    the deaths averted of one run in this process; the workers are reused by the next run and
+    stopped by ``close_pool``; off the main thread the same context runs in this process."""
+    import threading
+
+    from dosewise.optimize import model as m
+    from dosewise.optimize.policy import model_context
+    from dosewise.policies import allocate_pro_rata
+    from dosewise.scenario import policy_params
+
+    world = small_model_world()
+    start = m._world_doses(model_context(world), allocate_pro_rata(world, policy_params(None, name="covax-pro-rata")))
+    rng = np.random.default_rng(7)
+    rows = np.tile(np.arange(world.n), 120)
+    doses = start[rows] * rng.uniform(0.0, 2.0, (rows.size, start.shape[1]))
+    serial = model_context(world)
+    serial.workers = 1
+    parallel = model_context(world)
+    parallel.workers = 2
+    assert len(m._split(parallel, np.arange(rows.size))) > 1
+    one = m.simulate_rows(serial, rows, doses)
+    two = m.simulate_rows(parallel, rows, doses)
+    assert serial.pool is None and parallel.pool is not None
+    assert np.array_equal(one, two)
+    pool = parallel.pool
+    again = m.simulate_rows(parallel, rows[::-1], doses[::-1])
+    assert parallel.pool is pool and np.array_equal(again, one[::-1])
+    m.close_pool(parallel)
+    assert parallel.pool is None
+    threaded = model_context(world)
+    threaded.workers = 2
+    got: list[np.ndarray] = []
+    t = threading.Thread(target=lambda: got.append(m.simulate_rows(threaded, rows, doses)))
+    t.start()
+    t.join()
+    assert threaded.pool is None and np.array_equal(got[0], one)
+    # worker threads instead of processes: the same numbers
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("DOSEWISE_WORKER_KIND", "threads")
+    in_threads = model_context(world)
+    in_threads.workers = 2
+    assert np.array_equal(m.simulate_rows(in_threads, rows, doses), one)
+    assert isinstance(in_threads.pool, ThreadPoolExecutor)
+    m.close_pool(in_threads)
+
+
+def _rows_in_a_sweep_worker(rows: np.ndarray, doses: np.ndarray) -> tuple[np.ndarray, bool]:
+    from dosewise.optimize import model as m
+    from dosewise.optimize.policy import model_context
+
+    ctx = model_context(small_model_world())  # as a sweep task would: no workers asked
+    return m.simulate_rows(ctx, rows, doses), ctx.pool is None
+
+
+def test_inside_a_worker_process_the_closed_loop_starts_no_processes() -> None:
+    """A sweep runs scenarios in worker processes: there the optimiser's stacked runs stay in the
+    worker (no nested pool) and give the numbers of a run in the main process."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dosewise.optimize import model as m
+    from dosewise.optimize.policy import model_context
+    from dosewise.policies import allocate_pro_rata
+    from dosewise.scenario import policy_params
+
+    world = small_model_world()
+    ctx = model_context(world)
+    start = m._world_doses(ctx, allocate_pro_rata(world, policy_params(None, name="covax-pro-rata")))
+    rows = np.tile(np.arange(world.n), 60)
+    doses = start[rows] * np.random.default_rng(3).uniform(0.0, 2.0, (rows.size, start.shape[1]))
+    here = m.simulate_rows(ctx, rows, doses)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        there, no_pool = pool.submit(_rows_in_a_sweep_worker, rows, doses).result(timeout=120)
+    assert no_pool
+    assert np.array_equal(there, here)
+    m.close_pool(ctx)

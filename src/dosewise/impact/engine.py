@@ -392,10 +392,23 @@ class NegativeCompartmentError(AssertionError):
     """A compartment went negative: a bug in the engine, never a user error."""
 
 
-BLOCK = 128
-"""Participants integrated together: a block's work arrays (~1 MB per compartment row set) stay in
-cache, so the cost per participant-day does not grow with the number of participants (or of
-scenarios stacked along the participant axis)."""
+BLOCK_BYTES = 1_500_000
+"""Bytes of one block's working set (the RK4 state, its three stages and the infection work array):
+blocks hold as many participants as fit in this, so the working set stays in a core's L2 cache and the
+cost per participant-day does not grow with the number of participants (or of scenarios stacked along
+the participant axis). See :func:`block_size`."""
+
+
+def block_size(lay: Layout) -> int:
+    """Participants per block for layout ``lay``: :data:`BLOCK_BYTES` over the bytes one participant
+    needs in the time loop (four ``C × 16`` state arrays and the ``n_susceptible × 16`` work array),
+    between 16 and 1024.
+
+    >>> block_size(Layout(0)), block_size(Layout(2)), block_size(Layout(8))
+    (217, 158, 87)
+    """
+    per = (4 * lay.size + lay.n_susceptible) * N_BANDS * 8
+    return int(min(1024, max(16, BLOCK_BYTES // per)))
 
 
 def _csr(mat: FloatArray) -> tuple[int, int, npt.NDArray[np.int32], npt.NDArray[np.int32], FloatArray]:
@@ -427,13 +440,16 @@ def simulate(
     vaccines: Vaccines | None = None,
     *,
     keep_states: bool = False,
-    block: int = BLOCK,
+    block: int | None = None,
 ) -> Trajectory:
     """Run the model for ``setup.days`` days; ``vaccines=None`` is the no-vaccine run.
 
-    Participants are independent, so they are integrated in blocks of ``block`` (same result,
-    bounded working set); several scenarios can be stacked along the participant axis
-    (``Setup.subset`` with repeated indices) and run in one call.
+    Participants are independent, so they are integrated in blocks of ``block`` participants
+    (default :func:`block_size`: a working set that stays in cache); every participant's result
+    is the same, bit for bit, whatever the block size and whichever participants share its block
+    (each one stops integrating when its own epidemic is over, see :data:`EXTINCT_SHARE`). So
+    several scenarios can be stacked along the participant axis (``Setup.subset`` with repeated
+    indices) and run in one call, or split over processes, with the results of separate runs.
     """
     n, days = setup.n, setup.days
     m = 0 if vaccines is None else vaccines.m
@@ -450,44 +466,52 @@ def simulate(
         layout=lay,
         states=np.empty((days + 1, c, n, N_BANDS)) if keep_states else None,
     )
-    for lo in range(0, n, max(int(block), 1)):
-        sl = slice(lo, min(n, lo + max(int(block), 1)))
-        _simulate_block(setup, vaccines, lay, sl, out)
+    size = block_size(lay) if block is None else max(int(block), 1)
+    for lo in range(0, n, size):
+        _simulate_block(setup, vaccines, lay, slice(lo, min(n, lo + size)), out)
     out.deaths[...] *= setup.ifr[None]
     return out
 
 
 EXTINCT_SHARE = 1e-7
-"""A block stops integrating once, for every participant, latent + infectious people divided by
-``1 − R_eff`` (a bound on the infections still to come, up to the generation ratio) are below this
-share of its population, with ``R_eff`` at the highest β still to come below 1 (see
-:func:`_extinct`). The deaths left out are then below about 1e-6 of the epidemic's own."""
+"""A participant stops integrating once its latent + infectious people divided by ``1 − R_eff`` (a
+bound on the infections still to come, up to the generation ratio) are below this share of its
+population, with ``R_eff`` at the highest β still to come below 1 (see :func:`_extinct`); its
+state then only changes by doses. The deaths left out are below about 1e-6 of the epidemic's own.
+A block stops integrating when all its participants have stopped."""
 
 
-def _extinct(x: FloatArray, lay: Layout, part: Setup, beta_max: FloatArray, inv_n: FloatArray) -> bool:
-    """True when no participant of the block can see its epidemic grow again within the horizon.
+def _extinct(x: FloatArray, lay: Layout, part: Setup, beta_max: FloatArray, inv_n: FloatArray,
+             candidates: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """(n,) the ``candidates`` whose epidemic cannot grow again within the horizon.
 
     ``x`` holds the block's state; ``beta_max`` (n,) the largest β from now to the horizon. With
     no waning (the susceptible only shrink) and ``R_eff = β_max · infectious_days ·
     ρ(diag(s) M) < 1`` (``s`` the susceptible share per band: the next-generation matrix at the
     current state), infections can only decline geometrically, so the infections still to come
-    are of the order of the latent + infectious divided by ``1 − R_eff``."""
+    are of the order of the latent + infectious divided by ``1 − R_eff``. Each participant's
+    answer depends on its own state only."""
     n = part.n
     active = (x[lay.eu] + x[lay.iu] + x[lay.ev] + x[lay.iv]).reshape(n, N_BANDS).sum(axis=1)
     limit = EXTINCT_SHARE * part.pop.sum(axis=1)
-    if (active > limit).any():
-        return False
-    sus = (x[: lay.n_susceptible].sum(axis=0) * inv_n).reshape(n, N_BANDS)
-    r_eff = beta_max * part.params.infectious_days * spectral_radius(sus[:, :, None] * part.contacts)
-    return bool(((r_eff < 1.0) & (active <= limit * (1.0 - np.minimum(r_eff, 1.0)))).all())
+    done = np.zeros(n, dtype=np.bool_)
+    idx = np.flatnonzero(candidates & (active <= limit))
+    if idx.size == 0:
+        return done
+    sus = (x[: lay.n_susceptible].sum(axis=0) * inv_n).reshape(n, N_BANDS)[idx]
+    r_eff = beta_max[idx] * part.params.infectious_days * spectral_radius(sus[:, :, None] * part.contacts[idx])
+    done[idx] = (r_eff < 1.0) & (active[idx] <= limit[idx] * (1.0 - np.minimum(r_eff, 1.0)))
+    return done
 
 
 def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: slice, out: Trajectory) -> None:
     """Integrate participants ``sl``, writing their slices of ``out`` (deaths still IFR-free).
 
-    Products with no doses in the block get no compartments (unless states are kept), and the
-    integration stops once the block's epidemic is over (:func:`_extinct`); the remaining days
-    only give doses, which move people between compartments nobody can infect any more."""
+    Products with no doses in the block get no compartments (unless states are kept), and each
+    participant stops integrating once its epidemic is over (:func:`_extinct`): the deaths still
+    due among its few latent/infectious are booked then, and from then on its state only changes by
+    doses, which move people between compartments nobody can infect any more. The block stops
+    integrating when all its participants have stopped."""
     params = setup.params
     idx = np.arange(setup.n)[sl]
     part = setup if idx.size == setup.n else setup.subset(idx)
@@ -505,16 +529,19 @@ def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: sl
     n, days, m = part.n, part.days, lay.m
     lin, gin = rate_matrices(lay, vaccines, params)
     ns = lay.n_susceptible
-    lin_c = _csr(lin)
+    h = 1.0 / params.steps_per_day
+    # RK4 stages as x + c·f(y) for c = h/2, h, h/6: L is scaled by c, λ by c through β
+    scales = (0.5 * h, h, h / 6.0)
+    lin_c = [_csr(lin * s) for s in scales]
     gin_c = _csr(np.ascontiguousarray(gin[:, :ns]))
     c = lay.size
     x = initial_state(part, lay)
     inv_n = 1.0 / np.where(part.pop > 0, part.pop, 1.0).reshape(-1)
-    mats = part.contacts
+    mats = part.contacts * inv_n.reshape(n, 1, N_BANDS)  # λ = β · (M diag(1/N)) I
     rank = priority_groups(params.priority)
+    onehot = (rank[:, None] == np.arange(int(rank.max()) + 1)[None, :]).astype(np.float64)
     uptake = params.uptake_by_band()
     room = None if uptake is None else uptake[None, :] * part.pop  # people each band may still vaccinate
-    h = 1.0 / params.steps_per_day
     tol = -1e-9 * float(part.pop.max())
     iu, iv = lay.iu, lay.iv
 
@@ -524,15 +551,18 @@ def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: sl
     states = out.states
     can_stop = states is None and params.waning_days is None and params.natural_immunity_days is None
     beta_max = np.maximum.accumulate(part.beta[::-1], axis=0)[::-1]  # (days, n): largest β from day d on
-    running = True
+    stopped = np.zeros(n, dtype=np.bool_)  # participants whose epidemic is over
+    stopped_cols = np.empty(0, dtype=np.intp)
     infections[0] = x[lay.cinf].reshape(n, N_BANDS)
     deaths_w[0] = x[lay.dw].reshape(n, N_BANDS)
     if states is not None:
         states[0, :, sl] = x.reshape(c, n, N_BANDS)
     dose_days = np.zeros(days, dtype=np.bool_)
-    if doses is not None:
+    starts = np.zeros((0, m, n))  # people starting a course, (days, m, n): contiguous per day
+    if doses is not None and vaccines is not None:
         t_avail = min(days, doses.shape[2])
         dose_days[:t_avail] = doses[:, :, :t_avail].any(axis=(0, 1))
+        starts = np.ascontiguousarray(doses[:, :, :t_avail].transpose(2, 1, 0)) / vaccines.doses_per_course[:, None]
 
     # preallocated work arrays: nothing is allocated inside the time loop
     width = n * N_BANDS
@@ -541,69 +571,70 @@ def _simulate_block(setup: Setup, vaccines: Vaccines | None, lay: Layout, sl: sl
     lam3 = lam.reshape(n, N_BANDS, 1)
     inf3 = inf.reshape(n, N_BANDS, 1)
     work = np.empty((ns, width))
-    k_acc = np.empty_like(x)
-    k_cur = np.empty_like(x)
-    tmp = np.empty_like(x)
-    beta_flat = np.empty(width)
+    t2 = np.empty_like(x)
+    t3 = np.empty_like(x)
+    t4 = np.empty_like(x)
+    beta_c = np.empty((len(scales), n, N_BANDS))
+    beta_flat = beta_c.reshape(len(scales), width)
 
-    def rhs(y: FloatArray, dst: FloatArray) -> None:
+    def rhs_add(y: FloatArray, dst: FloatArray, j: int) -> None:
+        """``dst += scales[j] · f(y)``."""
         np.add(y[iu], y[iv], out=inf)
-        np.multiply(inf, inv_n, out=inf)
         np.matmul(mats, inf3, out=lam3)
-        np.multiply(lam, beta_flat, out=lam)
+        np.multiply(lam, beta_flat[j], out=lam)
         np.multiply(y[:ns], lam, out=work)
-        dst.fill(0.0)
-        _spmm_add(lin_c, y, dst)
+        _spmm_add(lin_c[j], y, dst)
         _spmm_add(gin_c, work, dst)
 
+    third = 1.0 / 3.0
     for d in range(days):
         if dose_days[d] and vaccines is not None and doses is not None:
-            for k in range(m):
-                people = doses[:, k, d] / vaccines.doses_per_course[k]
-                if not people.any():
-                    continue
-                given, left = administer(x, lay, k, people, rank, n, room=room)
+            people = starts[d]  # (m, n)
+            ks = np.flatnonzero(people.any(axis=1))
+            if ks.size:
+                given, left = administer_products(x, lay, ks, people[ks], onehot, n, room=room)
+                total = given.sum(axis=0)
                 if room is not None:
-                    room -= given
+                    room -= total
                     np.maximum(room, 0.0, out=room)
-                vaccinated[d] += given
-                used[:, k] += (people - left) * vaccines.doses_per_course[k]
-                unused[:, k] += left * vaccines.doses_per_course[k]
-        if not running:
-            infections[d + 1] = infections[d]
-            deaths_w[d + 1] = deaths_w[d]
-            continue
-        if can_stop and d % 7 == 0 and d > 0 and _extinct(x, lay, part, beta_max[d], inv_n):
-            # the epidemic is over: the deaths still due among the few latent/infectious are booked now
-            x[lay.dw] += x[lay.qe] + x[lay.qi]
-            x[lay.qe] = 0.0
-            x[lay.qi] = 0.0
-            infections[d + 1] = infections[d]
-            deaths_w[d + 1] = x[lay.dw].reshape(n, N_BANDS)
-            running = False
-            continue
-        beta_flat.reshape(n, N_BANDS)[:] = part.beta[d][:, None]
-        for _ in range(params.steps_per_day):
-            # classical RK4: k_acc = k1 + 2 k2 + 2 k3 + k4
-            rhs(x, k_acc)  # k1
-            np.multiply(k_acc, 0.5 * h, out=tmp)
-            tmp += x
-            rhs(tmp, k_cur)  # k2
-            np.multiply(k_cur, 0.5 * h, out=tmp)
-            tmp += x
-            k_acc += k_cur
-            k_acc += k_cur
-            rhs(tmp, k_cur)  # k3
-            np.multiply(k_cur, h, out=tmp)
-            tmp += x
-            k_acc += k_cur
-            k_acc += k_cur
-            rhs(tmp, k_cur)  # k4
-            k_acc += k_cur
-            k_acc *= h / 6.0
-            x += k_acc
-        if x[: lay.living].min() < tol:
-            raise NegativeCompartmentError(f"negative compartment on day {d}: {x[: lay.living].min()}")
+                vaccinated[d] += total
+                course = vaccines.doses_per_course[ks]
+                used[:, ks] += ((people[ks] - left) * course[:, None]).T
+                unused[:, ks] += (left * course[:, None]).T
+        if can_stop and d % 7 == 0 and d > 0 and not stopped.all():
+            done = _extinct(x, lay, part, beta_max[d], inv_n, ~stopped)
+            if done.any():
+                # their epidemic is over: the deaths still due among the few latent/infectious are booked now
+                cols = (np.flatnonzero(done)[:, None] * N_BANDS + np.arange(N_BANDS)[None, :]).reshape(-1)
+                x[lay.dw, cols] += x[lay.qe, cols] + x[lay.qi, cols]
+                x[lay.qe, cols] = 0.0
+                x[lay.qi, cols] = 0.0
+                stopped |= done
+                stopped_cols = np.flatnonzero(np.repeat(stopped, N_BANDS))
+        if not stopped.all():
+            kept = x[:, stopped_cols] if stopped_cols.size else None
+            for j, s in enumerate(scales):
+                np.multiply(part.beta[d][:, None], s, out=beta_c[j])
+            for _ in range(params.steps_per_day):
+                # classical RK4 with the stages t2 = x + h/2 k1, t3 = x + h/2 k2, t4 = x + h k3:
+                # x + h/6 (k1 + 2 k2 + 2 k3 + k4) = (t2 + 2 t3 + t4 − x) / 3 + h/6 k4
+                np.copyto(t2, x)
+                rhs_add(x, t2, 0)
+                np.copyto(t3, x)
+                rhs_add(t2, t3, 0)
+                np.copyto(t4, x)
+                rhs_add(t3, t4, 1)
+                t2 += t3
+                t2 += t3
+                t2 += t4
+                t2 -= x
+                t2 *= third
+                rhs_add(t4, t2, 2)
+                x, t2 = t2, x
+            if kept is not None:  # the stopped participants' states are where their epidemics ended
+                x[:, stopped_cols] = kept
+            if x[: lay.living].min() < tol:
+                raise NegativeCompartmentError(f"negative compartment on day {d}: {x[: lay.living].min()}")
         infections[d + 1] = x[lay.cinf].reshape(n, N_BANDS)
         deaths_w[d + 1] = x[lay.dw].reshape(n, N_BANDS)
         if states is not None:
@@ -621,17 +652,19 @@ def administer(
     n: int,
     *,
     room: FloatArray | None = None,
+    onehot: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """Start courses of product ``k`` for ``people`` (n,) in place on state ``x``; return (given (n, 16), left (n,)).
 
     ``room`` (n, 16): people each band may still vaccinate (maximum uptake); None: everyone eligible.
+    ``onehot`` (16, groups): band → priority group of ``rank``, when the caller has it already.
     """
     sx = x[S].reshape(n, N_BANDS)
     rx = x[lay.ru].reshape(n, N_BANDS)
     elig = sx + rx
     avail = elig if room is None else np.minimum(elig, room)
-    ng = int(rank.max()) + 1
-    onehot = (rank[:, None] == np.arange(ng)[None, :]).astype(np.float64)
+    if onehot is None:
+        onehot = (rank[:, None] == np.arange(int(rank.max()) + 1)[None, :]).astype(np.float64)
     gsum = avail @ onehot
     before = np.cumsum(gsum, axis=1) - gsum
     take = np.clip(people[:, None] - before, 0.0, gsum)
@@ -646,4 +679,48 @@ def administer(
     x[lay.rv] += dr.reshape(-1)
     given = ds + dr
     left = np.maximum(people - given.sum(axis=1), 0.0)
+    return given, left
+
+
+def administer_products(
+    x: FloatArray,
+    lay: Layout,
+    ks: npt.NDArray[np.intp],
+    people: FloatArray,
+    onehot: FloatArray,
+    n: int,
+    *,
+    room: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`administer` for several products at once: ``people`` (len(ks), n) start courses of
+    products ``ks`` in this order (each one's people go down the priority queue where the one
+    before stopped), in place on ``x``; return (given (len(ks), n, 16), left (len(ks), n)).
+
+    Serving the products one after the other takes the first ``P_1``, then the next ``P_2``…
+    people of the queue, so product ``k`` gets the queue's people between the cumulative totals
+    ``P_1 + … + P_(k−1)`` and ``P_1 + … + P_k``: one pass for all products. ``onehot`` (16,
+    groups): band → priority group (all zero for bands never vaccinated)."""
+    sx = x[S].reshape(n, N_BANDS)
+    rx = x[lay.ru].reshape(n, N_BANDS)
+    elig = sx + rx
+    avail = elig if room is None else np.minimum(elig, room)
+    gsum = avail @ onehot  # (n, groups)
+    before = np.cumsum(gsum, axis=1) - gsum
+    upto = np.cumsum(people, axis=0)  # (K, n) people served by the first k products
+    take = np.clip(upto[:, :, None] - before[None], 0.0, gsum[None])  # (K, n, groups)
+    frac_g = np.divide(take, gsum[None], out=np.zeros_like(take), where=gsum[None] > 0)
+    share = np.minimum(frac_g @ onehot.T, 1.0)  # (K, n, 16) of the available people, cumulative
+    share[1:] -= share[:-1].copy()
+    if room is not None:
+        share *= np.divide(avail, elig, out=np.zeros_like(elig), where=elig > 0)[None]
+    ds = share * sx[None]
+    dr = share * rx[None]
+    sx -= ds.sum(axis=0)
+    rx -= dr.sum(axis=0)
+    v0 = int(lay.v.start)
+    for j, k in enumerate(ks):
+        x[v0 + int(k)] += ds[j].reshape(-1)
+    x[lay.rv] += dr.sum(axis=0).reshape(-1)
+    given = ds + dr
+    left = np.maximum(people - given.sum(axis=2), 0.0)
     return given, left

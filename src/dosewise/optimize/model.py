@@ -38,8 +38,14 @@ other in the model, so the outcome is a sum over participants of ``f_i(doses[i, 
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
 import time
+import warnings
+import weakref
 from collections.abc import Mapping
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +55,8 @@ import pandas as pd
 
 from dosewise.allocation import Allocation
 from dosewise.errors import AllocationError
+from dosewise.impact.workers import ENV as ENGINE_WORKERS_ENV
+from dosewise.impact.workers import engine_workers, worker_kind
 from dosewise.optimize.assign import assign_solution
 from dosewise.optimize.build import LinearProgram, build_lp
 from dosewise.optimize.problem import ProblemData
@@ -151,18 +159,29 @@ class ModelContext:
     rows: int = 0
     """Engine runs and participant-scenarios simulated in them (for the benchmark)."""
     first_slope: FloatArray | None = None
+    """(n,) deaths averted per person of the first step along the initial mix (set by :func:`measure`)."""
     end_day: npt.NDArray[np.int64] | None = None
     worth: npt.NDArray[np.bool_] | None = None
     """(n, L) lots that can avert deaths in each participant (:func:`valuable`); the others' doses
     are left out of the optimiser's simulations (not of the final one)."""
-    """(n,) deaths averted per person of the first step along the initial mix (set by :func:`measure`)."""
+    workers: int | None = None
+    """Processes the stacked engine runs may be split over (None: :func:`~dosewise.impact.workers.engine_workers`
+    decides on first use; 1: this process only)."""
+    pool: Executor | None = None
+    """The worker processes (or threads), started on first use (:func:`_pool`) and stopped with the context."""
 
     @property
     def n(self) -> int:
         return self.world.n
 
 
-def make_context(world: World, params: Any, start: Any, setup: Any = None, baseline: Any = None) -> ModelContext:
+def make_context(world: World, params: Any, start: Any, setup: Any = None, baseline: Any = None,
+                 *, workers: int | None = None) -> ModelContext:
+    """The shared context of the optimiser's simulations of ``world``.
+
+    ``workers``: processes its stacked engine runs may be split over (default: ``$DOSEWISE_WORKERS``,
+    else one per core; always 1 inside a worker process or off the main thread; see
+    :func:`dosewise.impact.workers.engine_workers`). The results do not depend on it."""
     from dosewise.impact.engine import prepare, product_vaccines, simulate
 
     setup = setup or prepare(world, params)
@@ -187,7 +206,7 @@ def make_context(world: World, params: Any, start: Any, setup: Any = None, basel
         limit = np.minimum(limit, (setup.pop * uptake[None, :]).sum(axis=1))
     return ModelContext(world, params, t0, setup, baseline, course, eff, arrive, e_day.astype(np.int64), limit,
                         deliverable,
-                        baseline.deaths[-1].sum(axis=1))
+                        baseline.deaths[-1].sum(axis=1), workers=None if workers is None else engine_workers(workers))
 
 
 def simulate_points(ctx: ModelContext, people: FloatArray, mix: FloatArray) -> FloatArray:
@@ -228,31 +247,140 @@ def _end_day(ctx: ModelContext) -> npt.NDArray[np.int64]:
 
 def simulate_rows(ctx: ModelContext, part: npt.NDArray[np.intp], doses: FloatArray) -> FloatArray:
     """Deaths averted (R,) by stacked rows: participant ``part[r]`` receiving ``doses[r]`` (L,);
-    one engine run for all rows (rows are independent: participants do not infect each other)."""
+    one engine run for all rows (rows are independent: participants do not infect each other),
+    split over :attr:`ModelContext.workers` processes when it has more than a few blocks (the
+    same numbers as in one process: see :func:`dosewise.impact.engine.simulate`)."""
+    t = time.perf_counter()
+    part = np.asarray(part, dtype=np.intp)
+    if ctx.worth is not None:  # doses that cannot avert deaths are left out (see :data:`VALUE_SHARE`)
+        doses = np.where(ctx.worth[part], doses, 0.0)
+    # rows whose epidemics end together share engine blocks, so that blocks stop early together
+    order = np.argsort(_end_day(ctx)[part], kind="stable")
+    deaths = np.empty(part.size)
+    parts = _split(ctx, order)
+    pool = _pool(ctx, engine_workers(ctx.workers)) if len(parts) > 1 else None
+    cpu: dict[int, float] = {}  # CPU seconds of this run by worker (process or thread)
+    if pool is not None:
+        try:
+            if isinstance(pool, ThreadPoolExecutor):
+                futures = [pool.submit(_timed_row_deaths, ctx, part[p], doses[p]) for p in parts]
+            else:
+                futures = [pool.submit(_row_deaths_in_worker, part[p], doses[p]) for p in parts]
+            for p, fut in zip(parts, futures, strict=True):
+                deaths[p], who, sec = fut.result()
+                cpu[who] = cpu.get(who, 0.0) + sec
+        except BrokenExecutor:  # a worker died (killed, out of memory): this process does the work
+            close_pool(ctx)
+            ctx.workers = 1
+            pool = None
+            cpu.clear()
+    if pool is None:
+        deaths[order], who, sec = _timed_row_deaths(ctx, part[order], doses[order])
+        cpu[who] = sec
+    # on an idle machine a run takes about as long as its busiest worker's CPU time
+    ctx.seconds["engine_cpu"] = ctx.seconds.get("engine_cpu", 0.0) + sum(cpu.values())
+    ctx.seconds["engine_cpu_busiest"] = ctx.seconds.get("engine_cpu_busiest", 0.0) + max(cpu.values())
+    if pool is None or isinstance(pool, ThreadPoolExecutor):  # counted in this process's CPU time
+        ctx.seconds["engine_cpu_here"] = ctx.seconds.get("engine_cpu_here", 0.0) + sum(cpu.values())
+    ctx.runs += 1
+    ctx.rows += int(part.size)
+    ctx.seconds["simulate_points"] = ctx.seconds.get("simulate_points", 0.0) + time.perf_counter() - t
+    return np.asarray(ctx.baseline_deaths[part] - deaths, dtype=np.float64)
+
+
+def _row_deaths(ctx: ModelContext, part: npt.NDArray[np.intp], doses: FloatArray) -> FloatArray:
+    """Deaths (R,) of stacked rows, in their order: one engine run in this process."""
     from dosewise.impact.engine import product_vaccines, simulate
     from dosewise.impact.vaccination import lot_schedule
 
-    t = time.perf_counter()
-    part = np.asarray(part, dtype=np.intp)
     days = ctx.params.days
-    if ctx.worth is not None:  # doses that cannot avert deaths are left out (see :data:`VALUE_SHARE`)
-        doses = np.where(ctx.worth[part], doses, 0.0)
     per_lot, _ = lot_schedule(doses, ctx.arrive[part], ctx.e_day, row_capacity(ctx, part, doses), days)
     prods = list(ctx.world.lots["product"].astype(str))
     uniq = list(dict.fromkeys(prods))
     by_prod = np.zeros((part.size, len(uniq), days))
     for j, pid in enumerate(prods):
         by_prod[:, uniq.index(pid)] += per_lot[:, j]
-    # rows whose epidemics end together share engine blocks, so that blocks stop early together
-    order = np.argsort(_end_day(ctx)[part], kind="stable")
-    vac = product_vaccines(ctx.world, uniq, by_prod[order], ctx.params)
-    traj = simulate(ctx.setup.subset(part[order]), vac)
-    deaths = np.empty(part.size)
-    deaths[order] = traj.deaths[-1].sum(axis=1)
-    ctx.runs += 1
-    ctx.rows += int(part.size)
-    ctx.seconds["simulate_points"] = ctx.seconds.get("simulate_points", 0.0) + time.perf_counter() - t
-    return np.asarray(ctx.baseline_deaths[part] - deaths, dtype=np.float64)
+    vac = product_vaccines(ctx.world, uniq, by_prod, ctx.params)
+    traj = simulate(ctx.setup.subset(part), vac)
+    return np.asarray(traj.deaths[-1].sum(axis=1), dtype=np.float64)
+
+
+_FORKED: ModelContext | None = None
+"""The context a worker process inherited when it was forked (set in the parent only while forking)."""
+
+
+def _timed_row_deaths(ctx: ModelContext, part: npt.NDArray[np.intp], doses: FloatArray
+                      ) -> tuple[FloatArray, int, float]:
+    """:func:`_row_deaths`, with who ran it (process and thread) and the CPU seconds it took there."""
+    c = time.thread_time()
+    deaths = _row_deaths(ctx, part, doses)
+    return deaths, hash((os.getpid(), threading.get_ident())), time.thread_time() - c
+
+
+def _row_deaths_in_worker(part: npt.NDArray[np.intp], doses: FloatArray) -> tuple[FloatArray, int, float]:
+    if _FORKED is None:  # pragma: no cover - a worker started without its context
+        raise RuntimeError("engine worker has no model context")
+    return _timed_row_deaths(_FORKED, part, doses)
+
+
+def _worker_start() -> None:
+    os.environ[ENGINE_WORKERS_ENV] = "1"  # nothing a worker starts may start processes of its own
+
+
+MIN_TASK_ROWS = 32
+"""Fewest rows worth sending to a worker (below this, a run stays in this process)."""
+
+
+def _split(ctx: ModelContext, order: npt.NDArray[np.intp]) -> list[npt.NDArray[np.intp]]:
+    """Positions of the rows (sorted by ``order``) for each worker task: blocks of rows (engine
+    blocks, or smaller so that every task gets some) dealt round robin over twice as many tasks
+    as workers, so each task has early- and late-ending blocks; one part (this process) with one
+    worker or fewer than ``2 × MIN_TASK_ROWS`` rows."""
+    from dosewise.impact.engine import Layout, block_size
+
+    workers = engine_workers(ctx.workers)  # 1 off the main thread or inside a worker, whatever was asked
+    if workers <= 1 or order.size < 2 * MIN_TASK_ROWS:
+        return [order]
+    tasks = min(2 * workers, order.size // MIN_TASK_ROWS)
+    n_prod = len(dict.fromkeys(ctx.world.lots["product"].astype(str)))
+    size = max(1, min(block_size(Layout(n_prod)), -(-order.size // tasks)))
+    blocks = [order[lo : lo + size] for lo in range(0, order.size, size)]
+    return [np.concatenate(blocks[k::tasks]) for k in range(tasks)]
+
+
+def _pool(ctx: ModelContext, workers: int) -> Executor | None:
+    """The context's ``workers`` processes, forked on first use (they inherit the context, so a
+    task sends only its rows' participants and doses) and reused by every later run; threads
+    instead with ``DOSEWISE_WORKER_KIND=threads`` (:func:`~dosewise.impact.workers.worker_kind`)."""
+    global _FORKED
+    if ctx.pool is None and workers > 1 and worker_kind() == "threads":
+        ctx.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dosewise-engine")
+        weakref.finalize(ctx, ctx.pool.shutdown, wait=False, cancel_futures=True)
+    if ctx.pool is None and workers > 1:
+        _end_day(ctx)  # everything the workers read is computed before they fork
+        _FORKED = ctx
+        try:
+            with warnings.catch_warnings():  # Python ≥ 3.12 warns of fork with threads; workers use none
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                                           initializer=_worker_start)
+                for fut in [pool.submit(os.getpid) for _ in range(workers)]:  # fork them all now
+                    fut.result()
+        except (OSError, BrokenExecutor):  # no processes to be had: this process does the work
+            ctx.workers = 1
+            return None
+        finally:
+            _FORKED = None
+        ctx.pool = pool
+        weakref.finalize(ctx, pool.shutdown, wait=False, cancel_futures=True)
+    return ctx.pool
+
+
+def close_pool(ctx: ModelContext) -> None:
+    """Stop the context's worker processes or threads (also stopped when the context is collected)."""
+    if ctx.pool is not None:
+        ctx.pool.shutdown(wait=True, cancel_futures=True)
+        ctx.pool = None
 
 
 def lot_factor(ctx: ModelContext, mix: FloatArray) -> FloatArray:
