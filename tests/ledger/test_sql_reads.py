@@ -58,3 +58,34 @@ def test_a_failed_read_raises_sqlalchemys_error_and_lends_the_connection_back_as
         assert [e.seq for e in store.read()] == [1, 2]
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_by_the_server_while_idle_is_replaced_before_use(
+        fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool pings only a connection idle for a while: one the server dropped meanwhile (a
+    restart, a dropped session) is replaced before the read; one handed back just now is lent
+    again without a ping."""
+    import dosewise.ledger.sql as sql
+
+    store = SQLStore(fresh_pg_url)
+    try:
+        stored = store.append(_events(3))
+        pings: list[object] = []
+        real_ping = store.engine.dialect.do_ping
+        monkeypatch.setattr(store.engine.dialect, "do_ping", lambda conn: pings.append(conn) or real_ping(conn))
+        assert store.head() == stored[-1] and store.head() == stored[-1]
+        assert pings == []  # lent again at once: no round trip spent on a ping
+        killer = sa.create_engine(fresh_pg_url, isolation_level="AUTOCOMMIT")
+        with killer.connect() as conn:
+            killed = conn.exec_driver_sql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()").scalar()
+        killer.dispose()
+        assert killed and killed >= 1
+        monkeypatch.setattr(sql, "_IDLE_PING_S", 0.0)
+        assert store.head() == stored[-1]  # the dead connection was found by the ping and replaced
+        assert len(pings) == 1
+        assert list(store.read()) == stored
+    finally:
+        store.close()

@@ -141,6 +141,39 @@ def _query(conn: sa.Connection, sql: str, params: Sequence[Any] = ()) -> list[An
 _HEAD = f"SELECT {_NAMES} FROM ledger_events ORDER BY seq DESC LIMIT 1"
 
 
+_IDLE_PING_S = 1.0
+"""A pooled connection idle for longer than this is pinged before it is lent again."""
+
+
+def _server_engine(url: sa.URL, **kwargs: Any) -> sa.Engine:
+    """An engine for a database server whose pool pings a connection before lending it only when
+    it has sat idle for more than :data:`_IDLE_PING_S`.
+
+    A connection that went stale while idle (a restarted server, a dropped TCP session) is found
+    by the ping and replaced before any statement is sent, as ``pool_pre_ping`` would; one handed
+    back a moment ago is lent again without a round trip (the answer path borrows a connection
+    twice per answer, so pinging each time would cost two round trips per answer). A connection
+    that fails during use is invalidated where the failure is seen (see :func:`_query`)."""
+    engine = sa.create_engine(url, **kwargs)
+
+    @sa_event.listens_for(engine.pool, "checkin")
+    def _returned(dbapi_conn: Any, record: Any) -> None:
+        record.info["dosewise_idle_since"] = time.monotonic()
+
+    @sa_event.listens_for(engine.pool, "checkout")
+    def _lent(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("dosewise_idle_since")
+        if since is None or time.monotonic() - since <= _IDLE_PING_S:
+            return
+        try:
+            if not engine.dialect.do_ping(dbapi_conn):
+                raise sa_exc.DisconnectionError("the connection did not answer a ping")
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise sa_exc.DisconnectionError(f"the connection did not answer a ping: {exc}") from exc
+
+    return engine
+
+
 class _SQLView:
     """Reads through one connection (the locked one, during an append)."""
 
@@ -254,10 +287,10 @@ class SQLStore:
                     raise LedgerError(f"cannot create the ledger: the folder {path.parent} does not exist")
                 self.engine = _sqlite_engine(self.url, readonly)
             elif readonly:
-                self.engine = sa.create_engine(self.url, pool_pre_ping=True, connect_args={
+                self.engine = _server_engine(self.url, connect_args={
                     "options": "-c default_transaction_read_only=on"})
             else:
-                self.engine = sa.create_engine(self.url, pool_pre_ping=True)
+                self.engine = _server_engine(self.url)
             if readonly:
                 with self.engine.connect() as conn:
                     self.revision = self._current_revision(conn)
