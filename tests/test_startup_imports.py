@@ -86,8 +86,9 @@ def test_round_respond_stays_light(tmp_path: Path) -> None:
         assert desk.round(state.round_id).offers[offer]["status"] == "accepted"
 
 
-def test_the_answer_probe_sees_heavy_imports(tmp_path: Path) -> None:
-    """The same check fails for a command that does need arrays: ``round status`` builds frames."""
+def test_round_status_stays_light(tmp_path: Path) -> None:
+    """``round status`` prints the per-lot balance and the offer counts without pandas (a round
+    opened from its snapshot keeps its offers as columns; counting statuses builds no frame)."""
     from importlib import resources
 
     from dosewise.app import Desk, load
@@ -96,5 +97,21 @@ def test_the_answer_probe_sees_heavy_imports(tmp_path: Path) -> None:
     with Desk.open(str(db), create=True) as desk:
         rid = desk.open_round(load(Path(str(resources.files("dosewise") / "data" / "demo_amc92.yaml")))).round_id
     result = run_probe(["round", "status", rid, "--db", str(db)], ANSWER_HEAVY)
+    assert result["code"] == 0, result
+    assert "offers: offered 165" in str(result["out"]) and "│ yes" in str(result["out"])
+    assert result["heavy"] == [], f"round status imported {result['some']}"
+
+
+def test_the_answer_probe_sees_heavy_imports(tmp_path: Path) -> None:
+    """The same check fails for a command that does need arrays: ``round offers`` builds a frame of
+    the offers (``round status`` no longer does: it prints per-lot rows and status counts)."""
+    from importlib import resources
+
+    from dosewise.app import Desk, load
+
+    db = tmp_path / "round.db"
+    with Desk.open(str(db), create=True) as desk:
+        rid = desk.open_round(load(Path(str(resources.files("dosewise") / "data" / "demo_amc92.yaml")))).round_id
+    result = run_probe(["round", "offers", rid, "--db", str(db)], ANSWER_HEAVY)
     assert result["code"] == 0, result
     assert "pandas" in result["heavy"]  # type: ignore[operator]

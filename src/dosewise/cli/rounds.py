@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -71,9 +72,9 @@ def print_offers(state: RoundState, *, only: str | None = None, limit: int | Non
 
 
 def print_status(state: RoundState) -> None:
-    from dosewise.rounds import balances
+    from dosewise.rounds.state import lot_balances
 
-    frame = balances(state)
+    rows = lot_balances(state)
     table = Table(title=f"round {safe(state.round_id)} on {state.today} — per-lot balance in doses "
                         "(open + accepted + pool + expired + buffer = supply; open = Σ open offers)")
     cols = ["supply", "open", "accepted", "pool", "expired", "buffer"]
@@ -82,12 +83,12 @@ def print_status(state: RoundState) -> None:
     for c in cols:
         table.add_column(c, justify="right")
     table.add_column("balanced")
-    for lot, r in frame.iterrows():
+    for lot, r in rows.items():
         table.add_row(safe(lot), safe(r["product"]), *(f"{int(r[c]):,}" for c in cols),
                       "yes" if r["balanced"] else "[red]NO[/]")
     console.print(table)
-    counts = state.offers_frame()["status"].value_counts()
-    console.print("offers: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    counts = Counter(state.offers.column("status")).most_common()  # as value_counts orders them
+    console.print("offers: " + ", ".join(f"{k} {v}" for k, v in counts))
     problems = state.problems()
     if problems:
         console.print("[bold red]the round does not balance[/]: " + safe("; ".join(problems))

@@ -60,6 +60,7 @@ __all__ = [
     "RoundState",
     "balances",
     "held_allocation",
+    "lot_balances",
     "offered_allocation",
     "project",
 ]
@@ -1061,18 +1062,26 @@ def project(events: Iterable[Event], round_id: str) -> RoundState:
     return state
 
 
+def lot_balances(state: RoundState) -> dict[str, dict[str, Any]]:
+    """Per lot: its fields (product, supply, pool, open, accepted, expired, buffer, …), the doses of
+    its open offers (``open_offers``) and whether it balances (``balanced``: the parts sum to the
+    supply, none is negative, and ``open`` equals the doses of the open offers). What
+    :func:`balances` gives as a frame, without pandas (a command that prints it needs none)."""
+    open_sum = state.open_by_lot()
+    return {lot_id: {**lot, "open_offers": open_sum[lot_id],
+                     "balanced": sum(lot[k] for k in _PARTS) == lot["supply"]  # type: ignore[literal-required]
+                     and min(lot[k] for k in _PARTS) >= 0  # type: ignore[literal-required]
+                     and open_sum[lot_id] == lot["open"]}
+            for lot_id, lot in state.lots.items()}
+
+
 def balances(state: RoundState) -> pd.DataFrame:
     """Per-lot balance with the conservation check as a column (``open`` also checked against
     the doses of the open offers)."""
     frame = state.lots_frame()
-    open_sum = state.open_by_lot()
-    frame["open_offers"] = [open_sum[lot] for lot in state.lots]
-    frame["balanced"] = [
-        sum(lot[k] for k in _PARTS) == lot["supply"]  # type: ignore[literal-required]
-        and min(lot[k] for k in _PARTS) >= 0  # type: ignore[literal-required]
-        and open_sum[lot_id] == lot["open"]
-        for lot_id, lot in state.lots.items()
-    ]
+    rows = lot_balances(state)
+    frame["open_offers"] = [rows[lot]["open_offers"] for lot in state.lots]
+    frame["balanced"] = [rows[lot]["balanced"] for lot in state.lots]
     return frame
 
 
