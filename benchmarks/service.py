@@ -337,7 +337,7 @@ async def run_open(base: str, tokens: dict[str, str], rids: list[str], codes: li
             c.close()
     return {"answers": len(schedule), "latencies": latencies, "lateness": lateness, "statuses": statuses,
             "errors": errors, "polls": polls, "wall": wall, "scheduled_s": len(schedule) / rate, "peak": peak,
-            "finished": finished,
+            "finished": finished, "start": start,
             "connections": len(conns)}
 
 
@@ -425,6 +425,14 @@ def _run(coro: Any) -> Any:
         factory = None
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(coro)
+
+
+def _p95_by_second(lat: list[float], finished: list[float], start: float) -> list[float]:
+    """p95 latency (ms) of the answers due in each second of the schedule (where a stall fell)."""
+    by: dict[int, list[float]] = {}
+    for latency, end in zip(lat, finished, strict=True):
+        by.setdefault(int(end - latency - start), []).append(latency)
+    return [_pct(by[k], 95) for k in sorted(by)]
 
 
 def _summary(lat: list[float]) -> dict[str, float]:
@@ -546,6 +554,8 @@ def main() -> None:
                       f"first answer to the last ({with_tail:,.1f}/s from the first due time); "
                       f"errors {len(res['errors'])}; peak {res['peak']} in flight on {res['connections']} connections")
                 print(_line("answer latency from scheduled send time", lat))
+                print("p95 ms by second of the schedule: " + " ".join(
+                    f"{v:.0f}" for v in _p95_by_second(lat, res["finished"], res["start"])))
                 print(_line("client lateness writing requests (its own stalls)", res["lateness"]))
                 if res["polls"]:
                     print(_line(f"poll latency ({len(res['polls']):,} polls)", res["polls"]))
