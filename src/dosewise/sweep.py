@@ -153,7 +153,14 @@ def cell_count(spec: SweepSpec) -> int:
 def expand(spec: SweepSpec, scenario: Scenario, *, file: str | None = None) -> list[Cell]:
     """The grid's cells in order (the last field varies fastest), each with its epidemic settings:
     the scenario's section with the cell's values over it, as ``compare``'s flags are applied."""
+    from dosewise.scenario import MAX_DOSES
+
     keys = list(spec.grid)
+    largest = max((lot.doses for lot in scenario.lots), default=0)
+    for i, factor in enumerate(spec.grid.get(SUPPLY_SCALE, ())):
+        if round(largest * factor) > MAX_DOSES:
+            raise InputError(f"a lot of {largest:,} doses times this scale is more than {MAX_DOSES:,} doses",
+                             file=file, field=f"grid.{SUPPLY_SCALE}.{i}", value=factor)
     cells = []
     cache: dict[tuple[tuple[str, str], ...], EpidemicSettings] = {}
     for index, combo in enumerate(itertools.product(*(spec.grid[k] for k in keys))):
@@ -165,7 +172,7 @@ def expand(spec: SweepSpec, scenario: Scenario, *, file: str | None = None) -> l
             try:
                 settings = with_overrides(scenario.epidemic, overrides)
             except InputError as exc:
-                raise InputError(f"cell {index}: {exc.message}", file=file, field=exc.field, value=values) from None
+                raise InputError(f"cell {index}: {exc.message}", file=file, field="grid", value=values) from None
             cache[key] = settings
         scale = float(values.get(SUPPLY_SCALE, 1.0))
         cells.append(Cell(index, values, settings, scale))

@@ -181,10 +181,14 @@ def test_bad_files_and_options(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert code == 2 and "Traceback" not in err
 
 
-def test_shipped_example_is_valid() -> None:
+def test_shipped_example_is_the_readme_one() -> None:
+    import re
     from importlib import resources
 
-    from dosewise.sweep import cell_count, read_sweep
+    from dosewise.sweep import cell_count, parse_sweep, read_sweep
 
     spec, _ = read_sweep(Path(str(resources.files("dosewise") / "data" / "sweep_demo.yaml")))
     assert cell_count(spec) == 18 and spec.scenario == "demo"
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S) if "supply_scale" in b)
+    assert parse_sweep(yaml.safe_load(block), file="README.md") == spec
