@@ -23,7 +23,7 @@ KEY = ["deaths_no_vaccine", "deaths", "deaths_averted", "doses_allocated"]
 
 def write_spec(folder: Path, spec: dict[str, Any], name: str = "sweep.yaml") -> Path:
     path = folder / name
-    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return path
 
 
