@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("pandas", "sqlalchemy", "scipy", "matplotlib", "httpx")
+HEAVY = ("pandas", "sqlalchemy", "scipy", "matplotlib", "httpx", "dask", "distributed")
 ANSWER_HEAVY = ("pandas", "pyarrow", "numpy", "scipy", "highspy", "matplotlib", "httpx", "yaml", "alembic",
                 "dask", "fastapi")
 """What answering an offer must not import: it reads the round's events and appends one (the ledger's
@@ -46,8 +46,9 @@ def run_probe(argv: list[str] | None, heavy: tuple[str, ...] = HEAVY) -> dict[st
     return result
 
 
-@pytest.mark.parametrize("argv", [None, ["--help"], ["--version"], ["products"], ["products", "--sources"]],
-                         ids=["import", "help", "version", "products", "products-sources"])
+@pytest.mark.parametrize("argv", [None, ["--help"], ["--version"], ["products"], ["products", "--sources"],
+                                  ["sweep", "--help"]],
+                         ids=["import", "help", "version", "products", "products-sources", "sweep-help"])
 def test_no_heavy_imports(argv: list[str] | None) -> None:
     result = run_probe(argv)
     assert result["code"] == 0, result
@@ -64,6 +65,15 @@ def test_the_probe_sees_heavy_imports() -> None:
     result = run_probe(["allocate", demo])
     assert result["code"] == 0, result
     assert "pandas" in result["heavy"]  # type: ignore[operator]
+
+
+def test_the_probe_sees_dask(tmp_path: Path) -> None:
+    """A sweep that runs does import Dask (and only the sweep path does)."""
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text("scenario: demo\npolicies: [covax-pro-rata]\ngrid: {r0: [2.0], days: [30]}\n", encoding="utf-8")
+    result = run_probe(["sweep", str(spec), "--scheduler", "synchronous"])
+    assert result["code"] == 0, result
+    assert "dask" in result["heavy"]  # type: ignore[operator]
 
 
 def test_round_respond_stays_light(tmp_path: Path) -> None:

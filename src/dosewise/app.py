@@ -71,6 +71,7 @@ __all__ = [
     "participants_for_group",
     "remember_head",
     "stage_demo",
+    "sweep",
 ]
 
 FULL_CHECK_EVENTS = 200_000
@@ -574,16 +575,35 @@ def compare(
     >>> list(rows.index), bool(rows.iloc[0] == rows.iloc[1])
     (['covax-pro-rata', 'as allocated'], True)
     """
-    from dosewise.compare import DEFAULT_POLICIES, comparison_table, like_from_scenario, run_policies
-    from dosewise.epidemic import EpidemicSettings
-    from dosewise.impact.settings import impact_setting
+    from dosewise.compare import DEFAULT_POLICIES
     from dosewise.registry import POLICIES, get_policy
     from dosewise.world import build_world
 
     names = [p for p in DEFAULT_POLICIES if p in POLICIES] if policies is None else list(policies)
     for name in names:
         get_policy(name)
-    world = build_world(scenario)
+    return _compare_on(scenario, build_world(scenario), names, policies_given=policies is not None, params=params,
+                       who=who, as_of=as_of, allocations=allocations, epidemic=epidemic)
+
+
+def _compare_on(
+    scenario: Scenario,
+    world: World,
+    names: list[str],
+    *,
+    policies_given: bool,
+    params: ImpactParams | None = None,
+    who: str | Path | None = None,
+    as_of: dt.date | None = None,
+    allocations: Mapping[str, Allocation] | None = None,
+    epidemic: EpidemicSettings | None = None,
+) -> Comparison:
+    """:func:`compare` on the scenario's world already built (``names`` checked); a sweep's cells
+    share one world per worker."""
+    from dosewise.compare import comparison_table, like_from_scenario, run_policies
+    from dosewise.epidemic import EpidemicSettings
+    from dosewise.impact.settings import impact_setting
+
     settings = epidemic or scenario.epidemic or EpidemicSettings()
     world.meta["epidemic"] = settings
     start = None
@@ -595,7 +615,7 @@ def compare(
     if "covax-need-weighted" in names and not ("need" in opts or ("who" in opts and "as_of" in opts)):
         source = who if who is not None else cached_who()
         if source is None:
-            if policies is not None:
+            if policies_given:
                 raise InputError("covax-need-weighted needs need scores: pass --who FILE or run "
                                  "`dosewise data pull who`", field="--who")
             names.remove("covax-need-weighted")
@@ -650,6 +670,147 @@ def _unvalued_products(world: World, params: ImpactParams, products: Iterable[st
         if missing:
             out[pid] = missing
     return out
+
+
+# -- sweeps ---------------------------------------------------------------------------------------
+
+SWEEP_COLUMNS = ("doses_allocated", "deaths_no_vaccine", "deaths", "deaths_averted", "deaths_averted_per_100_doses")
+"""The columns of :func:`compare`'s table a sweep keeps for each (cell, policy), before the income groups'."""
+
+_SWEEP_WORLDS: dict[tuple[str, float], World] = {}
+"""This process's worlds for the sweep running now: (sweep token, supply scale) → world."""
+
+
+def sweep(
+    spec: str | Path | Mapping[str, Any],
+    *,
+    scheduler: str = "processes",
+    workers: int | None = None,
+    chunk_size: int | None = None,
+) -> pd.DataFrame:
+    """Run every policy on every cell of a sweep's grid, on Dask, one row per (cell, policy).
+
+    Each cell is what :func:`compare` gives with the same settings (the CLI's ``compare`` with
+    the same flags): the scenario's ``epidemic:`` section with the cell's values over it, and
+    every lot's doses times the cell's ``supply_scale``. Cells run in chunks, each chunk one
+    Dask task; a worker builds the scenario's world once per supply scale. Rows come in grid
+    order whatever the scheduler.
+
+    Parameters
+    ----------
+    spec : str or pathlib.Path or mapping
+        A sweep file (YAML; its scenario path is relative to it) or its content as a mapping
+        (``scenario``, ``policies``, ``grid``; see :mod:`dosewise.sweep`).
+    scheduler : str, default "processes"
+        ``processes``, ``threads`` or ``synchronous`` (Dask's local schedulers), or the address
+        of a running ``distributed`` cluster (``tcp://host:port``).
+    workers : int, optional
+        Local worker processes or threads (default: one per core); a cluster has its own.
+    chunk_size : int, optional
+        Cells per task (default: about four tasks per worker, at most 64 cells each).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cell and policy: ``cell``, the cell's grid values, ``policy``,
+        :data:`SWEEP_COLUMNS`, then deaths without vaccine and deaths averted by World Bank
+        income group (``deaths_no_vaccine_low``, ``deaths_averted_low``…). ``frame.attrs``
+        holds ``seconds`` (wall time), ``cells`` and ``scheduler``.
+
+    Raises
+    ------
+    InputError
+        A sweep file that does not validate (unknown policy or field, a bad value, an empty
+        grid, more than :data:`dosewise.sweep.MAX_CELLS` cells), or a cluster that cannot be reached.
+
+    Examples
+    --------
+    >>> from dosewise import app
+    >>> rows = app.sweep({"scenario": "demo", "policies": ["covax-pro-rata", "pro-rata-65+"],
+    ...                   "grid": {"r0": [1.5, 3.0], "days": [60]}}, scheduler="synchronous")
+    >>> rows[["cell", "r0", "policy"]].to_records(index=False).tolist()
+    [(0, 1.5, 'covax-pro-rata'), (0, 1.5, 'pro-rata-65+'), (1, 3.0, 'covax-pro-rata'), (1, 3.0, 'pro-rata-65+')]
+    >>> bool((rows["deaths_averted"] > 0).all())
+    True
+    """
+    import time
+    import uuid
+
+    import pandas as pd
+
+    from dosewise import sweep as sw
+    from dosewise.impact.workers import available_cores
+
+    t0 = time.perf_counter()
+    if isinstance(spec, Mapping):
+        parsed, folder, file = sw.parse_sweep(spec), Path.cwd(), None
+    else:
+        parsed, folder = sw.read_sweep(spec)
+        file = str(spec)
+    target = parsed.scenario if parsed.scenario == "demo" else folder / parsed.scenario
+    scenario = load(target)
+    cells = sw.expand(parsed, scenario, file=file)
+    if chunk_size is not None and chunk_size < 1:
+        raise InputError("a chunk has at least one cell", field="--chunk-size", value=chunk_size)
+    n_workers = 1 if scheduler == "synchronous" else (workers or available_cores())
+    parts = sw.chunks(cells, chunk_size or sw.chunk_size(len(cells), n_workers))
+    shared = (scenario, list(parsed.policies), uuid.uuid4().hex)
+    try:
+        results = sw.run_chunks(_sweep_chunk, shared, parts, scheduler=scheduler, workers=workers)
+    finally:
+        _SWEEP_WORLDS.clear()
+    frame = pd.DataFrame([row for part in results for row in part])
+    frame.attrs.update(seconds=time.perf_counter() - t0, cells=len(cells), scheduler=scheduler)
+    return frame
+
+
+def _sweep_value(v: Any) -> Any:
+    """A grid value as a table cell: numbers and text as they are, anything else as JSON text."""
+    import json
+
+    if isinstance(v, bool | int | float | str):
+        return v
+    return json.dumps(v, default=str, sort_keys=True)
+
+
+def _group_slug(group: object) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "_", str(group).lower()).strip("_")
+
+
+def _sweep_chunk(shared: tuple[Scenario, list[str], str], cells: list[Any]) -> list[dict[str, Any]]:
+    """One Dask task: :func:`compare` on each cell of ``cells``, the rows of :func:`sweep`."""
+    import dataclasses
+
+    from dosewise import sweep as sw
+    from dosewise.compare import income_table
+    from dosewise.world import build_world
+
+    sw.single_worker()
+    scenario, policies, token = shared
+    rows: list[dict[str, Any]] = []
+    for cell in cells:
+        sc = sw.scaled(scenario, cell.supply_scale)
+        key = (token, cell.supply_scale)
+        world = _SWEEP_WORLDS.get(key)
+        if world is None:
+            if any(k[0] != token for k in _SWEEP_WORLDS):
+                _SWEEP_WORLDS.clear()  # a worker that ran an earlier sweep
+            world = _SWEEP_WORLDS.setdefault(key, build_world(sc))
+        mine = dataclasses.replace(world, meta=dict(world.meta))  # compare sets meta["epidemic"]
+        result = _compare_on(sc, mine, list(policies), policies_given=True, epidemic=cell.epidemic)
+        income = income_table(result.runs)
+        values = {k: _sweep_value(v) for k, v in cell.values.items()}
+        for name, row in result.frame.iterrows():
+            out: dict[str, Any] = {"cell": cell.index, **values, "policy": str(name)}
+            out.update({c: float(row[c]) for c in SWEEP_COLUMNS})
+            for group, g in income.iterrows():
+                slug = _group_slug(group)
+                out[f"deaths_no_vaccine_{slug}"] = float(g["deaths_no_vaccine"])
+                out[f"deaths_averted_{slug}"] = float(g[str(name)])
+            rows.append(out)
+    return rows
 
 
 # -- rounds and the ledger ------------------------------------------------------------------------

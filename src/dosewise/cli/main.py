@@ -16,7 +16,7 @@ import typer
 from rich.text import Text
 
 from dosewise import __version__
-from dosewise.cli import allocate, compare, data, demo, ledger, rounds, serve
+from dosewise.cli import allocate, compare, data, demo, ledger, rounds, serve, sweep
 from dosewise.cli._common import err_console
 from dosewise.errors import DosewiseError, IntegrityError, mask_secrets
 
@@ -42,7 +42,7 @@ def _root(
     """Allocate scarce vaccine supply by a transparent policy, run offer rounds, and audit every dose."""
 
 
-for _module in (allocate, rounds, ledger, compare, data, demo, serve):
+for _module in (allocate, rounds, ledger, compare, sweep, data, demo, serve):
     _module.register(app)
 
 def _plain_width() -> None:
