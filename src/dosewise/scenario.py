@@ -1007,23 +1007,31 @@ def load_scenario(path: str | Path) -> Scenario:
     ['L1']
     """
     p = Path(path)
+    text = read_text_file(p, "scenario", MAX_SCENARIO_BYTES, f"file larger than "
+                          f"{MAX_SCENARIO_BYTES // (1024 * 1024)} MiB; put participants in a units file")
+    return _resolve_paths(parse_scenario_text(text, file=str(p)), p.parent)
+
+
+def read_text_file(p: Path, kind: str, max_bytes: int, too_large: str) -> str:
+    """The UTF-8 text of the ``kind`` file (``"scenario"``, ``"sweep"``) at ``p``, or one clear
+    :class:`InputError` naming it: missing, a folder, larger than ``max_bytes`` (``too_large``
+    says so), not UTF-8, unreadable, or holding NUL bytes."""
     try:
-        if p.stat().st_size > MAX_SCENARIO_BYTES:
-            raise InputError(f"file larger than {MAX_SCENARIO_BYTES // (1024 * 1024)} MiB; put participants in a "
-                             "units file", file=str(p), value=f"{p.stat().st_size:,} bytes")
+        if p.stat().st_size > max_bytes:
+            raise InputError(too_large, file=str(p), value=f"{p.stat().st_size:,} bytes")
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InputError("scenario file not found", file=str(p)) from None
+        raise InputError(f"{kind} file not found", file=str(p)) from None
     except IsADirectoryError:
-        raise InputError("a folder, not a scenario file", file=str(p)) from None
+        raise InputError(f"a folder, not a {kind} file", file=str(p)) from None
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start})",
                          file=str(p)) from None
     except OSError as exc:
-        raise InputError(f"cannot read scenario file: {exc.strerror or exc}", file=str(p)) from None
+        raise InputError(f"cannot read {kind} file: {exc.strerror or exc}", file=str(p)) from None
     if "\x00" in text:
         raise InputError("not a text file (it contains NUL bytes)", file=str(p))
-    return _resolve_paths(parse_scenario_text(text, file=str(p)), p.parent)
+    return text
 
 
 def _resolve_paths(sc: Scenario, folder: Path) -> Scenario:

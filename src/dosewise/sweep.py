@@ -76,20 +76,10 @@ def _error(exc: ValidationError, data: Any, file: str | None) -> InputError:
 
 def read_sweep(path: str | Path) -> tuple[SweepSpec, Path]:
     """The sweep file at ``path`` read strictly and checked (:func:`check_spec`), and its folder."""
-    from dosewise.scenario import read_yaml
+    from dosewise.scenario import read_text_file, read_yaml
 
     p = Path(path)
-    try:
-        if p.stat().st_size > MAX_SWEEP_BYTES:
-            raise InputError("a sweep file is at most 1 MiB", file=str(p), value=f"{p.stat().st_size:,} bytes")
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("sweep file not found", file=str(p)) from None
-    except IsADirectoryError:
-        raise InputError("a folder, not a sweep file", file=str(p)) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text (offset {exc.start})", file=str(p)) from None
-    data = read_yaml(text, file=str(p))
+    data = read_yaml(read_text_file(p, "sweep", MAX_SWEEP_BYTES, "a sweep file is at most 1 MiB"), file=str(p))
     return parse_sweep(data, file=str(p)), p.parent
 
 

@@ -168,6 +168,7 @@ def test_bad_files_and_options(tmp_path: Path, capsys: pytest.CaptureFixture[str
     path = write_spec(tmp_path, SPEC)
     for argv, expected in [
         (["sweep", str(tmp_path / "missing.yaml")], "sweep file not found"),
+        (["sweep", str(tmp_path)], "a folder, not a sweep file"),
         (["sweep", str(path), "--scheduler", "everywhere"], "--scheduler"),
         (["sweep", str(path), "--out", str(tmp_path / "rows.txt")], "--out"),
     ]:
@@ -176,6 +177,16 @@ def test_bad_files_and_options(tmp_path: Path, capsys: pytest.CaptureFixture[str
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n", encoding="utf-8")
     code, _, err = run_cli(["sweep", str(tmp_path / "list.yaml")], capsys)
     assert code == 2 and "a sweep file is a mapping" in err
+    # read as a scenario file is: the same errors for the same faults
+    (tmp_path / "latin1.yaml").write_bytes("scenario: démo\n".encode("latin-1"))
+    code, _, err = run_cli(["sweep", str(tmp_path / "latin1.yaml")], capsys)
+    assert code == 2 and "not UTF-8 text (byte b'\\xe9' at offset 11)" in " ".join(err.split()), err
+    (tmp_path / "nul.yaml").write_text("scenario: demo\x00\n", encoding="utf-8")
+    code, _, err = run_cli(["sweep", str(tmp_path / "nul.yaml")], capsys)
+    assert code == 2 and "not a text file (it contains NUL bytes)" in " ".join(err.split()), err
+    (tmp_path / "big.yaml").write_text("#" * (2 << 20), encoding="utf-8")
+    code, _, err = run_cli(["sweep", str(tmp_path / "big.yaml")], capsys)
+    assert code == 2 and "a sweep file is at most 1 MiB" in " ".join(err.split()), err
     (tmp_path / "dup.yaml").write_text("scenario: demo\nscenario: demo\n", encoding="utf-8")
     code, _, err = run_cli(["sweep", str(tmp_path / "dup.yaml")], capsys)
     assert code == 2 and "Traceback" not in err
