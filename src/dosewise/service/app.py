@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute
 
 from dosewise import __version__
 from dosewise.app import Desk
+from dosewise.service.hot import HotAnswers
 from dosewise.service.problems import PROBLEM_RESPONSES, Problem, install
 from dosewise.service.settings import Settings
 from dosewise.web import mount_web
@@ -78,7 +79,9 @@ def create_app(settings: Settings | None = None, *, desk: Desk | None = None) ->
     app.state.writers = _writers(settings)  # replaced by the lifespan's own while the app is served
     app.state.compare_slots = threading.BoundedSemaphore(settings.compare_slots)
     app.state.round_status = {}  # round id -> (last seq applied, status JSON): see routes.rounds
+    app.state.short_answered = 0  # answers served by the short path (see dosewise.service.hot)
     install(app)
+    app.add_middleware(HotAnswers, service=app)
     for module in (keys, rounds, offers, ledger, compute):
         app.include_router(module.router)
     app.include_router(events_router)

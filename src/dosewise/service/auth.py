@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
@@ -21,7 +22,8 @@ from dosewise.app import Desk
 from dosewise.ledger.identities import Identity
 from dosewise.service.problems import ApiError
 
-__all__ = ["EVERYONE", "OPERATORS", "READERS", "IdemKey", "Who", "allow", "desk_of", "in_worker", "ledger_key"]
+__all__ = ["EVERYONE", "OPERATORS", "READERS", "IdemKey", "Who", "allow", "desk_of", "in_worker", "in_writers",
+           "ledger_key"]
 
 T = TypeVar("T")
 
@@ -48,8 +50,13 @@ async def in_worker(request: Request, fn: Callable[[], T]) -> T:
     event loop's thread. The threads are as many as ``threads`` in the settings, so concurrent
     answers still share group commits; the call runs in a copy of the caller's context.
     """
+    return await in_writers(request.app.state.writers, fn)
+
+
+async def in_writers(writers: Executor, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in ``writers`` in a copy of the caller's context and await it (see :func:`in_worker`)."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(request.app.state.writers, contextvars.copy_context().run, fn)
+    return await loop.run_in_executor(writers, contextvars.copy_context().run, fn)
 
 
 class _Key(HTTPBearer):

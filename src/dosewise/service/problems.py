@@ -23,7 +23,7 @@ from dosewise.errors import (
     mask_secrets,
 )
 
-__all__ = ["PROBLEM", "PROBLEM_RESPONSES", "ApiError", "Problem", "install", "problem"]
+__all__ = ["PROBLEM", "PROBLEM_RESPONSES", "ApiError", "Problem", "install", "problem", "problem_for"]
 
 PROBLEM = "application/problem+json"
 _TOKEN = re.compile(r"(dw_[0-9a-f]{12}_)[A-Za-z0-9_-]+")
@@ -68,6 +68,13 @@ def problem(request: Request, status: int, detail: str, headers: dict[str, str] 
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def problem_for(request: Request, exc: DosewiseError | ApiError) -> JSONResponse:
+    """The problem answer for a refusal of the ledger or the service (what the app's handlers send)."""
+    if isinstance(exc, ApiError):
+        return problem(request, exc.status, exc.detail, exc.headers)
+    return problem(request, status_of(exc), str(exc))
+
+
 def status_of(exc: DosewiseError) -> int:
     if isinstance(exc, ForbiddenError):
         return 403
@@ -102,11 +109,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DosewiseError)
     async def _domain(request: Request, exc: DosewiseError) -> JSONResponse:
-        return problem(request, status_of(exc), str(exc))
+        return problem_for(request, exc)
 
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
-        return problem(request, exc.status, exc.detail, exc.headers)
+        return problem_for(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -30,4 +30,7 @@ class Settings(BaseSettings):
     compare_slots: int = Field(1, ge=1, description="Comparisons that may run at once; more are refused (429).")
     sse_poll_seconds: float = Field(0.25, gt=0, description="How often the event stream looks for new events.")
     sse_heartbeat_seconds: float = Field(15.0, gt=0, description="Comment line sent on an idle event stream.")
+    short_answers: bool = Field(True, description="Serve ordinary answers to offers (accept, decline) on a short "
+                                                  "path that skips the framework's routing; the same answers "
+                                                  "(see dosewise.service.hot).")
     log_level: str = Field("warning", description="uvicorn log level.")
