@@ -131,3 +131,32 @@ def test_participants_answer_at_once_while_observers_poll(live2: tuple[Ledger, s
         events = client.get("/ledger/events?round=T1&limit=1000", headers=ledger.auth("observer")).json()["items"]
     answers = [e["offer_id"] for e in events if e["type"] in ("offer.accepted", "offer.declined")]
     assert sorted(answers) == sorted(o["offer"] for o in offers)
+
+
+def test_answers_sent_in_pieces_are_read_whole(live: tuple[Ledger, str]) -> None:
+    """A body that arrives in several pieces (chunked) is read whole: a decline in three pieces is
+    recorded, and one past the short path's 64 KiB is passed on to the app, which
+    refuses its too-long note and records nothing."""
+    ledger, base = live
+    obs = ledger.auth("observer")
+    with httpx.Client(base_url=base, timeout=30) as client:
+        offers = client.get("/rounds/T1/offers?participant=PRK", headers=obs).json()["items"]
+        ken = client.get("/rounds/T1/offers?participant=KEN", headers=obs).json()["items"]
+        body = json.dumps({"reason": "efficacy_concerns", "note": "interested in other products",
+                           "wish": "severely affected countries"}).encode()
+        pieces = [body[:7], body[7:40], body[40:]]
+        prk = {"Authorization": f"Bearer {ledger.tokens['PRK']}", "Content-Type": "application/json"}
+        for _ in range(2):  # the first use of the key is checked by the app; the second takes the short path
+            r = client.post(f"/offers/{offers[0]['offer']}/decline", content=iter(pieces), headers=prk)
+        assert r.status_code == 409, r.text  # the second: already answered
+        first = client.get(f"/offers/{offers[0]['offer']}", headers=obs).json()
+        assert first["status"] == "declined"
+        head = client.get("/ledger/head", headers=obs).json()["seq"]
+        big = json.dumps({"reason": "other", "note": "x" * 70_000}).encode()
+        kenh = {"Authorization": f"Bearer {ledger.tokens['KEN']}", "Content-Type": "application/json"}
+        r = client.post(f"/offers/{ken[0]['offer']}/decline", headers=kenh,
+                        content=iter([big[i:i + 8192] for i in range(0, len(big), 8192)]))
+        assert r.status_code == 422 and "note" in r.json()["detail"], r.text
+        assert client.get("/ledger/head", headers=obs).json()["seq"] == head, "nothing recorded"
+        r = client.post(f"/offers/{ken[0]['offer']}/accept", headers=kenh)
+        assert r.status_code == 200 and r.json()["type"] == "offer.accepted", r.text

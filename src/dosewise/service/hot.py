@@ -85,7 +85,7 @@ class HotAnswers:
             if size > MAX_BODY:
                 break
         try:
-            if more:
+            if more or size > MAX_BODY:
                 raise _PassOn
             call = self._call(scope, match[1], match[2], b"".join(chunks))
         except _PassOn:
