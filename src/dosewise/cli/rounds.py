@@ -89,7 +89,8 @@ def print_status(state: RoundState) -> None:
     console.print(table)
     counts = Counter(state.offers.column("status")).most_common()  # as value_counts orders them
     console.print("offers: " + ", ".join(f"{k} {v}" for k, v in counts))
-    problems = state.problems()
+    # a lot is "balanced" exactly when it has none of the problems, so they are worded only if one is not
+    problems = [] if all(r["balanced"] for r in rows.values()) else state.problems()
     if problems:
         console.print("[bold red]the round does not balance[/]: " + safe("; ".join(problems))
                       + " — run `dosewise ledger verify`")
