@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import gc
 import itertools
 import re
 from collections import Counter
@@ -1039,10 +1040,15 @@ def _read_fast(text: str, *, min_chars: int | None = None) -> Any:
         return _NO_FAST_RESULT
     if not _fast_screen(text):
         return _NO_FAST_RESULT
+    paused = gc.isenabled()
+    gc.disable()  # a million new containers, none in a cycle: no collection would find anything to free
     try:
         data = yaml_rs.loads(text, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
     except Exception:
         return _NO_FAST_RESULT
+    finally:
+        if paused:
+            gc.enable()
     if type(data) is not dict and type(data) is not list:
         return _NO_FAST_RESULT
     return data if _within_limits(data) else _NO_FAST_RESULT

@@ -295,3 +295,19 @@ def test_limits_decline_and_pyyaml_refuses(monkeypatch: pytest.MonkeyPatch) -> N
     assert _fast_screen(text) and _read_fast(text) is _NO_FAST_RESULT
     with pytest.raises(InputError, match="nested more than"):
         read_yaml(text)
+
+
+def test_the_collector_is_left_as_it_was() -> None:
+    """The fast read pauses the garbage collector and restores its state, also when it declines."""
+    import gc
+
+    text = units_scenario(5_000)
+    assert gc.isenabled()
+    assert _read_fast(text) is not _NO_FAST_RESULT and gc.isenabled()
+    assert _read_fast(text + "a: 1e3\n", min_chars=0) is _NO_FAST_RESULT and gc.isenabled()
+    assert _read_fast(text + "- x\n") is _NO_FAST_RESULT and gc.isenabled()  # yaml_rs refuses it
+    gc.disable()
+    try:
+        assert _read_fast(text) is not _NO_FAST_RESULT and not gc.isenabled()
+    finally:
+        gc.enable()

@@ -9,6 +9,8 @@ for bad input or a state that forbids the command, 1 for a ledger that fails ver
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
 
@@ -44,6 +46,12 @@ def _root(
 
 for _module in (allocate, rounds, ledger, compare, sweep, data, demo, serve):
     _module.register(app)
+
+# At exit the interpreter runs one last full garbage collection over every object still alive
+# (about 0.2 s after a scenario of 100,000 units); objects freed by reference counting are freed as
+# before, so freezing them first only skips that traversal.
+atexit.register(gc.freeze)
+
 
 def _plain_width() -> None:
     """Rich tables are 80 columns wide when output is not a terminal; give pipes and files room."""
