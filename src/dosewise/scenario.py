@@ -998,15 +998,16 @@ def _within_limits(root: Any) -> bool:
     """Whether a document yaml_rs built has only string keys and stays clearly inside :data:`MAX_YAML_NODES`
     values (keys, values and collections, counted as the PyYAML reader counts them) and
     :data:`MAX_YAML_DEPTH` levels. One walk over the collections, a level at a time, with the per-item
-    work in C (``map``, ``chain``): 100,000 units take milliseconds."""
+    work in C (``map``, ``chain``): 100,000 units take a few tens of milliseconds."""
     count = 1
     level: list[Any] = [root]
     depth = 1
     while level:
         if depth >= MAX_YAML_DEPTH - 1:
             return False
-        dicts = [c for c in level if type(c) is dict]
-        lists = [c for c in level if type(c) is not dict]
+        kinds = set(map(type, level))
+        dicts = level if kinds == {dict} else [c for c in level if type(c) is dict]
+        lists = [] if kinds == {dict} else [c for c in level if type(c) is not dict]
         count += 2 * sum(map(len, dicts)) + sum(map(len, lists))
         if count >= MAX_YAML_NODES or not set(map(type, itertools.chain.from_iterable(dicts))) <= {str}:
             return False

@@ -41,7 +41,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -240,7 +240,8 @@ _IDS = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._-]{0,63}\n)*")
 def _bad_texts(values: list[str | None], *, identifier: bool) -> npt.NDArray[np.bool_]:
     """Which texts break the column's rule (an id's pattern, or the length of other text); ``None``
     never does. Each distinct text is checked once (a unit's parent is one of a few countries)."""
-    distinct: set[str] = {v for v in set(values) if v is not None}
+    distinct = cast(set[str], set(values))
+    distinct.discard(cast(str, None))
     if not distinct:
         wrong: set[Any] = set()
     elif identifier:
