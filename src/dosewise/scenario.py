@@ -14,6 +14,8 @@ optionally pinned by ``participants.units_sha256``); both become one columnar
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import gc
 import itertools
 import re
 from collections import Counter
@@ -534,9 +536,7 @@ def _unit_problems(units: UnitTable, prods: dict[str, Product], problems: list[t
         col = units.get(column)
         if col is None:
             continue
-        import pandas as pd
-
-        for value in sorted(v for v in pd.unique(col).tolist() if v is not None):  # distinct values, hashed in C
+        for value in sorted(v for v in set(col.tolist()) if v is not None):  # each distinct value once
             if value.strip().upper() not in known_iso3:
                 i = int(np.flatnonzero(col == value)[0])
                 problems.append((_unit_where(units, i, column), "unknown ISO 3166-1 alpha-3 code", value))
@@ -932,18 +932,148 @@ def _read_events(loader: Any, file: str | None) -> Any:
     return root
 
 
+FAST_YAML_MIN_CHARS = 256 * 1024
+"""Texts at least this long are first offered to the Rust reader (``yaml_rs``, see :func:`_read_fast`):
+below it PyYAML's event reader takes a few milliseconds and the screen would cost as much as it saves
+(every hand-written scenario is far smaller; 100,000 inline units are about 5.7 MB)."""
+
+_SPECIAL_WORD = r"(?i:yes|no|on|off|y|n|true|false|null|nan|inf|infinity)"
+_PLAIN_CHAR = r"A-Za-z0-9_,.()/+\-';\"$^"
+_QUOTED = r"""'(?:[\x20-\x26\x28-\x7e]|'')*'|"[\x20\x21\x23-\x5b\x5d-\x7e]*\""""
+_FAST_VALUE = (
+    r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]+(?:e[-+][0-9]{1,3})?)?|-?\.inf|\.nan"  # numbers as safe_dump writes them
+    r"|true|True|TRUE|false|False|FALSE|null|Null|NULL|~|\[\]|\{\}"
+    f"|{_QUOTED}"
+    f"|(?!{_SPECIAL_WORD}(?: *$| +#))[A-Za-z][{_PLAIN_CHAR} ]*"  # text starting with a letter
+    f"|[0-9][{_PLAIN_CHAR}]*(?: +[{_PLAIN_CHAR}]+)+"  # words starting with a digit ("100,000 units")
+)
+_FAST_LINE = (
+    r" *(?:-(?: +|$))*"  # indentation, sequence entries
+    f"(?:(?:(?!{_SPECIAL_WORD}:)[A-Za-z_][A-Za-z0-9_.\\-]*|{_QUOTED}):(?: +(?:{_FAST_VALUE}))?"  # key: value
+    f"|(?:{_FAST_VALUE}))?"
+    r"(?: +#[\x20-\x7e]*)? *"  # a comment
+    r"|#[\x20-\x7e]*")
+"""One line of the block-style YAML both readers read alike (see :func:`_fast_screen`), in ASCII."""
+_FAST_NON_ASCII_REFUSED = (
+    "[\x80-\xa0\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\ud800-\udfff\ufeff\ufff0-\uffff]")
+"""Characters outside ASCII that send a text to PyYAML: not printable for YAML 1.1 (C1 controls, NEL,
+surrogates, U+FFFE/U+FFFF), line and paragraph separators, byte-order marks, and the no-break and
+other Unicode spaces and format characters a reader might take for whitespace."""
+_SHAPE = bytes.maketrans(b"23456789" + bytes(range(0x80, 0x100)), b"11111111" + b"Q" * 0x80)
+"""Digits 2-9 become ``1`` and every byte of a character outside ASCII ``Q`` (a letter in no YAML 1.1
+boolean or null word): the line grammar treats each group alike, ``0`` stays (leading zeros)."""
+
+
+@functools.cache
+def _fast_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    return re.compile(_FAST_LINE), re.compile(_FAST_NON_ASCII_REFUSED)
+
+
+def _fast_screen(text: str) -> bool:
+    """Whether every line of ``text`` keeps to the subset of block-style YAML on which ``yaml_rs`` (YAML 1.2,
+    saphyr) and PyYAML's safe loader (YAML 1.1, with dosewise's constructors) give identical documents:
+    plain keys that are no YAML 1.1 boolean or null word; values that are decimal numbers as
+    ``yaml.safe_dump`` writes them (no octal, hex, ``_``, sexagesimal, exponent without sign: ``1e3`` is
+    text for PyYAML and a number for yaml_rs), ``true``/``false``/``null`` in the three spellings both
+    read alike, quoted text without escapes, plain text of safe characters starting with a letter (no
+    ``yes``/``no``/``on``/``off``, which are booleans only in YAML 1.1) or several words starting with
+    a digit; comments. Anything else (flow collections but ``[]`` and ``{}``, unquoted dates and times,
+    anchors, aliases, tags, directives, ``<<``, ``=``, ``?`` keys, block scalars, several documents,
+    tabs, carriage returns, control characters, Unicode line breaks and spaces) sends the text to
+    PyYAML. Over-approximates by design: a line refused only costs time.
+
+    Lines are checked once per distinct shape (:data:`_SHAPE`): 100,000 units make about a hundred."""
+    line, refused = _fast_patterns()
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates
+        return False
+    if not raw.isascii() and refused.search(text):
+        return False
+    match = line.fullmatch
+    return all(match(shape.decode("ascii")) for shape in set(raw.translate(_SHAPE).split(b"\n")))
+
+
+def _within_limits(root: Any) -> bool:
+    """Whether a document yaml_rs built has only string keys and stays clearly inside :data:`MAX_YAML_NODES`
+    values (keys, values and collections, counted as the PyYAML reader counts them) and
+    :data:`MAX_YAML_DEPTH` levels. One walk over the collections, a level at a time, with the per-item
+    work in C (``map``, ``chain``): 100,000 units take a few tens of milliseconds."""
+    count = 1
+    level: list[Any] = [root]
+    depth = 1
+    while level:
+        if depth >= MAX_YAML_DEPTH - 1:
+            return False
+        kinds = set(map(type, level))
+        dicts = level if kinds == {dict} else [c for c in level if type(c) is dict]
+        lists = [] if kinds == {dict} else [c for c in level if type(c) is not dict]
+        count += 2 * sum(map(len, dicts)) + sum(map(len, lists))
+        if count >= MAX_YAML_NODES or not set(map(type, itertools.chain.from_iterable(dicts))) <= {str}:
+            return False
+        values = [*itertools.chain.from_iterable(map(dict.values, dicts)), *itertools.chain.from_iterable(lists)]
+        kinds = set(map(type, values))
+        if not kinds <= _FAST_TYPES:
+            return False
+        level = [v for v in values if type(v) is dict or type(v) is list] if kinds & {dict, list} else []
+        depth += 1
+    return True
+
+
+_FAST_TYPES = {str, int, float, bool, type(None), dict, list}
+"""What a document read by PyYAML's safe loader from the screened subset may hold."""
+
+
+_NO_FAST_RESULT = object()
+
+
+def _read_fast(text: str, *, min_chars: int | None = None) -> Any:
+    """The document ``yaml_rs`` reads from ``text``, or :data:`_NO_FAST_RESULT` when the PyYAML reader must
+    read it instead: text shorter than ``min_chars`` (default :data:`FAST_YAML_MIN_CHARS`), ``yaml_rs``
+    not installed, anything outside :func:`_fast_screen`'s subset, any error (PyYAML then gives its own
+    message with line and column), a result beyond the limits or with keys or values PyYAML would not
+    give. Never a different document."""
+    if len(text) < (FAST_YAML_MIN_CHARS if min_chars is None else min_chars):
+        return _NO_FAST_RESULT
+    try:
+        import yaml_rs
+    except Exception:  # missing or broken: the PyYAML reader is the reference anyway
+        return _NO_FAST_RESULT
+    if not _fast_screen(text):
+        return _NO_FAST_RESULT
+    paused = gc.isenabled()
+    gc.disable()  # a million new containers, none in a cycle: no collection would find anything to free
+    try:
+        data = yaml_rs.loads(text, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
+    except Exception:
+        return _NO_FAST_RESULT
+    finally:
+        if paused:
+            gc.enable()
+    if type(data) is not dict and type(data) is not list:
+        return _NO_FAST_RESULT
+    return data if _within_limits(data) else _NO_FAST_RESULT
+
+
 def read_yaml(text: str, *, file: str | None = None) -> Any:
     """Parse YAML strictly: safe types only, no duplicate keys, at most :data:`MAX_YAML_NODES` values
     after expanding aliases and :data:`MAX_YAML_DEPTH` levels. Problems are one clear
     :class:`~dosewise.errors.InputError` naming the file and line.
 
-    Documents without anchors, aliases or tagged collections (every scenario dosewise writes) are
-    built in one pass over libyaml's events; the others go through the composed node graph, whose
-    distinct nodes are counted before anything is built (an alias bomb is refused in milliseconds)."""
+    Large texts in the plain block style ``yaml.safe_dump`` writes (100,000 inline units) are read by
+    ``yaml_rs`` when they pass a screen that guarantees the same document (:func:`_read_fast`); every
+    other text, and any that screen or reader declines, is read by PyYAML, which stays the reference
+    (values, errors and their messages). Documents without anchors, aliases or tagged collections
+    (every scenario dosewise writes) are built in one pass over libyaml's events; the others go
+    through the composed node graph, whose distinct nodes are counted before anything is built (an
+    alias bomb is refused in milliseconds)."""
     if len(text) > MAX_SCENARIO_BYTES:
         raise InputError(f"file larger than {MAX_SCENARIO_BYTES // (1024 * 1024)} MiB; put participants in a "
                          "units file", file=file, value=f"{len(text):,} characters")
     try:
+        data = _read_fast(text)
+        if data is not _NO_FAST_RESULT:
+            return data
         loader = _StrictLoader(text)
         try:
             return _read_events(loader, file)

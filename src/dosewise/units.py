@@ -35,11 +35,13 @@ counted from 1.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -196,9 +198,8 @@ def _plain(v: Any) -> Any:
 
 def _text(col: npt.NDArray[Any], name: str, *, checked: bool, arrow: Any = None) -> tuple[ObjArray, list[Problem]]:
     """``arrow``: the same column as the table file's Arrow strings, checked as they are instead of
-    converted back from ``col``."""
-    import pandas as pd
-
+    converted back from ``col`` (Arrow's string kernels). Without it (inline units from YAML) each
+    distinct text is checked once in Python: no pandas to import for a scenario without a table file."""
     col = np.asarray(col, dtype=object)
     problems: list[Problem] = []
     text = col
@@ -214,17 +215,49 @@ def _text(col: npt.NDArray[Any], name: str, *, checked: bool, arrow: Any = None)
     if not len(col):
         return col, problems
     if arrow is not None:  # the file's own Arrow column: the same strings, no conversion
+        import pandas as pd
+
         series = pd.Series(pd.arrays.ArrowStringArray(arrow))
+        if name in IDENTIFIERS:
+            bad = (~series.str.fullmatch(ID_PATTERN)).fillna(False).to_numpy(dtype=bool)
+        else:
+            bad = (series.str.len() > MAX_NAME).fillna(False).to_numpy(dtype=bool)
     else:
-        series = pd.Series(text, dtype="string[pyarrow]")  # Arrow's string kernels: no Python call per row
+        bad = _bad_texts(text.tolist(), identifier=name in IDENTIFIERS)
     if name in IDENTIFIERS:
-        bad = (~series.str.fullmatch(ID_PATTERN)).fillna(False).to_numpy(dtype=bool)
         problems += _first(bad, name, "Input should be an id of letters, digits, '.', '_' or '-' "
                            "(at most 64, starting with a letter or digit)", col)
     else:
-        bad = (series.str.len() > MAX_NAME).fillna(False).to_numpy(dtype=bool)
         problems += _first(bad, name, f"Input should have at most {MAX_NAME} characters", col)
     return col, problems
+
+
+_ID = re.compile(ID_PATTERN)
+_IDS = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._-]{0,63}\n)*")
+"""Ids one per line, each as :data:`ID_PATTERN` (which allows no line break in an id)."""
+
+
+def _bad_texts(values: list[str | None], *, identifier: bool) -> npt.NDArray[np.bool_]:
+    """Which texts break the column's rule (an id's pattern, or the length of other text); ``None``
+    never does. Each distinct text is checked once (a unit's parent is one of a few countries)."""
+    distinct = cast(set[str], set(values))
+    distinct.discard(cast(str, None))
+    if not distinct:
+        wrong: set[Any] = set()
+    elif identifier:
+        joined = "\n".join(distinct) + "\n"
+        if joined.count("\n") == len(distinct) and _IDS.fullmatch(joined):  # all good, in one C call
+            wrong = set()
+        else:
+            match = _ID.fullmatch
+            wrong = {v for v in distinct if match(v) is None}
+    elif max(map(len, distinct)) <= MAX_NAME:
+        wrong = set()
+    else:
+        wrong = {v for v in distinct if len(v) > MAX_NAME}
+    if not wrong:
+        return np.zeros(len(values), dtype=bool)
+    return np.fromiter((v in wrong for v in values), dtype=bool, count=len(values))
 
 
 def _number(col: npt.NDArray[Any], name: str, *, integer: bool) -> tuple[FloatArray, list[Problem]]:
@@ -274,17 +307,14 @@ def _list(col: npt.NDArray[Any], name: str) -> tuple[ObjArray, list[Problem]]:
     obj = np.asarray(col, dtype=object) if col.dtype == object else col.astype(object)
     if len(obj) and all(isinstance(v, str) or v is None for v in obj[:1000].tolist()):
         # text from a file (or the same few lists over and over): split each distinct value once
-        import pandas as pd
-
+        values = obj.tolist()
         try:
-            idx, uniques = pd.factorize(obj)
+            split = {v: None if _is_nan(v) else _split(v) for v in set(values)}
         except TypeError:  # unhashable values (YAML lists): handled one by one below
-            idx = None
-        if idx is not None:
-            conv = np.empty(len(uniques) + 1, dtype=object)
-            conv[:-1] = [_split(v) for v in uniques.tolist()]
-            conv[-1] = None
-            out = conv[idx]
+            split = None
+        if split is not None:
+            out = np.empty(len(values), dtype=object)
+            out[:] = [split[v] for v in values]
             return _checked_list(out, col, name)
     out = _to_list(obj) if len(obj) else np.empty(0, dtype=object)
     return _checked_list(np.asarray(out, dtype=object), col, name)
@@ -328,15 +358,26 @@ def validate_columns(
         problems += more
     if "id" in cols:
         ids = cols["id"]
-        import pandas as pd
-
-        problems += _first(np.asarray(pd.isna(ids), dtype=bool), "id", "Field required: a non-empty id", ids)
+        problems += _first(_missing_ids(ids), "id", "Field required: a non-empty id", ids)
     if "population" in cols:
         problems += _first(np.isnan(cols["population"]) & _given(raw["population"]), "population",
                            "Input should be a number", raw["population"])
         problems += _first(~_given(raw["population"]), "population", "Field required", raw["population"])
     problems.sort(key=lambda p: (p[0], COLUMNS.index(p[1]) if p[1] in COLUMNS else 0))
     return cols, _dedupe(problems)
+
+
+def _is_nan(v: Any) -> bool:
+    return isinstance(v, float) and v != v
+
+
+def _missing_ids(ids: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """Ids not given: ``None`` or NaN (what ``pandas.isna`` finds among the values YAML, CSV and Parquet
+    give: text, numbers, booleans, dates, lists, mappings)."""
+    values = ids.tolist()
+    if set(map(type, values)) <= {str}:
+        return np.zeros(len(values), dtype=bool)
+    return np.fromiter((v is None or _is_nan(v) for v in values), dtype=bool, count=len(values))
 
 
 def _given(col: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
@@ -369,12 +410,13 @@ def units_from_records(records: Any, where: str = "participants.units") -> tuple
         return UnitTable(), [(where, "Input should be a valid list of units", None)]
     n = len(records)
     problems: list[tuple[str, str, Any]] = []
-    not_maps = [i for i, r in enumerate(records) if not isinstance(r, dict)]
+    not_maps = [] if set(map(type, records)) <= {dict} else [
+        i for i, r in enumerate(records) if not isinstance(r, dict)]
     for i in not_maps[:MAX_SHOWN]:
         problems.append((f"{where}[{i}]", "Input should be a mapping of unit fields", None))
     if not_maps:
         return UnitTable(), problems
-    keys: set[Any] = set().union(*(r.keys() for r in records)) if n else set()
+    keys: set[Any] = set(itertools.chain.from_iterable(records))  # iterating a mapping gives its keys
     for k in sorted(keys - set(COLUMNS), key=str):
         i = next(j for j, r in enumerate(records) if k in r)
         problems.append((f"{where}[{i}].{k}", "Extra inputs are not permitted", records[i][k]))
@@ -382,7 +424,7 @@ def units_from_records(records: Any, where: str = "participants.units") -> tuple
     for k in COLUMNS:
         if k in keys:
             col = np.empty(n, dtype=object)
-            col[:] = [r.get(k) for r in records]
+            col[:] = list(map(dict.get, records, itertools.repeat(k)))
             raw[k] = col
     if n == 0:
         return UnitTable(), problems

@@ -9,6 +9,8 @@ for bad input or a state that forbids the command, 1 for a ledger that fails ver
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
 
@@ -54,6 +56,11 @@ def _plain_width() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; a user error prints one message and exits with code 2."""
     _plain_width()
+    # At exit the interpreter runs one last full garbage collection over every object still alive
+    # (about 0.2 s after a scenario of 100,000 units). The command is over by then and every file it
+    # wrote is closed, so the objects are frozen first: that traversal is skipped (what reference
+    # counting frees is freed as before). Only for the command's own process, not for importers.
+    atexit.register(gc.freeze)
     try:
         app(args=argv, prog_name="dosewise")
     except DosewiseError as exc:
