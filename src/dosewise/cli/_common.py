@@ -81,3 +81,27 @@ def parse_date(value: str | None, field: str) -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise InputError("not an ISO date (YYYY-MM-DD)", field=field, value=value) from None
+
+
+def preload(*modules: str) -> None:
+    """Import ``modules`` on a background thread while the command goes on (reading its input).
+
+    A command that reads a large scenario spends part of that time in code that lets other threads
+    run (the Rust YAML reader, file reads); the modules it needs next (pandas above all) are then
+    imported on the other core meanwhile. Importing a module the thread is still importing simply
+    waits for it (the import system locks each module), and an import that fails here fails again,
+    with its message, where the command imports it itself. The thread is not a daemon: a command
+    that ends early (bad input) waits for it instead of tearing down the interpreter mid-import.
+    """
+    import importlib
+    import threading
+
+    def load() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # reported by the command's own import
+                return
+
+    threading.Thread(target=load, name="dosewise-preload").start()
+
