@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from dosewise.cli._common import OutOption, check_out, console, preload, safe, write_rows
+from dosewise.cli._common import OutOption, check_out, console, load_beside, safe, write_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,11 +109,10 @@ def allocate(
     from dosewise.epidemic import with_overrides
 
     check_out(out)
-    preload("dosewise.registry")  # pandas and the policies, imported while the scenario is read
     overrides = {"r0": r0, "days": days, "prior_immunity": prior_immunity, "health_system": health_system,
                  "priority": priority}
     with_overrides(None, overrides)  # a bad flag fails before any file is read
-    sc = api.load(scenario)
+    sc = load_beside(scenario, "dosewise.registry")  # pandas and the policies imported meanwhile
     epidemic = with_overrides(sc.epidemic, overrides, file=str(scenario)) if any(
         v is not None for v in overrides.values()) else None
     result = api.allocate(sc, policy=policy, epidemic=epidemic)

@@ -1,0 +1,133 @@
+"""`dosewise allocate` reads a large scenario in a forked child while it imports what comes next
+(:func:`dosewise.cli._common.load_beside`): the scenario, every refusal and its message are those
+of :func:`dosewise.app.load`, whatever happens to the child. Each case runs in a fresh interpreter
+(one thread, as the command has), which counts the forks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from dosewise.scenario import FAST_YAML_MIN_CHARS
+
+PROBE = """
+import hashlib, json, os, pickle, sys, threading
+forks = []
+real_fork = os.fork
+def counting_fork():
+    pid = real_fork()
+    if pid:
+        forks.append(pid)
+    return pid
+os.fork = counting_fork
+path, mode = sys.argv[1], sys.argv[2]
+if mode == "child-dies":
+    real_dumps = pickle.dumps
+    parent = os.getpid()
+    def dumps(obj, *a, **k):
+        if os.getpid() != parent:
+            raise RuntimeError("the child cannot answer")
+        return real_dumps(obj, *a, **k)
+    pickle.dumps = dumps
+if mode == "thread":
+    stop = threading.Event()
+    threading.Thread(target=stop.wait).start()
+from pathlib import Path
+from dosewise import app as api
+from dosewise.cli._common import load_beside
+from dosewise.errors import DosewiseError
+def digest(sc):
+    units = sc.participants.units
+    h = hashlib.sha256()
+    for name in sorted(units.columns):
+        col = units.get(name)
+        h.update(name.encode() + repr(col.tolist()).encode())
+    h.update(sc.model_dump_json(exclude={"participants"}).encode())
+    return h.hexdigest()
+out = {}
+try:
+    sc = load_beside(Path(path), "dosewise.registry")
+    out["digest"] = digest(sc)
+    out["pandas"] = "pandas" in sys.modules
+except DosewiseError as exc:
+    out["error"] = [type(exc).__name__, str(exc)]
+try:
+    out["reference"] = digest(api.load(Path(path)))
+except DosewiseError as exc:
+    out["reference_error"] = [type(exc).__name__, str(exc)]
+out["forks"] = len(forks)
+if mode == "thread":
+    stop.set()
+print(json.dumps(out))
+"""
+
+
+def _scenario(folder: Path, n: int, *, bad_row: int | None = None) -> Path:
+    rng = np.random.default_rng(3)
+    units = [{"id": f"U{i:07d}", "population": float(round(rng.lognormal(9, 1)) + 100),
+              "parent": ["KEN", "UGA", "NPL"][i % 3]} for i in range(n)]
+    if bad_row is not None:
+        units[bad_row]["population"] = -5.0
+    doc = {"name": "many units", "lots": [{"id": "L0", "product": "CoronaVac", "doses": 400 * n,
+                                           "available": "2021-08-30", "expiry": "2022-02-28"}],
+           "participants": {"units": units}}
+    path = folder / f"units_{n}_{bad_row}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _probe(path: Path, mode: str = "plain") -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(path), mode], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = _scenario(tmp_path_factory.mktemp("beside"), 8_000)
+    assert path.stat().st_size >= FAST_YAML_MIN_CHARS
+    return path
+
+
+def test_large_scenario_read_in_a_child_is_the_scenario_load_reads(large: Path) -> None:
+    out = _probe(large)
+    assert out["forks"] == 1 and out["digest"] == out["reference"] and out["pandas"]
+
+
+def test_small_scenario_is_read_here(tmp_path: Path) -> None:
+    small = _scenario(tmp_path, 50)
+    assert small.stat().st_size < FAST_YAML_MIN_CHARS
+    out = _probe(small)
+    assert out["forks"] == 0 and out["digest"] == out["reference"] and out["pandas"]
+
+
+def test_refusal_in_the_child_is_the_refusal_load_gives(tmp_path: Path) -> None:
+    bad = _scenario(tmp_path, 8_000, bad_row=4_321)
+    out = _probe(bad)
+    assert out["forks"] == 1
+    assert out["error"] == out["reference_error"]
+    assert "participants.units[4321].population" in out["error"][1]
+
+
+@pytest.mark.parametrize("mode", ["child-dies", "thread"])
+def test_child_that_cannot_answer_or_a_running_thread_reads_here(large: Path, mode: str) -> None:
+    out = _probe(large, mode)
+    assert out["forks"] == (1 if mode == "child-dies" else 0)
+    assert out["digest"] == out["reference"]
+
+
+def test_command_refuses_a_large_bad_scenario_in_one_line(tmp_path: Path) -> None:
+    bad = _scenario(tmp_path, 8_000, bad_row=17)
+    proc = subprocess.run([sys.executable, "-m", "dosewise.cli", "allocate", str(bad)], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "participants.units[17].population" in proc.stderr + proc.stdout
