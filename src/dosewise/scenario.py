@@ -970,28 +970,51 @@ def _fast_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
 
 
 def _fast_screen(text: str) -> bool:
-    """Whether every line of ``text`` keeps to the subset of block-style YAML on which ``yaml_rs`` (YAML 1.2,
-    saphyr) and PyYAML's safe loader (YAML 1.1, with dosewise's constructors) give identical documents:
-    plain keys that are no YAML 1.1 boolean or null word; values that are decimal numbers as
-    ``yaml.safe_dump`` writes them (no octal, hex, ``_``, sexagesimal, exponent without sign: ``1e3`` is
-    text for PyYAML and a number for yaml_rs), ``true``/``false``/``null`` in the three spellings both
-    read alike, quoted text without escapes, plain text of safe characters starting with a letter (no
-    ``yes``/``no``/``on``/``off``, which are booleans only in YAML 1.1) or several words starting with
-    a digit; comments. Anything else (flow collections but ``[]`` and ``{}``, unquoted dates and times,
-    anchors, aliases, tags, directives, ``<<``, ``=``, ``?`` keys, block scalars, several documents,
-    tabs, carriage returns, control characters, Unicode line breaks and spaces) sends the text to
-    PyYAML. Over-approximates by design: a line refused only costs time.
+    """Whether ``text`` passes :func:`_screened_shapes` (every line in the subset both readers read alike)."""
+    return _screened_shapes(text) is not None
 
-    Lines are checked once per distinct shape (:data:`_SHAPE`): 100,000 units make about a hundred."""
+
+def _screened_shapes(text: str) -> set[bytes] | None:
+    """The distinct line shapes of ``text`` (:data:`_SHAPE`) when every line keeps to the subset of block-style
+    YAML on which ``yaml_rs`` (YAML 1.2, saphyr) and PyYAML's safe loader (YAML 1.1, with dosewise's
+    constructors) give identical documents: plain keys that are no YAML 1.1 boolean or null word; values that
+    are decimal numbers as ``yaml.safe_dump`` writes them (no octal, hex, ``_``, sexagesimal, exponent without
+    sign: ``1e3`` is text for PyYAML and a number for yaml_rs), ``true``/``false``/``null`` in the three
+    spellings both read alike, quoted text without escapes, plain text of safe characters starting with a letter
+    (no ``yes``/``no``/``on``/``off``, which are booleans only in YAML 1.1) or several words starting with a
+    digit; comments. Anything else (flow collections but ``[]`` and ``{}``, unquoted dates and times, anchors,
+    aliases, tags, directives, ``<<``, ``=``, ``?`` keys, block scalars, several documents, tabs, carriage
+    returns, control characters, Unicode line breaks and spaces) sends the text to PyYAML. Over-approximates by
+    design: a line refused only costs time.
+
+    Lines are checked once per distinct shape (:data:`_SHAPE`): 100,000 units make about a hundred. None when a
+    line is outside the subset."""
     line, refused = _fast_patterns()
     try:
         raw = text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates
-        return False
+        return None
     if not raw.isascii() and refused.search(text):
-        return False
+        return None
     match = line.fullmatch
-    return all(match(shape.decode("ascii")) for shape in set(raw.translate(_SHAPE).split(b"\n")))
+    shapes = set(raw.translate(_SHAPE).split(b"\n"))
+    return shapes if all(match(shape.decode("ascii")) for shape in shapes) else None
+
+
+def _surely_within_limits(text: str, shapes: set[bytes]) -> bool:
+    """Whether a text of these screened line shapes must stay inside :data:`MAX_YAML_NODES` values and
+    :data:`MAX_YAML_DEPTH` levels, read from the text alone (no walk over the document).
+
+    In the screened subset every value PyYAML counts sits on its own line: a sequence is opened by a
+    ``-``, a mapping by a line with a key, and each line adds at most a key (before a ``:``) and a
+    value (after a ``:`` or a ``-``); so there are at most ``1 + 2 × (count of "-") + 3 × (count of
+    ":")`` values, whatever else those characters are. Levels: a nested mapping starts at least one
+    column to the right, a sequence under a key may start in the key's column but its items' content
+    starts two columns on, so each column of indentation and ``- `` markers adds at most two levels,
+    plus the root, an empty ``[]`` or ``{}`` and a scalar."""
+    values = 1 + 2 * text.count("-") + 3 * text.count(":")
+    widest = max(len(shape) - len(shape.lstrip(b" -")) for shape in shapes)
+    return values < MAX_YAML_NODES and 2 * widest + 3 < MAX_YAML_DEPTH - 1
 
 
 def _within_limits(root: Any) -> bool:
@@ -1039,7 +1062,8 @@ def _read_fast(text: str, *, min_chars: int | None = None) -> Any:
         import yaml_rs
     except Exception:  # missing or broken: the PyYAML reader is the reference anyway
         return _NO_FAST_RESULT
-    if not _fast_screen(text):
+    shapes = _screened_shapes(text)
+    if shapes is None:
         return _NO_FAST_RESULT
     paused = gc.isenabled()
     gc.disable()  # a million new containers, none in a cycle: no collection would find anything to free
@@ -1052,6 +1076,8 @@ def _read_fast(text: str, *, min_chars: int | None = None) -> Any:
             gc.enable()
     if type(data) is not dict and type(data) is not list:
         return _NO_FAST_RESULT
+    if _surely_within_limits(text, shapes):  # keys and values of the screened subset are of PyYAML's types
+        return data
     return data if _within_limits(data) else _NO_FAST_RESULT
 
 

@@ -27,6 +27,8 @@ from dosewise.scenario import (
     MAX_YAML_NODES,
     _fast_screen,
     _read_fast,
+    _screened_shapes,
+    _surely_within_limits,
     _within_limits,
     read_yaml,
 )
@@ -61,6 +63,10 @@ def assert_same_or_declined(text: str, monkeypatch: pytest.MonkeyPatch) -> bool:
     ref = pyyaml(text, monkeypatch)
     assert not isinstance(ref, InputError), f"fast path read {text!r}, PyYAML refuses it: {ref}"
     assert typed(fast) == typed(ref), text
+    shapes = _screened_shapes(text)
+    assert shapes is not None
+    if _surely_within_limits(text, shapes):  # the bound read from the text holds for the document
+        assert _within_limits(fast), text
     return True
 
 
@@ -293,6 +299,9 @@ def test_limits_decline_and_pyyaml_refuses(monkeypatch: pytest.MonkeyPatch) -> N
     nested = "".join(" " * (2 * i) + f"k{i}:\n" for i in range(MAX_YAML_DEPTH + 1)) + " " * 200 + "x: 1\n"
     text = units_scenario(5_000) + nested
     assert _fast_screen(text) and _read_fast(text) is _NO_FAST_RESULT
+    shapes = _screened_shapes(text)
+    assert shapes is not None and not _surely_within_limits(text, shapes)
+    assert _surely_within_limits(units_scenario(5_000), _screened_shapes(units_scenario(5_000)) or set())
     with pytest.raises(InputError, match="nested more than"):
         read_yaml(text)
 
