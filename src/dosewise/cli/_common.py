@@ -90,13 +90,13 @@ def parse_date(value: str | None, field: str) -> dt.date | None:
 def load_beside(path: Path, *modules: str) -> Scenario:
     """The scenario at ``path``, read in a forked child process while this one imports ``modules``.
 
-    A large scenario file (100,000 units listed inline) takes about half a second to read and check,
-    and the command then needs libraries that take as long to import (pandas above all); both are
-    work for one core each. On Linux (where a fork is what :mod:`multiprocessing` does by default),
-    when the file is at least :data:`~dosewise.scenario.FAST_YAML_MIN_CHARS` long and no other thread
-    runs, a child reads the file (:func:`dosewise.app.load`) and sends the scenario back pickled, while this process imports
-    ``modules``. The child's refusal (bad input) is raised here as the command's own; anything else
-    that goes wrong in the child (it dies, its answer does not unpickle) and every other case read
+    A large scenario file (100,000 units listed inline) takes about half a second to read and check, and
+    the command then needs libraries that take as long to import (pandas above all); both are work for
+    one core each. On Linux (where a fork is what :mod:`multiprocessing` does by default), when the file
+    is at least :data:`~dosewise.scenario.FAST_YAML_MIN_CHARS` long and no other thread runs, a child
+    reads the file (:func:`dosewise.app.load`) and sends the scenario back pickled, while this process
+    imports ``modules``. The child's refusal (bad input) is raised here as the command's own; anything
+    else that goes wrong in the child (it dies, its answer does not unpickle) and every other case read
     the file here, so the result and every message are those of :func:`dosewise.app.load`.
     """
     import importlib
