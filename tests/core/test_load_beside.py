@@ -6,6 +6,7 @@ of :func:`dosewise.app.load`, whatever happens to the child. Each case runs in a
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
+from dosewise.errors import ScenarioError
 from dosewise.scenario import FAST_YAML_MIN_CHARS
 
 PROBE = """
@@ -41,6 +43,14 @@ if mode == "thread":
     threading.Thread(target=stop.wait).start()
 from pathlib import Path
 from dosewise import app as api
+parent = os.getpid()
+loads_here = []
+real_load = api.load
+def counting_load(*a, **k):
+    if os.getpid() == parent:
+        loads_here.append(1)
+    return real_load(*a, **k)
+api.load = counting_load
 from dosewise.cli._common import load_beside
 from dosewise.errors import DosewiseError
 def digest(sc):
@@ -58,6 +68,7 @@ try:
     out["pandas"] = "pandas" in sys.modules
 except DosewiseError as exc:
     out["error"] = [type(exc).__name__, str(exc)]
+out["loads_here"] = len(loads_here)
 try:
     out["reference"] = digest(api.load(Path(path)))
 except DosewiseError as exc:
@@ -116,6 +127,17 @@ def test_refusal_in_the_child_is_the_refusal_load_gives(tmp_path: Path) -> None:
     assert out["forks"] == 1
     assert out["error"] == out["reference_error"]
     assert "participants.units[4321].population" in out["error"][1]
+    assert out["loads_here"] == 0, "the child's refusal is the command's: the file is not read a second time"
+
+
+def test_a_scenario_refusal_pickles_whole() -> None:
+    """What the child sends back: the same refusal, its problems and located field included."""
+    exc = ScenarioError("big.yaml", [("participants.units[3].population", "must be > 0", -5.0),
+                                     ("lots", "at least one lot", None)])
+    back = pickle.loads(pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL))
+    assert type(back) is ScenarioError and str(back) == str(exc)
+    assert (back.file, back.problems, back.field, back.value, back.message) == (
+        exc.file, exc.problems, exc.field, exc.value, exc.message)
 
 
 @pytest.mark.parametrize("mode", ["child-dies", "thread"])
