@@ -1013,8 +1013,20 @@ def _surely_within_limits(text: str, shapes: set[bytes]) -> bool:
     starts two columns on, so each column of indentation and ``- `` markers adds at most two levels,
     plus the root, an empty ``[]`` or ``{}`` and a scalar."""
     values = 1 + 2 * text.count("-") + 3 * text.count(":")
+    return values < MAX_YAML_NODES and _levels_at_most(shapes) < MAX_YAML_DEPTH - 1
+
+
+def _levels_at_most(shapes: set[bytes]) -> int:
+    """How deep a text of these screened line shapes may nest (see :func:`_surely_within_limits`)."""
     widest = max(len(shape) - len(shape.lstrip(b" -")) for shape in shapes)
-    return values < MAX_YAML_NODES and 2 * widest + 3 < MAX_YAML_DEPTH - 1
+    return 2 * widest + 3
+
+
+_FAST_MAX_LEVELS = 2 * MAX_YAML_DEPTH
+"""A screened text that may nest deeper is not offered to ``yaml_rs`` at all: its reader recurses once
+per level, and a text nested deep enough (100,000 ``- `` on a line, 200 KB) overflows the thread's
+stack and ends the process; PyYAML refuses it past :data:`MAX_YAML_DEPTH`. At 100 levels the Rust
+reader keeps inside a 128 KiB thread stack."""
 
 
 def _within_limits(root: Any) -> bool:
@@ -1053,7 +1065,8 @@ _NO_FAST_RESULT = object()
 def _read_fast(text: str, *, min_chars: int | None = None) -> Any:
     """The document ``yaml_rs`` reads from ``text``, or :data:`_NO_FAST_RESULT` when the PyYAML reader must
     read it instead: text shorter than ``min_chars`` (default :data:`FAST_YAML_MIN_CHARS`), ``yaml_rs``
-    not installed, anything outside :func:`_fast_screen`'s subset, any error (PyYAML then gives its own
+    not installed, anything outside :func:`_fast_screen`'s subset or indented so far that it may nest past
+    :data:`_FAST_MAX_LEVELS` levels, any error (PyYAML then gives its own
     message with line and column), a result beyond the limits or with keys or values PyYAML would not
     give. Never a different document."""
     if len(text) < (FAST_YAML_MIN_CHARS if min_chars is None else min_chars):
@@ -1063,7 +1076,7 @@ def _read_fast(text: str, *, min_chars: int | None = None) -> Any:
     except Exception:  # missing or broken: the PyYAML reader is the reference anyway
         return _NO_FAST_RESULT
     shapes = _screened_shapes(text)
-    if shapes is None:
+    if shapes is None or _levels_at_most(shapes) > _FAST_MAX_LEVELS:
         return _NO_FAST_RESULT
     paused = gc.isenabled()
     gc.disable()  # a million new containers, none in a cycle: no collection would find anything to free

@@ -320,3 +320,35 @@ def test_the_collector_is_left_as_it_was() -> None:
         assert _read_fast(text) is not _NO_FAST_RESULT and not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_deep_nesting_never_reaches_the_rust_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A screened text nested far past :data:`MAX_YAML_DEPTH` (here 100,000 ``- `` on one line,
+    200 KB) overflowed the Rust reader's stack and killed the process; it is declined from its
+    indentation before ``yaml_rs`` reads it, and PyYAML refuses it as too deep. In a fresh
+    interpreter, so a crash is a failure and not the end of the test run."""
+    import subprocess
+
+    import yaml_rs
+
+    deep = "- " * 100_000 + "x\n" + "# padding\n" * (FAST_YAML_MIN_CHARS // 10)
+    assert _fast_screen(deep) and len(deep) >= FAST_YAML_MIN_CHARS
+    calls: list[int] = []
+    real = yaml_rs.loads
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(yaml_rs, "loads", counted)
+    text = "- " * (3 * MAX_YAML_DEPTH) + "x\n" + "# padding\n" * (FAST_YAML_MIN_CHARS // 10)
+    assert _read_fast(text) is _NO_FAST_RESULT and not calls, "declined before the Rust reader"
+    assert isinstance(pyyaml(text, monkeypatch), InputError)
+    shallow = "- " * (MAX_YAML_DEPTH // 4) + "x\n" + "# padding\n" * (FAST_YAML_MIN_CHARS // 10)
+    assert _read_fast(shallow) is not _NO_FAST_RESULT and calls  # still read fast
+    code = ("import sys; from dosewise.scenario import read_yaml\n"
+            "try:\n    read_yaml(sys.stdin.read())\nexcept Exception as exc:\n    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], input=deep, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert proc.stdout.strip() == str(pyyaml(deep, monkeypatch)) == f"nested more than {MAX_YAML_DEPTH} levels deep"
