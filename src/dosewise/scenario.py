@@ -949,7 +949,8 @@ _FAST_VALUE = (
 )
 _FAST_LINE = (
     r" *(?:-(?: +|$))*"  # indentation, sequence entries
-    f"(?:(?:(?!{_SPECIAL_WORD}:)[A-Za-z_][A-Za-z0-9_.\\-]*|{_QUOTED}):(?: +(?:{_FAST_VALUE}))?"  # key: value
+    # key: value (a key's first character but "_" is a letter: yaml_rs reads "_1", "_1.5" as numbers)
+    f"(?:(?:(?!{_SPECIAL_WORD}:)_*[A-Za-z][A-Za-z0-9_.\\-]*|{_QUOTED}):(?: +(?:{_FAST_VALUE}))?"
     f"|(?:{_FAST_VALUE}))?"
     r"(?: +#[\x20-\x7e]*)? *"  # a comment
     r"|#[\x20-\x7e]*")
@@ -977,7 +978,8 @@ def _fast_screen(text: str) -> bool:
 def _screened_shapes(text: str) -> set[bytes] | None:
     """The distinct line shapes of ``text`` (:data:`_SHAPE`) when every line keeps to the subset of block-style
     YAML on which ``yaml_rs`` (YAML 1.2, saphyr) and PyYAML's safe loader (YAML 1.1, with dosewise's
-    constructors) give identical documents: plain keys that are no YAML 1.1 boolean or null word; values that
+    constructors) give identical documents: plain keys that are no YAML 1.1 boolean or null word and start with
+    a letter after any ``_`` (yaml_rs reads ``_1`` or ``_1.5`` as a number, dropping the underscore); values that
     are decimal numbers as ``yaml.safe_dump`` writes them (no octal, hex, ``_``, sexagesimal, exponent without
     sign: ``1e3`` is text for PyYAML and a number for yaml_rs), ``true``/``false``/``null`` in the three
     spellings both read alike, quoted text without escapes, plain text of safe characters starting with a letter
