@@ -173,6 +173,11 @@ class ScenarioError(InputError):
         self.field = first_field
         self.value = first_value
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its file and problems (an exception pickles as its message by default, which this
+        constructor does not take): a refusal read in another process arrives whole."""
+        return type(self), (self.file, self.problems), self.__dict__
+
 
 class NotFoundError(InputError):
     """A round, offer or key that the ledger does not hold."""

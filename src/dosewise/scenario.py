@@ -949,7 +949,8 @@ _FAST_VALUE = (
 )
 _FAST_LINE = (
     r" *(?:-(?: +|$))*"  # indentation, sequence entries
-    f"(?:(?:(?!{_SPECIAL_WORD}:)[A-Za-z_][A-Za-z0-9_.\\-]*|{_QUOTED}):(?: +(?:{_FAST_VALUE}))?"  # key: value
+    # key: value (a key's first character but "_" is a letter: yaml_rs reads "_1", "_1.5" as numbers)
+    f"(?:(?:(?!{_SPECIAL_WORD}:)_*[A-Za-z][A-Za-z0-9_.\\-]*|{_QUOTED}):(?: +(?:{_FAST_VALUE}))?"
     f"|(?:{_FAST_VALUE}))?"
     r"(?: +#[\x20-\x7e]*)? *"  # a comment
     r"|#[\x20-\x7e]*")
@@ -977,7 +978,8 @@ def _fast_screen(text: str) -> bool:
 def _screened_shapes(text: str) -> set[bytes] | None:
     """The distinct line shapes of ``text`` (:data:`_SHAPE`) when every line keeps to the subset of block-style
     YAML on which ``yaml_rs`` (YAML 1.2, saphyr) and PyYAML's safe loader (YAML 1.1, with dosewise's
-    constructors) give identical documents: plain keys that are no YAML 1.1 boolean or null word; values that
+    constructors) give identical documents: plain keys that are no YAML 1.1 boolean or null word and start with
+    a letter after any ``_`` (yaml_rs reads ``_1`` or ``_1.5`` as a number, dropping the underscore); values that
     are decimal numbers as ``yaml.safe_dump`` writes them (no octal, hex, ``_``, sexagesimal, exponent without
     sign: ``1e3`` is text for PyYAML and a number for yaml_rs), ``true``/``false``/``null`` in the three
     spellings both read alike, quoted text without escapes, plain text of safe characters starting with a letter
@@ -1013,8 +1015,20 @@ def _surely_within_limits(text: str, shapes: set[bytes]) -> bool:
     starts two columns on, so each column of indentation and ``- `` markers adds at most two levels,
     plus the root, an empty ``[]`` or ``{}`` and a scalar."""
     values = 1 + 2 * text.count("-") + 3 * text.count(":")
+    return values < MAX_YAML_NODES and _levels_at_most(shapes) < MAX_YAML_DEPTH - 1
+
+
+def _levels_at_most(shapes: set[bytes]) -> int:
+    """How deep a text of these screened line shapes may nest (see :func:`_surely_within_limits`)."""
     widest = max(len(shape) - len(shape.lstrip(b" -")) for shape in shapes)
-    return values < MAX_YAML_NODES and 2 * widest + 3 < MAX_YAML_DEPTH - 1
+    return 2 * widest + 3
+
+
+_FAST_MAX_LEVELS = 2 * MAX_YAML_DEPTH
+"""A screened text that may nest deeper is not offered to ``yaml_rs`` at all: its reader recurses once
+per level, and a text nested deep enough (100,000 ``- `` on a line, 200 KB) overflows the thread's
+stack and ends the process; PyYAML refuses it past :data:`MAX_YAML_DEPTH`. At 100 levels the Rust
+reader keeps inside a 128 KiB thread stack."""
 
 
 def _within_limits(root: Any) -> bool:
@@ -1053,7 +1067,8 @@ _NO_FAST_RESULT = object()
 def _read_fast(text: str, *, min_chars: int | None = None) -> Any:
     """The document ``yaml_rs`` reads from ``text``, or :data:`_NO_FAST_RESULT` when the PyYAML reader must
     read it instead: text shorter than ``min_chars`` (default :data:`FAST_YAML_MIN_CHARS`), ``yaml_rs``
-    not installed, anything outside :func:`_fast_screen`'s subset, any error (PyYAML then gives its own
+    not installed, anything outside :func:`_fast_screen`'s subset or indented so far that it may nest past
+    :data:`_FAST_MAX_LEVELS` levels, any error (PyYAML then gives its own
     message with line and column), a result beyond the limits or with keys or values PyYAML would not
     give. Never a different document."""
     if len(text) < (FAST_YAML_MIN_CHARS if min_chars is None else min_chars):
@@ -1063,7 +1078,7 @@ def _read_fast(text: str, *, min_chars: int | None = None) -> Any:
     except Exception:  # missing or broken: the PyYAML reader is the reference anyway
         return _NO_FAST_RESULT
     shapes = _screened_shapes(text)
-    if shapes is None:
+    if shapes is None or _levels_at_most(shapes) > _FAST_MAX_LEVELS:
         return _NO_FAST_RESULT
     paused = gc.isenabled()
     gc.disable()  # a million new containers, none in a cycle: no collection would find anything to free

@@ -6,6 +6,7 @@ of :func:`dosewise.app.load`, whatever happens to the child. Each case runs in a
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
+from dosewise.errors import ScenarioError
 from dosewise.scenario import FAST_YAML_MIN_CHARS
 
 PROBE = """
@@ -41,6 +43,17 @@ if mode == "thread":
     threading.Thread(target=stop.wait).start()
 from pathlib import Path
 from dosewise import app as api
+parent = os.getpid()
+loads_here = []
+real_load = api.load
+def counting_load(*a, **k):
+    if os.getpid() == parent:
+        loads_here.append(1)
+    elif mode == "child-hangs":  # the child says who it is, then reads as if forever
+        Path(sys.argv[3]).write_text(str(os.getpid()))
+        threading.Event().wait(120)
+    return real_load(*a, **k)
+api.load = counting_load
 from dosewise.cli._common import load_beside
 from dosewise.errors import DosewiseError
 def digest(sc):
@@ -58,6 +71,7 @@ try:
     out["pandas"] = "pandas" in sys.modules
 except DosewiseError as exc:
     out["error"] = [type(exc).__name__, str(exc)]
+out["loads_here"] = len(loads_here)
 try:
     out["reference"] = digest(api.load(Path(path)))
 except DosewiseError as exc:
@@ -116,6 +130,17 @@ def test_refusal_in_the_child_is_the_refusal_load_gives(tmp_path: Path) -> None:
     assert out["forks"] == 1
     assert out["error"] == out["reference_error"]
     assert "participants.units[4321].population" in out["error"][1]
+    assert out["loads_here"] == 0, "the child's refusal is the command's: the file is not read a second time"
+
+
+def test_a_scenario_refusal_pickles_whole() -> None:
+    """What the child sends back: the same refusal, its problems and located field included."""
+    exc = ScenarioError("big.yaml", [("participants.units[3].population", "must be > 0", -5.0),
+                                     ("lots", "at least one lot", None)])
+    back = pickle.loads(pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL))
+    assert type(back) is ScenarioError and str(back) == str(exc)
+    assert (back.file, back.problems, back.field, back.value, back.message) == (
+        exc.file, exc.problems, exc.field, exc.value, exc.message)
 
 
 @pytest.mark.parametrize("mode", ["child-dies", "thread"])
@@ -123,6 +148,49 @@ def test_child_that_cannot_answer_or_a_running_thread_reads_here(large: Path, mo
     out = _probe(large, mode)
     assert out["forks"] == (1 if mode == "child-dies" else 0)
     assert out["digest"] == out["reference"]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")  # ended, not yet reaped by whoever adopted it
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux only")
+def test_the_reading_child_ends_with_the_command(large: Path, tmp_path: Path) -> None:
+    """A command killed while its child reads (SIGKILL, or SIGTERM's default) leaves no process behind
+    to finish the read on its own."""
+    import os
+    import signal
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    proc = subprocess.Popen([sys.executable, "-c", PROBE, str(large), "child-hangs", str(pid_file)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):  # the child writes its pid once it reads; the probe takes a few seconds to start
+            if pid_file.exists() and pid_file.read_text():
+                break
+            assert proc.poll() is None, "the probe ended before its child read"
+            time.sleep(0.1)
+        child = int(pid_file.read_text())
+        assert not _gone(child)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        for _ in range(300):
+            if _gone(child):
+                break
+            time.sleep(0.1)
+        alive = not _gone(child)
+        if alive:
+            os.kill(child, signal.SIGKILL)
+        assert not alive, "the child outlived the command"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_command_refuses_a_large_bad_scenario_in_one_line(tmp_path: Path) -> None:

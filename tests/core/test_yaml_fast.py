@@ -198,6 +198,9 @@ def test_any_dumped_document(data: Any, unicode: bool) -> None:
     "a:\t1\n", "a: x\x7f\n", "a: &x 1\nb: *x\n", "a: !!str 1\n", "%YAML 1.1\n---\na: 1\n", "? a\n: b\n",
     "a: <<\n", "=: 3\n", "a: [1, 010]\n", "a: |\n  x\n", "a: 1\r\nb: 2\r\n", "a: 1_000\n", "a: .NaN\n",
     "- 2001-12-14 21:59:43.10 -5\n", "a: no \n", "a: 1" + "0" * 30 + "\n",
+    # yaml_rs reads a plain scalar of digits with underscores before them as a number: {0: 1}, not {"_0": 1}
+    "_0: 1\n", "__1: x\n", "_12_000: x\n", "_1.5: x\n", "_.5: x\n", "_1e3: x\n", "_1E3: x\n", "_1.: x\n",
+    "a:\n  - _7: x\n",
 ])
 def test_texts_the_readers_read_differently_are_declined(text: str) -> None:
     assert _read_fast(text, min_chars=0) is _NO_FAST_RESULT
@@ -208,6 +211,7 @@ def test_texts_the_readers_read_differently_are_declined(text: str) -> None:
     "name: 100,000 units\nlots:\n- id: L0\n  available: '2021-03-01'\n  doses: 50000000\n",
     "a:\n  - x\n  - 'y'\n  - \"z\"\n  -\n  - []\n  - {}\nb: no doses # a comment\n# a line of comment\n",
     "a: Côte d'Ivoire\nb: 日本\n'on': 'yes'\n",
+    "_id: x\n__e1: w\n_no: z\n",
 ])
 def test_plain_block_documents_take_the_fast_path(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert assert_same_or_declined(text, monkeypatch)
@@ -320,3 +324,35 @@ def test_the_collector_is_left_as_it_was() -> None:
         assert _read_fast(text) is not _NO_FAST_RESULT and not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_deep_nesting_never_reaches_the_rust_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A screened text nested far past :data:`MAX_YAML_DEPTH` (here 100,000 ``- `` on one line,
+    200 KB) overflowed the Rust reader's stack and killed the process; it is declined from its
+    indentation before ``yaml_rs`` reads it, and PyYAML refuses it as too deep. In a fresh
+    interpreter, so a crash is a failure and not the end of the test run."""
+    import subprocess
+
+    import yaml_rs
+
+    deep = "- " * 100_000 + "x\n" + "# padding\n" * (FAST_YAML_MIN_CHARS // 10)
+    assert _fast_screen(deep) and len(deep) >= FAST_YAML_MIN_CHARS
+    calls: list[int] = []
+    real = yaml_rs.loads
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(yaml_rs, "loads", counted)
+    text = "- " * (3 * MAX_YAML_DEPTH) + "x\n" + "# padding\n" * (FAST_YAML_MIN_CHARS // 10)
+    assert _read_fast(text) is _NO_FAST_RESULT and not calls, "declined before the Rust reader"
+    assert isinstance(pyyaml(text, monkeypatch), InputError)
+    shallow = "- " * (MAX_YAML_DEPTH // 4) + "x\n" + "# padding\n" * (FAST_YAML_MIN_CHARS // 10)
+    assert _read_fast(shallow) is not _NO_FAST_RESULT and calls  # still read fast
+    code = ("import sys; from dosewise.scenario import read_yaml\n"
+            "try:\n    read_yaml(sys.stdin.read())\nexcept Exception as exc:\n    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], input=deep, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert proc.stdout.strip() == str(pyyaml(deep, monkeypatch)) == f"nested more than {MAX_YAML_DEPTH} levels deep"

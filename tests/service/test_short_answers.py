@@ -134,3 +134,25 @@ def test_revoked_key_is_refused_on_the_short_path(twins: list[tuple[Ledger, Test
     assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
     assert app.state.short_answered == before
     assert client.get(f"/offers/{ken[0]}", headers=ledger.auth("observer")).json()["status"] == "offered"
+
+
+def test_short_path_matches_the_path_the_routes_match(twins: list[tuple[Ledger, TestClient, Any]]) -> None:
+    """Behind a proxy prefix (``uvicorn --root-path``), the path the app routes is the request's path
+    without the prefix: the short path takes an answer sent under the prefix, and never one that is
+    an answer's path only with the prefix counted in (the routes answer 404 and record nothing)."""
+    (la, ca, app_a), (lb, cb, app_b) = twins
+    ken = _offers(ca, la, "KEN")
+    assert ken == _offers(cb, lb, "KEN")
+    # (root path, request path, served on the short path)
+    cases = [("/api", f"/api/offers/{ken[0]}/accept", True),
+             (f"/offers/{ken[1]}", f"/offers/{ken[1]}/accept", False),  # routed as /accept: no such route
+             ("/api", f"/api/offers/{ken[0]}/accept", True)]  # already answered: 409
+    for root, path, short in cases:
+        before = app_a.state.short_answered
+        answers = [TestClient(app, root_path=root).post(path, headers=ledger.auth("other-participant"))
+                   for ledger, app in ((la, app_a), (lb, app_b))]
+        assert _view(answers[0], la) == _view(answers[1], lb), (root, path)
+        assert app_a.state.short_answered - before == (1 if short else 0), (root, path, "short path taken?")
+    assert [a.status_code for a in answers] == [409, 409]
+    for ledger, client in ((la, ca), (lb, cb)):
+        assert client.get(f"/offers/{ken[1]}", headers=ledger.auth("observer")).json()["status"] == "offered"

@@ -90,14 +90,15 @@ def parse_date(value: str | None, field: str) -> dt.date | None:
 def load_beside(path: Path, *modules: str) -> Scenario:
     """The scenario at ``path``, read in a forked child process while this one imports ``modules``.
 
-    A large scenario file (100,000 units listed inline) takes about half a second to read and check, and
-    the command then needs libraries that take as long to import (pandas above all); both are work for
-    one core each. On Linux (where a fork is what :mod:`multiprocessing` does by default), when the file
-    is at least :data:`~dosewise.scenario.FAST_YAML_MIN_CHARS` long and no other thread runs, a child
-    reads the file (:func:`dosewise.app.load`) and sends the scenario back pickled, while this process
-    imports ``modules``. The child's refusal (bad input) is raised here as the command's own; anything
-    else that goes wrong in the child (it dies, its answer does not unpickle) and every other case read
-    the file here, so the result and every message are those of :func:`dosewise.app.load`.
+    A large scenario file (100,000 units listed inline) takes about half a second to read and check,
+    and the command then needs libraries that take as long to import (pandas above all); both are
+    work for one core each. On Linux (where a fork is what :mod:`multiprocessing` does by default),
+    when the file is at least :data:`~dosewise.scenario.FAST_YAML_MIN_CHARS` long and no other thread
+    runs, a child reads the file (:func:`dosewise.app.load`) and sends the scenario back pickled, while
+    this process imports ``modules``; the child ends with this process if it is killed meanwhile. The
+    child's refusal (bad input) is raised here as the command's own; anything else that goes wrong in
+    the child (it dies, its answer does not unpickle) and every other case read the file here, so the
+    result and every message are those of :func:`dosewise.app.load`.
     """
     import importlib
     import threading
@@ -116,10 +117,12 @@ def load_beside(path: Path, *modules: str) -> Scenario:
     import pickle
 
     read_end, write_end = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: read, answer, leave without running the parent's exit handlers
         code = 0
         try:
+            _end_with(parent)
             os.close(read_end)
             try:
                 answer: tuple[str, object] = ("scenario", api.load(path))
@@ -149,3 +152,18 @@ def load_beside(path: Path, *modules: str) -> Scenario:
     if kind == "scenario" and isinstance(value, Scenario):
         return value
     return api.load(path)
+
+
+def _end_with(parent: int) -> None:
+    """In a forked child: be killed when ``parent`` ends (Linux ``PR_SET_PDEATHSIG``), so a command
+    killed while its child reads leaves no process behind; leave at once if it has already ended."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no prctl here: the child ends when it next writes to the pipe
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
