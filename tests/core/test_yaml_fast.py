@@ -17,6 +17,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from tests.core.test_yaml_reader import typed  # values with their types: 1, 1.0 and True told apart
 
 from dosewise import scenario
 from dosewise.errors import InputError
@@ -34,15 +35,6 @@ from dosewise.scenario import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def typed(x: Any) -> Any:
-    """Values with their types, so 1, 1.0 and True never compare equal (and NaN equals NaN)."""
-    if isinstance(x, dict):
-        return {(type(k).__name__, repr(k)): typed(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [typed(v) for v in x]
-    return type(x).__name__, repr(x)
 
 
 def pyyaml(text: str, monkeypatch: pytest.MonkeyPatch) -> Any:
