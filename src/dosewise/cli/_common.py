@@ -100,6 +100,7 @@ def load_beside(path: Path, *modules: str) -> Scenario:
     the child (it dies, its answer does not unpickle) and every other case read the file here, so the
     result and every message are those of :func:`dosewise.app.load`.
     """
+    import gc
     import importlib
     import threading
 
@@ -123,6 +124,7 @@ def load_beside(path: Path, *modules: str) -> Scenario:
         code = 0
         try:
             _end_with(parent)
+            gc.disable()  # a short life ending in os._exit: nothing to collect, no pauses on the way
             os.close(read_end)
             try:
                 answer: tuple[str, object] = ("scenario", api.load(path))
@@ -139,6 +141,7 @@ def load_beside(path: Path, *modules: str) -> Scenario:
     try:
         for name in modules:
             importlib.import_module(name)
+        gc.freeze()  # the modules live as long as the command: later collections need not walk them
     finally:
         with os.fdopen(read_end, "rb") as pipe:
             data = pipe.read()
