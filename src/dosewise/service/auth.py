@@ -22,8 +22,8 @@ from dosewise.app import Desk
 from dosewise.ledger.identities import Identity
 from dosewise.service.problems import ApiError
 
-__all__ = ["EVERYONE", "OPERATORS", "READERS", "IdemKey", "Who", "allow", "desk_of", "in_worker", "in_writers",
-           "ledger_key"]
+__all__ = ["EVERYONE", "OPERATORS", "READERS", "IdemKey", "Who", "allow", "bearer_token", "desk_of", "in_worker",
+           "in_writers", "ledger_key"]
 
 T = TypeVar("T")
 
@@ -59,6 +59,13 @@ async def in_writers(writers: Executor, fn: Callable[[], T]) -> T:
     return await loop.run_in_executor(writers, contextvars.copy_context().run, fn)
 
 
+def bearer_token(header: str | None) -> str | None:
+    """The key in an ``Authorization: Bearer <key>`` header value (the scheme in any case), or None."""
+    scheme, _, token = (header or "").partition(" ")
+    token = token.strip()
+    return token if token and scheme.lower() == "bearer" else None
+
+
 class _Key(HTTPBearer):
     """The caller's identity from its bearer key, admitted only in some roles: one dependency per route.
 
@@ -74,9 +81,8 @@ class _Key(HTTPBearer):
 
     async def __call__(self, request: Request) -> Identity:  # type: ignore[override]
         challenge = {"WWW-Authenticate": "Bearer"}
-        scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
-        token = token.strip()
-        if not token or scheme.lower() != "bearer":
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
             raise ApiError(401, "an API key is required: send Authorization: Bearer <key>", challenge)
         desk: Desk = request.app.state.desk
         ring = desk.keys

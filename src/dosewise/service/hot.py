@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dosewise.errors import DosewiseError
-from dosewise.service.auth import in_writers, ledger_key
+from dosewise.service.auth import bearer_token, in_writers, ledger_key
 from dosewise.service.problems import ApiError, problem_for
 from dosewise.service.render import json_answer
 from dosewise.service.schemas import OFFER_PATTERN, AcceptIn, DeclineIn, EventOut, event_dict
@@ -117,9 +117,8 @@ class HotAnswers:
                 ctype = value
         if auth is None or not _OFFER.fullmatch(offer_id):
             raise _PassOn
-        scheme, _, token = auth.decode("latin-1").partition(" ")
-        token = token.strip()
-        if not token or scheme.lower() != "bearer":
+        token = bearer_token(auth.decode("latin-1"))
+        if token is None:
             raise _PassOn
         desk = self.service.state.desk
         who = desk.keys.remembered(token)
