@@ -9,13 +9,17 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from dosewise.app import Desk
+from dosewise.service.app import create_app
+from dosewise.service.settings import Settings
 
 SCENARIO = """
 name: service test round
@@ -81,6 +85,24 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "ledger.db")
     return fresh_database(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def served(ledger_url: str) -> Iterator[tuple[Ledger, TestClient, Desk]]:
+    """The app in process over a ledger with one key per identity (no round yet)."""
+    ledger = make_ledger(ledger_url)
+    desk = Desk.open(ledger_url)
+    with TestClient(create_app(Settings(db=ledger_url), desk=desk)) as client:
+        yield ledger, client, desk
+    desk.close()
+
+
+def open_round(ledger: Ledger, client: TestClient, rid: str = "T1") -> None:
+    """The coordinator proposes :data:`SCENARIO` as round ``rid`` and the reviewer approves it."""
+    r = client.post("/rounds", json={"scenario": SCENARIO, "round_id": rid}, headers=ledger.auth("coordinator"))
+    assert r.status_code == 201, r.text
+    r = client.post(f"/rounds/{rid}/approve", headers=ledger.auth("reviewer"))
+    assert r.status_code == 200, r.text
 
 
 def free_port() -> int:

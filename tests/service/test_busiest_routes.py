@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from starlette.routing import Match
-from tests.service.conftest import SCENARIO, Ledger, make_ledger
+from tests.service.conftest import Ledger, open_round
 
 from dosewise.app import Desk
 from dosewise.service.app import create_app
@@ -29,16 +28,11 @@ DECLINE = {"reason": "efficacy_concerns", "note": "doses to where they are neede
 
 
 @pytest.fixture
-def served(ledger_url: str) -> Iterator[tuple[Ledger, TestClient, Desk]]:
-    ledger = make_ledger(ledger_url)
-    desk = Desk.open(ledger_url)
-    with TestClient(create_app(Settings(db=ledger_url), desk=desk)) as client:
-        r = client.post("/rounds", json={"scenario": SCENARIO, "round_id": "T1"},
-                        headers=ledger.auth("coordinator"))
-        assert r.status_code == 201, r.text
-        assert client.post("/rounds/T1/approve", headers=ledger.auth("reviewer")).status_code == 200
-        yield ledger, client, desk
-    desk.close()
+def served(served: tuple[Ledger, TestClient, Desk]) -> tuple[Ledger, TestClient, Desk]:
+    """The app with round T1 proposed and approved."""
+    ledger, client, _ = served
+    open_round(ledger, client)
+    return served
 
 
 def _offer(client: TestClient, ledger: Ledger, label: str) -> str:

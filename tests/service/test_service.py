@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.service.conftest import SCENARIO, Ledger, make_ledger
+from tests.service.conftest import SCENARIO, Ledger, open_round
 
 from dosewise.app import Desk
 from dosewise.errors import NotFoundError
@@ -20,22 +19,6 @@ from dosewise.service.settings import Settings
 
 DECLINE = {"reason": "efficacy_concerns", "note": "the doses should go where they are needed",
            "wish": "severely affected countries"}
-
-
-@pytest.fixture
-def served(ledger_url: str) -> Iterator[tuple[Ledger, TestClient, Desk]]:
-    ledger = make_ledger(ledger_url)
-    desk = Desk.open(ledger_url)
-    with TestClient(create_app(Settings(db=ledger_url), desk=desk)) as client:
-        yield ledger, client, desk
-    desk.close()
-
-
-def _open_round(ledger: Ledger, client: TestClient, rid: str = "T1") -> None:
-    r = client.post("/rounds", json={"scenario": SCENARIO, "round_id": rid}, headers=ledger.auth("coordinator"))
-    assert r.status_code == 201, r.text
-    r = client.post(f"/rounds/{rid}/approve", headers=ledger.auth("reviewer"))
-    assert r.status_code == 200, r.text
 
 
 def test_two_person_rule(served: tuple[Ledger, TestClient, Desk]) -> None:
@@ -104,7 +87,7 @@ def test_idempotent_retries_record_once(served: tuple[Ledger, TestClient, Desk])
 @pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
 def test_errors_are_problem_details_in_the_cli_words(served: tuple[Ledger, TestClient, Desk]) -> None:
     ledger, client, desk = served
-    _open_round(ledger, client)
+    open_round(ledger, client)
     observer = ledger.auth("observer")
     r = client.get("/rounds/nope", headers=observer)
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.service.conftest import SCENARIO, Ledger, fresh_database, make_ledger
+from tests.service.conftest import Ledger, fresh_database, make_ledger, open_round
 
 from dosewise.app import Desk
 from dosewise.service.app import create_app
@@ -40,10 +40,7 @@ def twins(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[tuple
             desk.keys.cache_seconds = 3600.0  # revocations are read once: no request passes on for that
             app = create_app(Settings(db=url, short_answers=short), desk=desk)
             client = stack.enter_context(TestClient(app))
-            r = client.post("/rounds", json={"scenario": SCENARIO, "round_id": "T1"},
-                            headers=ledger.auth("coordinator"))
-            assert r.status_code == 201, r.text
-            assert client.post("/rounds/T1/approve", headers=ledger.auth("reviewer")).status_code == 200
+            open_round(ledger, client)
             for label in ledger.tokens:  # each key checked once, as a running server has
                 assert client.get("/me", headers=ledger.auth(label)).status_code == 200
             out.append((ledger, client, app))
