@@ -2636,7 +2636,7 @@ def record_bilateral_offer(desk: Desk, round_id: str) -> dict[str, Any]:
     """Record Russia's bilateral Sputnik V offer to DPRK (``demo_sputnik.yaml``) in the CoronaVac
     round: a bilateral lot and its offer, outside the facility's pool. No answer is recorded, as
     none was reported. Recording it again changes nothing."""
-    from dosewise.scenario import read_yaml
+    from dosewise.yamlread import read_yaml
 
     text = (resources.files("dosewise") / "data" / "demo_sputnik.yaml").read_text(encoding="utf-8")
     data = read_yaml(text, file="demo_sputnik.yaml")

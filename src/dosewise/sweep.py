@@ -76,7 +76,7 @@ def _error(exc: ValidationError, data: Any, file: str | None) -> InputError:
 
 def read_sweep(path: str | Path) -> tuple[SweepSpec, Path]:
     """The sweep file at ``path`` read strictly and checked (:func:`check_spec`), and its folder."""
-    from dosewise.scenario import read_text_file, read_yaml
+    from dosewise.yamlread import read_text_file, read_yaml
 
     p = Path(path)
     data = read_yaml(read_text_file(p, "sweep", MAX_SWEEP_BYTES, "a sweep file is at most 1 MiB"), file=str(p))

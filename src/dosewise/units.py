@@ -404,8 +404,36 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
 
 
 # --- inline units (YAML) -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UnitColumns:
+    """Inline units as a YAML reader found them, column by column: every unit gave the same keys in the
+    same order (``columns`` maps each key to its ``n`` values, as the YAML reader typed them). What
+    :func:`dosewise.yamlread.read_scenario_yaml` hands on for a large uniform ``participants.units`` list instead
+    of ``n`` mappings; :func:`units_from_records` takes either and gives the same table and problems."""
+
+    columns: Mapping[str, list[Any]]
+    n: int
+
+
+@dataclass(frozen=True)
+class CheckedUnits:
+    """Inline units already turned into a table, with the problems found: what :func:`units_from_records`
+    gives for them (a process that only reads a scenario file sends this on, see
+    :func:`dosewise.yamlread.read_scenario_file`). Problems name fields under ``participants.units``."""
+
+    table: UnitTable
+    problems: list[tuple[str, str, Any]]
+
+
 def units_from_records(records: Any, where: str = "participants.units") -> tuple[UnitTable, list[tuple[str, str, Any]]]:
-    """Inline units (a list of mappings) → table and problems as ``(field path, message, value)``."""
+    """Inline units (a list of mappings, :class:`UnitColumns` or :class:`CheckedUnits`) → table and problems
+    as ``(field path, message, value)``."""
+    if isinstance(records, UnitColumns):
+        return _units_from_columns(records, where)
+    if isinstance(records, CheckedUnits):
+        prefix = "participants.units"
+        return records.table, [(where + f[len(prefix):] if f.startswith(prefix) else f, m, v)
+                               for f, m, v in records.problems]
     if not isinstance(records, list | tuple):
         return UnitTable(), [(where, "Input should be a valid list of units", None)]
     n = len(records)
@@ -426,6 +454,25 @@ def units_from_records(records: Any, where: str = "participants.units") -> tuple
             col = np.empty(n, dtype=object)
             col[:] = list(map(dict.get, records, itertools.repeat(k)))
             raw[k] = col
+    return _checked_units(raw, n, where, problems)
+
+
+def _units_from_columns(units: UnitColumns, where: str) -> tuple[UnitTable, list[tuple[str, str, Any]]]:
+    n = units.n
+    problems: list[tuple[str, str, Any]] = []
+    for k in sorted(set(units.columns) - set(COLUMNS), key=str):  # every unit gave every key: the first names it
+        problems.append((f"{where}[0].{k}", "Extra inputs are not permitted", units.columns[k][0]))
+    raw: dict[str, npt.NDArray[Any]] = {}
+    for k in COLUMNS:
+        if k in units.columns:
+            col = np.empty(n, dtype=object)
+            col[:] = units.columns[k]
+            raw[k] = col
+    return _checked_units(raw, n, where, problems)
+
+
+def _checked_units(raw: dict[str, npt.NDArray[Any]], n: int, where: str,
+                   problems: list[tuple[str, str, Any]]) -> tuple[UnitTable, list[tuple[str, str, Any]]]:
     if n == 0:
         return UnitTable(), problems
     cols, col_problems = validate_columns(raw, n)
@@ -543,4 +590,5 @@ def _columns(table: Any, path: Path) -> tuple[list[str], dict[str, npt.NDArray[A
     return names, raw, table.num_rows, arrow
 
 
-__all__ = ["COLUMNS", "LISTS", "UnitTable", "read_units_file", "units_from_records", "validate_columns"]
+__all__ = ["COLUMNS", "LISTS", "CheckedUnits", "UnitColumns", "UnitTable", "read_units_file", "units_from_records",
+           "validate_columns"]

@@ -1,7 +1,8 @@
 """`dosewise allocate` reads a large scenario in a forked child while it imports what comes next
-(:func:`dosewise.cli._common.load_beside`): the scenario, every refusal and its message are those
-of :func:`dosewise.app.load`, whatever happens to the child. Each case runs in a fresh interpreter
-(one thread, as the command has), which counts the forks."""
+(:mod:`dosewise.cli._reader`, :func:`dosewise.cli._common.load_beside`): the scenario, every refusal
+and its message are those of :func:`dosewise.app.load`, whatever happens to the child or the file.
+Each end-to-end case runs in a fresh interpreter (one thread, as the command has), which counts the
+forks."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 import yaml
 
 from dosewise.errors import ScenarioError
-from dosewise.scenario import FAST_YAML_MIN_CHARS
+from dosewise.yamlread import FAST_YAML_MIN_CHARS
 
 PROBE = """
 import hashlib, json, os, pickle, sys, threading
@@ -49,12 +50,20 @@ real_load = api.load
 def counting_load(*a, **k):
     if os.getpid() == parent:
         loads_here.append(1)
-    elif mode == "child-hangs":  # the child says who it is, then reads as if forever
-        Path(sys.argv[3]).write_text(str(os.getpid()))
-        threading.Event().wait(120)
     return real_load(*a, **k)
 api.load = counting_load
+from dosewise import yamlread
+real_read = yamlread.read_scenario_file
+def reading(*a, **k):
+    if os.getpid() != parent and mode == "child-hangs":  # the child says who it is, then reads as if forever
+        Path(sys.argv[3]).write_text(str(os.getpid()))
+        threading.Event().wait(120)
+    return real_read(*a, **k)
+yamlread.read_scenario_file = reading
+from dosewise.cli import _reader
 from dosewise.cli._common import load_beside
+if mode == "early":  # as the command line does, before it imports anything
+    _reader.start_early(["allocate", "--policy", "covax-pro-rata", path])
 from dosewise.errors import DosewiseError
 def digest(sc):
     units = sc.participants.units
@@ -112,9 +121,11 @@ def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_large_scenario_read_in_a_child_is_the_scenario_load_reads(large: Path) -> None:
-    out = _probe(large)
+@pytest.mark.parametrize("mode", ["plain", "early"])
+def test_large_scenario_read_in_a_child_is_the_scenario_load_reads(large: Path, mode: str) -> None:
+    out = _probe(large, mode)
     assert out["forks"] == 1 and out["digest"] == out["reference"] and out["pandas"]
+    assert out["loads_here"] == 0, "the child's document is used: the file is not read a second time"
 
 
 def test_small_scenario_is_read_here(tmp_path: Path) -> None:
@@ -124,13 +135,22 @@ def test_small_scenario_is_read_here(tmp_path: Path) -> None:
     assert out["forks"] == 0 and out["digest"] == out["reference"] and out["pandas"]
 
 
-def test_refusal_in_the_child_is_the_refusal_load_gives(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["plain", "early"])
+def test_refusal_of_what_the_child_read_is_the_refusal_load_gives(tmp_path: Path, mode: str) -> None:
     bad = _scenario(tmp_path, 8_000, bad_row=4_321)
-    out = _probe(bad)
+    out = _probe(bad, mode)
     assert out["forks"] == 1
     assert out["error"] == out["reference_error"]
     assert "participants.units[4321].population" in out["error"][1]
-    assert out["loads_here"] == 0, "the child's refusal is the command's: the file is not read a second time"
+    assert out["loads_here"] == 0, "the refusal is the command's: the file is not read a second time"
+
+
+def test_a_yaml_error_in_the_child_is_the_error_load_gives(large: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(large.read_text(encoding="utf-8") + "lots: [unclosed\n", encoding="utf-8")
+    out = _probe(broken, "early")
+    assert out["forks"] == 1 and out["error"] == out["reference_error"] and out["loads_here"] == 0
+    assert "not valid YAML at line" in out["error"][1]
 
 
 def test_a_scenario_refusal_pickles_whole() -> None:

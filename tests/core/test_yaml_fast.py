@@ -1,4 +1,4 @@
-"""The Rust YAML reader (``yaml_rs``) behind :func:`dosewise.scenario.read_yaml` is only an accelerator:
+"""The Rust YAML reader (``yaml_rs``) behind :func:`dosewise.yamlread.read_yaml` is only an accelerator:
 for every text it either declines (PyYAML reads it) or gives exactly the document PyYAML's strict
 reader gives (same values, same types; ``1``, ``1.0`` and ``True`` told apart, NaN compared by
 representation). The texts come from a grammar of the scalars, keys and layouts on which YAML 1.1
@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tests.core.test_yaml_reader import typed  # values with their types: 1, 1.0 and True told apart
 
-from dosewise import scenario
+from dosewise import yamlread
 from dosewise.errors import InputError
-from dosewise.scenario import (
+from dosewise.yamlread import (
     _NO_FAST_RESULT,
     FAST_YAML_MIN_CHARS,
     MAX_YAML_DEPTH,
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def pyyaml(text: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     """What :func:`read_yaml` gives with the fast path switched off: the document, or the error."""
     with monkeypatch.context() as m:
-        m.setattr(scenario, "FAST_YAML_MIN_CHARS", math.inf)
+        m.setattr(yamlread, "FAST_YAML_MIN_CHARS", math.inf)
         try:
             return read_yaml(text)
         except InputError as exc:
@@ -342,7 +342,7 @@ def test_deep_nesting_never_reaches_the_rust_reader(monkeypatch: pytest.MonkeyPa
     assert isinstance(pyyaml(text, monkeypatch), InputError)
     shallow = "- " * (MAX_YAML_DEPTH // 4) + "x\n" + "# padding\n" * (FAST_YAML_MIN_CHARS // 10)
     assert _read_fast(shallow) is not _NO_FAST_RESULT and calls  # still read fast
-    code = ("import sys; from dosewise.scenario import read_yaml\n"
+    code = ("import sys; from dosewise.yamlread import read_yaml\n"
             "try:\n    read_yaml(sys.stdin.read())\nexcept Exception as exc:\n    print(exc)\n")
     proc = subprocess.run([sys.executable, "-c", code], input=deep, capture_output=True, text=True, timeout=120,
                           check=False)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dosewise.errors import InputError
-from dosewise.scenario import MAX_YAML_DEPTH, MAX_YAML_NODES, _read_events, _StrictLoader, read_yaml
+from dosewise.yamlread import MAX_YAML_DEPTH, MAX_YAML_NODES, _read_events, _StrictLoader, read_yaml
 
 SCALARS = """a: 1
 b: 0o17

@@ -439,7 +439,7 @@ def test_cli_answers_shipments_and_report(tmp_path: Any, capsys: pytest.CaptureF
     import sqlite3
     from types import SimpleNamespace
 
-    from dosewise.cli.main import main
+    from dosewise.cli import main
 
     monkeypatch.setenv("COLUMNS", "200")
 

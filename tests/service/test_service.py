@@ -125,7 +125,7 @@ class Run:
 
 def test_keys_commands_and_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from dosewise.cli.main import main
+    from dosewise.cli import main
 
     monkeypatch.setenv("COLUMNS", "200")
 

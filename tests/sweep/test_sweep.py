@@ -97,7 +97,8 @@ def test_cells_equal_compare(synchronous: pd.DataFrame, tmp_path: Path, capsys: 
 
 def test_supply_scale_equals_compare_on_scaled_lots() -> None:
     from dosewise.epidemic import with_overrides
-    from dosewise.scenario import demo_scenario_path, parse_scenario, read_yaml
+    from dosewise.scenario import demo_scenario_path, parse_scenario
+    from dosewise.yamlread import read_yaml
 
     rows = app.sweep({"scenario": "demo", "policies": POLICIES, "grid": {"supply_scale": [2], "r0": [2.0],
                                                                           "days": [60]}}, scheduler="synchronous")

@@ -1,3 +1,3 @@
-from dosewise.cli.main import main
+from dosewise.cli import main
 
 main()

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -88,85 +86,47 @@ def parse_date(value: str | None, field: str) -> dt.date | None:
 
 
 def load_beside(path: Path, *modules: str) -> Scenario:
-    """The scenario at ``path``, read in a forked child process while this one imports ``modules``.
+    """The scenario at ``path``, its file read in a forked child process while this one imports ``modules``.
 
-    A large scenario file (100,000 units listed inline) takes about half a second to read and check,
-    and the command then needs libraries that take as long to import (pandas above all); both are
-    work for one core each. On Linux (where a fork is what :mod:`multiprocessing` does by default),
-    when the file is at least :data:`~dosewise.scenario.FAST_YAML_MIN_CHARS` long and no other thread
-    runs, a child reads the file (:func:`dosewise.app.load`) and sends the scenario back pickled, while
-    this process imports ``modules``; the child ends with this process if it is killed meanwhile. The
-    child's refusal (bad input) is raised here as the command's own; anything else that goes wrong in
-    the child (it dies, its answer does not unpickle) and every other case read the file here, so the
-    result and every message are those of :func:`dosewise.app.load`.
+    A large scenario file (100,000 units listed inline) takes a few tenths of a second to read, and the
+    command then needs libraries that take as long to import (pandas above all); both are work for one
+    core each (see :mod:`dosewise.cli._reader`). The child the command line started for ``path`` before it
+    imported anything is used when there is one; else, when the file is at least
+    :data:`~dosewise.cli._reader.MIN_BYTES` long (on Linux, with one thread running), a child is forked
+    now. The child reads the file (:func:`dosewise.yamlread.read_scenario_file`); this process validates
+    the document (:func:`dosewise.scenario.scenario_from_file_data`), so a refusal is raised here as the
+    command's own. Anything else that goes wrong (the child dies, its answer does not unpickle, the file
+    changed since the child read it) and every other case read the file here, so the result and every
+    message are those of :func:`dosewise.app.load`.
     """
     import gc
     import importlib
-    import threading
 
-    from dosewise import app as api
-    from dosewise.scenario import FAST_YAML_MIN_CHARS, Scenario
+    from dosewise.cli import _reader
 
-    try:
-        large = path.stat().st_size >= FAST_YAML_MIN_CHARS
-    except OSError:  # missing, unreadable: load says so
-        large = False
-    if not (large and sys.platform.startswith("linux") and threading.active_count() == 1):
-        for name in modules:
-            importlib.import_module(name)
-        return api.load(path)
-    import pickle
-
-    read_end, write_end = os.pipe()
-    parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the child: read, answer, leave without running the parent's exit handlers
-        code = 0
-        try:
-            _end_with(parent)
-            gc.disable()  # a short life ending in os._exit: nothing to collect, no pauses on the way
-            os.close(read_end)
-            try:
-                answer: tuple[str, object] = ("scenario", api.load(path))
-            except DosewiseError as exc:
-                answer = ("refused", exc)
-            data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-            with os.fdopen(write_end, "wb") as out:
-                out.write(data)
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(write_end)
+    reader = _reader.take_early(path)
+    if reader is None and str(path) != "demo":
+        ident = _reader.identity(path)
+        if ident is not None and ident[2] >= _reader.MIN_BYTES and _reader.can_fork():
+            reader = _reader.fork_reader(path)
     try:
         for name in modules:
             importlib.import_module(name)
+    except BaseException:
+        if reader is not None:
+            _reader.stop(reader)
+        raise
+    kind, value = "", None
+    if reader is not None:
         gc.freeze()  # the modules live as long as the command: later collections need not walk them
-    finally:
-        with os.fdopen(read_end, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-    try:
-        kind, value = pickle.loads(data) if os.waitstatus_to_exitcode(status) == 0 else ("", None)
-    except Exception:  # an answer that does not unpickle: read the file here
-        kind, value = "", None
+        kind, value = _reader.collect(reader)
+    from dosewise import app as api
+    from dosewise.scenario import scenario_from_file_data
+
     if kind == "refused" and isinstance(value, DosewiseError):
         raise value
-    if kind == "scenario" and isinstance(value, Scenario):
-        return value
+    if kind == "document":
+        return scenario_from_file_data(value, path)
     return api.load(path)
 
 
-def _end_with(parent: int) -> None:
-    """In a forked child: be killed when ``parent`` ends (Linux ``PR_SET_PDEATHSIG``), so a command
-    killed while its child reads leaves no process behind; leave at once if it has already ended."""
-    import ctypes
-    import signal
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # no prctl here: the child ends when it next writes to the pipe
-        pass
-    if os.getppid() != parent:
-        os._exit(1)

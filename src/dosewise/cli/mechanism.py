@@ -96,7 +96,7 @@ def donate(round_id: RoundArg, lot: Annotated[Path, typer.Argument(help="YAML fi
                                                                       "earmarks, pledged.")],
            on: OnOption = None, db: DbOption = None) -> None:
     """Add a donor's lot to a running round (refused when no earmarked participant can use it in time)."""
-    from dosewise.scenario import read_yaml
+    from dosewise.yamlread import read_yaml
 
     try:
         text = lot.read_text(encoding="utf-8")
