@@ -130,3 +130,29 @@ def test_the_command_allocates_what_the_file_says(tmp_path: Path) -> None:
     assert got["doses"].tolist() == expected["doses"].tolist()
     assert got["participant"].tolist() == expected["participant"].tolist()
     assert int(got["doses"].sum()) > 0
+
+
+def test_a_command_that_fails_first_leaves_no_child(tmp_path: Path) -> None:
+    """A flag refused before the scenario is read: the child started for it is stopped and reaped when the
+    command ends, and the refusal is the command's usual one."""
+    from dosewise.cli import main
+
+    path = _scenario(tmp_path / "big.yaml", 8_000)
+    assert path.stat().st_size >= _reader.MIN_BYTES
+    started: list[_reader.Reader] = []
+    real = _reader.fork_reader
+
+    def recording(p: Path) -> _reader.Reader | None:
+        reader = real(p)
+        if reader is not None:
+            started.append(reader)
+        return reader
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(_reader, "fork_reader", recording)
+        with pytest.raises(SystemExit) as ended:
+            main(["allocate", "--days", "99999", str(path)])
+    assert ended.value.code == 2
+    assert len(started) == 1 and _reader._early is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(started[0].pid, os.WNOHANG)

@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         commands.startup_paused = paused
         commands.run(None if argv is None else args)
     finally:
+        _reader.discard_early()  # a child no command asked for (the command failed first)
         if paused:
             gc.enable()
 

@@ -13,8 +13,8 @@ child's answer only when the child read that path and the file is unchanged sinc
 size, modification and change times), and validates it as :func:`dosewise.scenario.load_scenario` does.
 In every other case (another path, a changed file, a child that died or sent nothing readable) the
 command reads the file itself; either way the scenario and every message are those of
-:func:`dosewise.app.load`. A child no one asks for is killed when the command ends, and the child dies
-with the command (Linux ``PR_SET_PDEATHSIG``).
+:func:`dosewise.app.load`. A child no one asks for is killed when the command ends (:func:`discard_early`),
+and the child dies with the command (Linux ``PR_SET_PDEATHSIG``).
 
 Only on Linux (a fork is cheap and safe there before any thread starts), and only while this process
 has one thread. Imports only the standard library.
@@ -108,10 +108,6 @@ def start_early(argv: list[str]) -> None:
     if ident is None or ident[2] < MIN_BYTES or not can_fork():
         return
     _early = fork_reader(path)
-    if _early is not None:
-        import atexit
-
-        atexit.register(_discard)
 
 
 def take_early(path: Path) -> Reader | None:
@@ -127,8 +123,9 @@ def take_early(path: Path) -> Reader | None:
     return None
 
 
-def _discard() -> None:
-    """At exit: stop a child no command asked for."""
+def discard_early() -> None:
+    """When the command is over: stop a child it did not ask for (it failed before reading, or read
+    nothing). The child also dies with this process, whatever ends it."""
     global _early
     reader, _early = _early, None
     if reader is not None:
