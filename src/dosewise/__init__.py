@@ -4,10 +4,10 @@ The public surface is re-exported here and loaded on first use (PEP 562), so ``i
 dosewise`` and ``dosewise --help`` stay fast; implementation lives in the submodules, in one
 direction of flow::
 
-    errors, reference → scenario → world → policies → impact → optimize → registry
+    errors, reference → yamlread → scenario → world → policies → impact → optimize → registry
     → ledger → rounds → compare → app → cli
 
-    scenario (YAML → validated Scenario) → world (columnar World) → policies (World → Allocation)
+    yamlread (strict YAML → document) → scenario (validated Scenario) → world (columnar World) → policies (World → Allocation)
     → rounds (offers, declines, reallocation as ledger events) → ledger (hash-chained store)
     surveillance (feeds → indicators, flags, need score)    impact (SEIR-V → deaths averted)
     optimize (HiGHS LP: the ``optimal`` policy)    app (the one API the interfaces call)

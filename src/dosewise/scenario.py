@@ -776,8 +776,8 @@ def _resolve_paths(sc: Scenario, folder: Path) -> Scenario:
 
 
 def parse_scenario_text(text: str, *, file: str | None = None) -> Scenario:
-    """Parse YAML text strictly (:func:`read_yaml`) and validate it; YAML errors (and impossible dates
-    such as 2021-02-30, which the YAML loader rejects) are reported with their line."""
+    """Parse YAML text strictly (:func:`~dosewise.yamlread.read_scenario_yaml`) and validate it; YAML errors
+    (and impossible dates such as 2021-02-30, which the YAML loader rejects) are reported with their line."""
     data = read_scenario_yaml(text, file=file)
     return parse_scenario(data, file=file)
 
