@@ -189,7 +189,6 @@ class World:
         Examples
         --------
         >>> import datetime as dt
-import functools
         >>> from dosewise import build_world, load_demo
         >>> world = build_world(load_demo())
         >>> world.day0, world.days(dt.date(2021, 2, 22)), world.days("2021-02-01")
@@ -247,7 +246,6 @@ import functools
         Examples
         --------
         >>> import datetime as dt
-import functools
         >>> from dosewise import build_world, load_demo
         >>> world = build_world(load_demo())
         >>> start, available, expiry = world.lot_days()
