@@ -7,8 +7,9 @@ direction of flow::
     errors, reference → yamlread → scenario → world → policies → impact → optimize → registry
     → ledger → rounds → compare → app → cli
 
-    yamlread (strict YAML → document) → scenario (validated Scenario) → world (columnar World) → policies (World → Allocation)
-    → rounds (offers, declines, reallocation as ledger events) → ledger (hash-chained store)
+    yamlread (strict YAML → document) → scenario (validated Scenario) → world (columnar World)
+    → policies (World → Allocation) → rounds (offers, declines, reallocation as ledger events)
+    → ledger (hash-chained store)
     surveillance (feeds → indicators, flags, need score)    impact (SEIR-V → deaths averted)
     optimize (HiGHS LP: the ``optimal`` policy)    app (the one API the interfaces call)
 """
