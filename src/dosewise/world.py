@@ -886,6 +886,8 @@ def _text_columns(blocks: list[_Block], columns: dict[str, Any], codes: npt.NDAr
         offsets = np.cumsum([0, *(len(values) for _, values in pairs)])
         rows = np.concatenate([np.where(idx >= 0, idx + off, -1)
                                for (idx, _), off in zip(pairs, offsets, strict=False)])
+        if all(values_all[i] is None for i in np.unique(rows[rows >= 0]).tolist()):
+            continue  # no text in the column at all: pandas keeps it as objects (None), so do we
         dictionary = pa.array(values_all, type=pa.large_string())
         encoded = pa.DictionaryArray.from_arrays(pa.array(rows.astype(np.int32), mask=rows < 0), dictionary)
         out[name] = pd.array(encoded.dictionary_decode(), dtype=dtype)

@@ -400,6 +400,9 @@ def _read_fast(text: str, *, min_chars: int | None = None) -> Any:
     return data if _within_limits(data) else _NO_FAST_RESULT
 
 
+_MAX_SIMPLE_KEY = 1024
+"""YAML refuses a plain key longer than this; the column reader never shows the keys to a YAML reader, so it
+declines them itself."""
 _UNITS_LINE = re.compile(r"( *)units: *$", re.MULTILINE)
 _UNIT_ITEM = re.compile(r"( *)- ([A-Za-z][A-Za-z0-9_]*): ")
 _UNIT_KEY = re.compile(r" *([A-Za-z][A-Za-z0-9_]*): ")
@@ -458,7 +461,7 @@ def _read_unit_columns(text: str, *, min_chars: int | None = None) -> Any:
         keys.append(found.group(1))
     k = len(keys)
     n, extra = divmod(len(lines), k)
-    if extra or len(set(keys)) != k:
+    if extra or len(set(keys)) != k or max(map(len, keys)) > _MAX_SIMPLE_KEY:
         return _NO_FAST_RESULT
     shapes = _screened_shapes(text)
     if shapes is None or _levels_at_most(shapes) > _FAST_MAX_LEVELS or not _surely_within_limits(text, shapes):

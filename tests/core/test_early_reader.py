@@ -106,14 +106,22 @@ def test_a_child_reading_another_file_is_stopped(tmp_path: Path, monkeypatch: py
         os.waitpid(reader.pid, os.WNOHANG)
 
 
-def test_demo_is_not_a_file_to_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``dosewise allocate demo`` names the built-in scenario even where a file called ``demo`` exists."""
+@pytest.mark.parametrize("token", ["demo", "./demo", ".//demo"])
+def test_demo_is_not_a_file_to_read(token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dosewise allocate demo`` (or ``./demo``: the same path) names the built-in scenario even where a large
+    file called ``demo`` exists, as :func:`dosewise.app.load` has it."""
     monkeypatch.chdir(tmp_path)
     _scenario(tmp_path / "demo", 6_000)
     assert (tmp_path / "demo").stat().st_size >= _reader.MIN_BYTES
-    _reader.start_early(["allocate", "demo"])
+    _reader.start_early(["allocate", token])
     assert _reader._early is None
-    assert load_beside(Path("demo")).name == api.load("demo").name
+    assert load_beside(Path(token)).name == api.load("demo").name
+    reader = _reader.fork_reader(Path(token))  # even a child reading the file is not taken for it
+    assert reader is not None
+    monkeypatch.setattr(_reader, "_early", reader)
+    assert load_beside(Path(token)).name == api.load("demo").name
+    with pytest.raises(ChildProcessError):
+        os.waitpid(reader.pid, os.WNOHANG)
 
 
 def test_the_command_allocates_what_the_file_says(tmp_path: Path) -> None:

@@ -173,7 +173,7 @@ def test_a_scenario_read_by_columns_is_the_scenario_read_unit_by_unit(bad: dict[
                 sc = parse_scenario(pyyaml(text, monkeypatch), file="s.yaml")
         except ScenarioError as exc:
             return ("refused", str(exc), exc.problems)
-        return ("scenario", {k: sc.participants.units.get(k).tolist() for k in sc.participants.units.columns},
+        return ("scenario", {k: v.tolist() for k, v in sc.participants.units.columns.items()},
                 sc.model_dump_json(exclude={"participants"}))
 
     assert outcome(True) == outcome(False)
@@ -196,6 +196,21 @@ def test_large_scenario_text_is_the_same_scenario(monkeypatch: pytest.MonkeyPatc
     by_records = parse_scenario(pyyaml(text, monkeypatch))
     units_a, units_b = by_columns.participants.units, by_records.participants.units
     assert list(units_a.columns) == list(units_b.columns)
-    for name in units_a.columns:
-        assert units_a.get(name).tolist() == units_b.get(name).tolist(), name
+    for name, column in units_a.columns.items():
+        assert column.tolist() == units_b.columns[name].tolist(), name
     assert by_columns.model_dump_json(exclude={"participants"}) == by_records.model_dump_json(exclude={"participants"})
+
+
+@pytest.mark.parametrize("length", [1024, 1025])
+def test_keys_as_long_as_yaml_allows_and_no_longer(length: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain key longer than 1,024 characters is not YAML; the reader, which never shows keys to a YAML
+    reader, declines it, and the refusal is PyYAML's (the key is in every unit)."""
+    key = "k" * length
+    text = _scenario_text([_unit(i, extra=f"    {key}: 5\n") for i in range(260)])
+    assert len(text) >= FAST_YAML_MIN_CHARS  # large enough for the column reader
+    taken = check(text, monkeypatch)
+    assert taken == (length <= 1024)
+    if not taken:
+        assert isinstance(pyyaml(text, monkeypatch), InputError)
+        with pytest.raises(InputError, match="not valid YAML at line"):
+            parse_scenario_text(text)

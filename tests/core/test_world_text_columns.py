@@ -54,6 +54,13 @@ def _both(sc: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[pd.DataFrame, pd.Da
     {"units": _units(N, age_structure_like=lambda i: ["ETH", None, "NGA"][i % 3])},
     {"units": _units(N), "overrides": {"U000004": {"age_structure_like": "NGA", "population": 5_000}}},
     {"units": _units(N), "defaults": {"age_structure_like": "UGA"}},
+    # no text at all in parent, income level and region: object columns of None, as pandas builds them
+    {"units": [{"id": f"U{i:06d}", "population": 1_000.0 + i, "age_structure_like": "KEN"} for i in range(N)]},
+    {"units": [{"id": f"U{i:06d}", "population": 1_000.0 + i} for i in range(N)],
+     "defaults": {"age_structure_like": "UGA"}},
+    # a parent without an income level or region in the reference data
+    {"units": [{"id": f"U{i:06d}", "population": 800.0, "parent": "VAT", "age_structure_like": "ITA"}
+               for i in range(N)]},
 ])
 def test_coded_text_columns_are_the_frame_pandas_builds(participants: dict[str, Any],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,5 +86,5 @@ def test_the_text_comes_from_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     frame = build_world(_scenario({"units": _units(N)})).participants
     assert calls == [6]  # index, name, parent, age_structure_like, income_level, region
     assert frame.loc["U000000", "parent"] == "KEN" and frame.loc["U000004", "parent"] == "KEN"
-    assert pd.isna(frame.loc["U000002", "parent"]) and frame.loc["U000002", "age_structure_like"] == "ETH"
+    assert frame["parent"].isna()["U000002"] and frame.loc["U000002", "age_structure_like"] == "ETH"
     assert frame.loc["U000000", "income_level"] == "Lower middle" and frame.loc["U000001", "region"] == "Africa"

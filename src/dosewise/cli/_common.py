@@ -105,7 +105,7 @@ def load_beside(path: Path, *modules: str) -> Scenario:
     from dosewise.cli import _reader
 
     reader = _reader.take_early(path)
-    if reader is None and str(path) != "demo":
+    if reader is None and not _reader.names_demo(path):
         ident = _reader.identity(path)
         if ident is not None and ident[2] >= _reader.MIN_BYTES and _reader.can_fork():
             reader = _reader.fork_reader(path)

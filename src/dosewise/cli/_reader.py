@@ -74,6 +74,12 @@ def scenario_argument(argv: list[str]) -> str | None:
     return None
 
 
+def names_demo(path: Path) -> bool:
+    """Whether :func:`dosewise.app.load` takes ``path`` for the built-in demo (``demo``, ``./demo``: the text
+    of the path is ``demo``) rather than a file, whatever file of that name exists."""
+    return str(path) == "demo"
+
+
 def identity(path: Path) -> tuple[int, ...] | None:
     """What tells a file from its earlier or later self: device, inode, size, modification and change
     times (ns); None when ``path`` is not a regular file."""
@@ -101,9 +107,11 @@ def start_early(argv: list[str]) -> None:
     if _early is not None:
         return
     token = scenario_argument(argv)
-    if token is None or token == "demo":  # "demo" names the built-in scenario, not a file
+    if token is None:
         return
     path = Path(token)
+    if names_demo(path):
+        return
     ident = identity(path)
     if ident is None or ident[2] < MIN_BYTES or not can_fork():
         return
@@ -117,7 +125,7 @@ def take_early(path: Path) -> Reader | None:
     reader, _early = _early, None
     if reader is None:
         return None
-    if reader.path == path:
+    if reader.path == path and not names_demo(path):
         return reader
     stop(reader)
     return None
