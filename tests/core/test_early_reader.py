@@ -164,3 +164,22 @@ def test_a_command_that_fails_first_leaves_no_child(tmp_path: Path) -> None:
     assert len(started) == 1 and _reader._early is None
     with pytest.raises(ChildProcessError):
         os.waitpid(started[0].pid, os.WNOHANG)
+
+
+def test_children_reaped_by_the_system_still_answer(tmp_path: Path) -> None:
+    """With SIGCHLD ignored (a parent may start the command so), the system reaps the child itself: its
+    answer is still used, and nothing fails with 'No child processes'."""
+    import signal
+
+    path = _scenario(tmp_path / "s.yaml", 20)
+    before = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        reader = _reader.fork_reader(path)
+        assert reader is not None
+        kind, document = _reader.collect(reader)
+        late = _reader.fork_reader(path)
+        assert late is not None
+        _reader.stop(late)
+    finally:
+        signal.signal(signal.SIGCHLD, before)
+    assert kind == "document" and document["lots"][0]["doses"] == 5_000_000
