@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -65,7 +66,7 @@ class HotAnswers:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        match = _PATH.fullmatch(_route_path(scope))
+        match = _PATH.fullmatch(get_route_path(scope))  # the path the routes match (root path removed)
         state = self.service.state
         if match is None or not state.settings.short_answers:
             await self.app(scope, receive, send)
@@ -142,16 +143,6 @@ class HotAnswers:
             raise _PassOn from None
         return lambda: desk.respond(offer_id, "decline", reason=d.reason, note=d.note, wish=d.wish, on=d.on,
                                     key=key, actor=who.actor, participant=who.participant)
-
-
-def _route_path(scope: Scope) -> str:
-    """The path the app's routes match: the request's path without the root path (a proxy's prefix,
-    ``uvicorn --root-path``) when it starts with it, as the framework's router takes it."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
-        return path[len(root):]
-    return path
 
 
 def _body(body: bytes, ctype: bytes | None, *, required: bool) -> Any:
