@@ -876,7 +876,7 @@ def _text_columns(blocks: list[_Block], columns: dict[str, Any], codes: npt.NDAr
     out: dict[str, Any] = {}
     index = pd.array(pa.array(codes, type=pa.large_string()), dtype=dtype)
     out["_index"] = index
-    if columns["name"] is codes or (len(blocks) == 1 and blocks[0].cols["name"] is blocks[0].codes):
+    if columns["name"] is codes:  # units without names: the name column is the codes array itself
         out["name"] = index
     for name in ("parent", "age_structure_like", "income_level", "region"):
         pairs = [b.coded.get(name) or _factorized(b.cols[name]) for b in blocks]

@@ -105,10 +105,8 @@ def load_beside(path: Path, *modules: str) -> Scenario:
     from dosewise.cli import _reader
 
     reader = _reader.take_early(path)
-    if reader is None and not _reader.names_demo(path):
-        ident = _reader.identity(path)
-        if ident is not None and ident[2] >= _reader.MIN_BYTES and _reader.can_fork():
-            reader = _reader.fork_reader(path)
+    if reader is None and _reader.worth_reading_beside(path):
+        reader = _reader.fork_reader(path)
     try:
         for name in modules:
             importlib.import_module(name)

@@ -92,6 +92,15 @@ def identity(path: Path) -> tuple[int, ...] | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+def worth_reading_beside(path: Path) -> bool:
+    """Whether ``path`` is read in a child: a regular file of at least :data:`MIN_BYTES` that does not name the
+    demo, and a fork is cheap and safe here."""
+    if names_demo(path):
+        return False
+    ident = identity(path)
+    return ident is not None and ident[2] >= MIN_BYTES and can_fork()
+
+
 def can_fork() -> bool:
     """A fork is cheap and safe: Linux, one thread."""
     if not sys.platform.startswith("linux"):
@@ -107,15 +116,8 @@ def start_early(argv: list[str]) -> None:
     if _early is not None:
         return
     token = scenario_argument(argv)
-    if token is None:
-        return
-    path = Path(token)
-    if names_demo(path):
-        return
-    ident = identity(path)
-    if ident is None or ident[2] < MIN_BYTES or not can_fork():
-        return
-    _early = fork_reader(path)
+    if token is not None and worth_reading_beside(Path(token)):
+        _early = fork_reader(Path(token))
 
 
 def take_early(path: Path) -> Reader | None:
