@@ -10,10 +10,12 @@ reads a scenario file (:mod:`dosewise.cli._reader`) starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import itertools
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -368,6 +370,38 @@ _FAST_TYPES = {str, int, float, bool, type(None), dict, list}
 _NO_FAST_RESULT = object()
 
 
+def _rust_reader(text: str, min_chars: int | None) -> Any:
+    """The ``yaml_rs`` module when ``text`` is at least ``min_chars`` long (default :data:`FAST_YAML_MIN_CHARS`)
+    and the module imports, else None (the PyYAML reader is the reference anyway)."""
+    if len(text) < (FAST_YAML_MIN_CHARS if min_chars is None else min_chars):
+        return None
+    try:
+        import yaml_rs
+    except Exception:  # missing or broken
+        return None
+    return yaml_rs
+
+
+def _screened_for_rust(text: str) -> set[bytes] | None:
+    """The line shapes of ``text`` (:func:`_screened_shapes`) when it may go to ``yaml_rs``: every line in the
+    subset and nothing that may nest past :data:`_FAST_MAX_LEVELS` levels; else None."""
+    shapes = _screened_shapes(text)
+    return None if shapes is None or _levels_at_most(shapes) > _FAST_MAX_LEVELS else shapes
+
+
+@contextlib.contextmanager
+def _no_collections() -> Iterator[None]:
+    """The cyclic collector paused while ``yaml_rs`` builds hundreds of thousands of containers, none in a
+    cycle (no collection would find anything to free); resumed after if it ran before."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 def _read_fast(text: str, *, min_chars: int | None = None) -> Any:
     """The document ``yaml_rs`` reads from ``text``, or :data:`_NO_FAST_RESULT` when the PyYAML reader must
     read it instead: text shorter than ``min_chars`` (default :data:`FAST_YAML_MIN_CHARS`), ``yaml_rs``
@@ -375,24 +409,15 @@ def _read_fast(text: str, *, min_chars: int | None = None) -> Any:
     :data:`_FAST_MAX_LEVELS` levels, any error (PyYAML then gives its own
     message with line and column), a result beyond the limits or with keys or values PyYAML would not
     give. Never a different document."""
-    if len(text) < (FAST_YAML_MIN_CHARS if min_chars is None else min_chars):
+    yaml_rs = _rust_reader(text, min_chars)
+    shapes = None if yaml_rs is None else _screened_for_rust(text)
+    if shapes is None:
         return _NO_FAST_RESULT
     try:
-        import yaml_rs
-    except Exception:  # missing or broken: the PyYAML reader is the reference anyway
-        return _NO_FAST_RESULT
-    shapes = _screened_shapes(text)
-    if shapes is None or _levels_at_most(shapes) > _FAST_MAX_LEVELS:
-        return _NO_FAST_RESULT
-    paused = gc.isenabled()
-    gc.disable()  # a million new containers, none in a cycle: no collection would find anything to free
-    try:
-        data = yaml_rs.loads(text, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
+        with _no_collections():
+            data = yaml_rs.loads(text, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
     except Exception:
         return _NO_FAST_RESULT
-    finally:
-        if paused:
-            gc.enable()
     if type(data) is not dict and type(data) is not list:
         return _NO_FAST_RESULT
     if _surely_within_limits(text, shapes):  # keys and values of the screened subset are of PyYAML's types
@@ -423,11 +448,8 @@ def _read_unit_columns(text: str, *, min_chars: int | None = None) -> Any:
     ``yaml_rs`` too and the marker must come back at ``participants.units``. Same values, types and order
     as the mappings PyYAML would give; any doubt falls back. Texts shorter than ``min_chars`` (default
     :data:`FAST_YAML_MIN_CHARS`) are declined."""
-    if len(text) < (FAST_YAML_MIN_CHARS if min_chars is None else min_chars):
-        return _NO_FAST_RESULT
-    try:
-        import yaml_rs
-    except Exception:
+    yaml_rs = _rust_reader(text, min_chars)
+    if yaml_rs is None:
         return _NO_FAST_RESULT
     heads = []
     at = text.find("units:")
@@ -463,32 +485,29 @@ def _read_unit_columns(text: str, *, min_chars: int | None = None) -> Any:
     n, extra = divmod(len(lines), k)
     if extra or len(set(keys)) != k or max(map(len, keys)) > _MAX_SIMPLE_KEY:
         return _NO_FAST_RESULT
-    shapes = _screened_shapes(text)
-    if shapes is None or _levels_at_most(shapes) > _FAST_MAX_LEVELS or not _surely_within_limits(text, shapes):
+    shapes = _screened_for_rust(text)
+    if shapes is None or not _surely_within_limits(text, shapes):
         return _NO_FAST_RESULT
     marker = "dosewiseunitsblock"  # a plain word; a text holding it is read the other way
     if marker in text:
         return _NO_FAST_RESULT
-    paused = gc.isenabled()
-    gc.disable()  # hundreds of thousands of new objects, none in a cycle
     try:
-        columns: dict[str, list[Any]] = {}
-        for j, key in enumerate(keys):
-            prefix = f"{indent}{'- ' if j == 0 else '  '}{key}: "
-            joined = "\n".join(lines[j::k])
-            if not joined.startswith(prefix) or joined.count("\n" + prefix) != n - 1:
-                return _NO_FAST_RESULT
-            values = yaml_rs.loads("- " + joined[len(prefix):].replace("\n" + prefix, "\n- "), parse_datetime=False)
-            if type(values) is not list or len(values) != n:
-                return _NO_FAST_RESULT
-            columns[key] = values
-        rest = f"{text[:head.start()]}{head.group(1)}units: {marker}{text[end:]}"
-        data = yaml_rs.loads(rest, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
+        with _no_collections():
+            columns: dict[str, list[Any]] = {}
+            for j, key in enumerate(keys):
+                prefix = f"{indent}{'- ' if j == 0 else '  '}{key}: "
+                joined = "\n".join(lines[j::k])
+                if not joined.startswith(prefix) or joined.count("\n" + prefix) != n - 1:
+                    return _NO_FAST_RESULT
+                values = yaml_rs.loads("- " + joined[len(prefix):].replace("\n" + prefix, "\n- "),
+                                       parse_datetime=False)
+                if type(values) is not list or len(values) != n:
+                    return _NO_FAST_RESULT
+                columns[key] = values
+            rest = f"{text[:head.start()]}{head.group(1)}units: {marker}{text[end:]}"
+            data = yaml_rs.loads(rest, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
     except Exception:
         return _NO_FAST_RESULT
-    finally:
-        if paused:
-            gc.enable()
     part = data.get("participants") if type(data) is dict else None
     if type(part) is not dict or part.get("units") != marker:
         return _NO_FAST_RESULT
