@@ -11,8 +11,14 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.core.test_yaml_fast import friendly_scalars, pyyaml, safe_scalars, scalars, units_scenario
-from tests.core.test_yaml_reader import typed
+from tests.core.test_yaml_fast import (
+    assert_pyyamls,
+    friendly_scalars,
+    pyyaml,
+    safe_scalars,
+    scalars,
+    units_scenario,
+)
 
 from dosewise.errors import InputError, ScenarioError
 from dosewise.scenario import parse_scenario, parse_scenario_text
@@ -41,9 +47,7 @@ def check(text: str, monkeypatch: pytest.MonkeyPatch) -> bool:
     fast = _read_unit_columns(text, min_chars=0)
     if fast is _NO_FAST_RESULT:
         return False
-    ref = pyyaml(text, monkeypatch)
-    assert not isinstance(ref, InputError), f"read by columns, refused by PyYAML ({ref}): {text!r}"
-    assert typed(as_records(fast)) == typed(ref), text
+    assert_pyyamls(as_records(fast), text, monkeypatch)
     return True
 
 

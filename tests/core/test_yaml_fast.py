@@ -47,14 +47,19 @@ def pyyaml(text: str, monkeypatch: pytest.MonkeyPatch) -> Any:
             return exc
 
 
+def assert_pyyamls(document: Any, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fast reader's ``document`` for ``text`` is the one PyYAML reads, types included (and PyYAML reads one)."""
+    ref = pyyaml(text, monkeypatch)
+    assert not isinstance(ref, InputError), f"read fast, refused by PyYAML ({ref}): {text!r}"
+    assert typed(document) == typed(ref), text
+
+
 def assert_same_or_declined(text: str, monkeypatch: pytest.MonkeyPatch) -> bool:
     """The fast reader declines ``text`` or gives what PyYAML gives; whether it took it."""
     fast = _read_fast(text, min_chars=0)
     if fast is _NO_FAST_RESULT:
         return False
-    ref = pyyaml(text, monkeypatch)
-    assert not isinstance(ref, InputError), f"fast path read {text!r}, PyYAML refuses it: {ref}"
-    assert typed(fast) == typed(ref), text
+    assert_pyyamls(fast, text, monkeypatch)
     shapes = _screened_shapes(text)
     assert shapes is not None
     if _surely_within_limits(text, shapes):  # the bound read from the text holds for the document
